@@ -1,0 +1,83 @@
+"""Domain errors of ``airflow_mlops``.
+
+Each error subclasses a built-in so callers can catch it generically, names the object it is about
+(file, column, expectation, model) and pickles with its structured attributes intact.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _rebuild(cls: type[MlopsError], detail: str, kwargs: dict[str, Any]) -> MlopsError:
+    return cls(detail, **kwargs)
+
+
+class MlopsError(Exception):
+    """Base class of every error raised by ``airflow_mlops``.
+
+    Subclasses that take keyword arguments list them in ``_pickle_fields`` so that the error survives
+    pickling (Airflow ships exceptions between processes) with its attributes.
+    """
+
+    _pickle_fields: tuple[str, ...] = ()
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.detail, {f: getattr(self, f) for f in self._pickle_fields}))
+
+
+class FeatureSpecError(MlopsError, ValueError):
+    """A FeatureSpec document is malformed.
+
+    :param detail: what is wrong.
+    :param key: dotted path of the offending key (``numeric_features.age.min``), if known.
+    :param source: where the spec came from (file/URI), if known.
+    """
+
+    _pickle_fields = ("key", "source")
+
+    def __init__(self, detail: str, *, key: str | None = None, source: str | None = None) -> None:
+        super().__init__(detail)
+        self.key = key
+        self.source = source
+        where = f" in {source}" if source else ""
+        at = f" at key {key!r}" if key else ""
+        self.args = (f"Invalid FeatureSpec{where}{at}: {detail}",)
+
+
+class TableError(MlopsError, ValueError):
+    """A table (file or partition) cannot be read, or does not hold what was asked of it.
+
+    :param detail: what is wrong.
+    :param uri: the file or partition URI.
+    """
+
+    _pickle_fields = ("uri",)
+
+    def __init__(self, detail: str, *, uri: str) -> None:
+        super().__init__(detail)
+        self.uri = uri
+        self.args = (f"{uri}: {detail}",)
+
+
+class PartitionNotReadyError(TableError):
+    """A partition has no data files or lacks its ``_SUCCESS`` completion marker."""
+
+
+class ModelResolutionError(MlopsError, LookupError):
+    """A registered model, alias or version does not exist (or is not usable).
+
+    :param detail: what is wrong.
+    :param model_name: the registered model name.
+    """
+
+    _pickle_fields = ("model_name",)
+
+    def __init__(self, detail: str, *, model_name: str) -> None:
+        super().__init__(detail)
+        self.model_name = model_name
+        self.args = (f"Model {model_name!r}: {detail}",)

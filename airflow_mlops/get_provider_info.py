@@ -1,0 +1,80 @@
+"""Provider metadata read by Airflow's provider discovery (entry point ``apache_airflow_provider``).
+
+``package-name`` must equal the distribution name (``airflow-mlops``): a mismatch makes Airflow's whole
+provider discovery fail. Keep this module free of imports so discovery stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _option(description: str, example: str) -> dict[str, Any]:
+    return {"description": description, "version_added": "0.1.0", "type": "string", "example": example, "default": None}
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Return the provider description Airflow validates against ``provider_info.schema.json``."""
+    return {
+        "package-name": "airflow-mlops",
+        "name": "MLOps",
+        "description": (
+            "Production life of tabular ML models on Airflow 3: data validation (Great Expectations), "
+            "training and tracking (scikit-learn + MLflow), champion/challenger promotion, batch inference "
+            "and drift checks (Evidently)."
+        ),
+        "integrations": [
+            {"integration-name": "MLflow", "external-doc-url": "https://mlflow.org/docs/latest/", "tags": ["software"]},
+            {"integration-name": "Great Expectations", "external-doc-url": "https://docs.greatexpectations.io/", "tags": ["software"]},
+            {"integration-name": "Evidently", "external-doc-url": "https://docs.evidentlyai.com/", "tags": ["software"]},
+        ],
+        "hooks": [{"integration-name": "MLflow", "python-modules": ["airflow_mlops.hooks.mlflow"]}],
+        "connection-types": [
+            {
+                "connection-type": "mlflow",
+                "hook-class-name": "airflow_mlops.hooks.mlflow.MlflowHook",
+                "hook-name": "MLflow",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port"],
+                    "relabeling": {"host": "Tracking URI", "login": "Username", "password": "Password"},
+                    "placeholders": {"host": "http://mlflow:5000", "login": "basic-auth user (optional)"},
+                },
+                "conn-fields": {
+                    "registry_uri": {
+                        "label": "Registry URI",
+                        "description": "Model registry URI when it differs from the tracking URI.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "token": {
+                        "label": "Token",
+                        "description": "Bearer token (MLFLOW_TRACKING_TOKEN) for servers behind token auth.",
+                        "schema": {"type": ["string", "null"], "format": "password"},
+                    },
+                    "ui_base_url": {
+                        "label": "UI base URL",
+                        "description": "Address of the MLflow UI as users reach it, for the links on task instances.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "artifact_root": {
+                        "label": "Artifact root",
+                        "description": "Artifact location for experiments the provider creates (default: the server's).",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                },
+            }
+        ],
+        "config": {
+            "mlops": {
+                "description": "Options of the airflow-mlops provider.",
+                "options": {
+                    "data_root": _option(
+                        "URI under which data, reports and predictions live (file:// or s3://). "
+                        "Falls back to MLOPS_DATA_ROOT, then file://$AIRFLOW_HOME/mlops-data.",
+                        "s3://mlops/data",
+                    ),
+                    "reports_root": _option("URI for validation and drift reports (default <data_root>/reports).", "s3://mlops/reports"),
+                    "data_conn_id": _option("Airflow connection for s3:// data URIs (default aws_default).", "aws_default"),
+                },
+            }
+        },
+    }

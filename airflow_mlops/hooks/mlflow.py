@@ -1,0 +1,206 @@
+"""Hook for an MLflow tracking server and model registry, configured by an Airflow connection."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import AirflowNotFoundException
+
+from airflow_mlops import settings
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+#: MLflow reads credentials for HTTP tracking servers from these variables (see ``mlflow.environment_variables``).
+_AUTH_ENV = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
+
+
+@dataclass(frozen=True)
+class MlflowConfig:
+    """Where MLflow lives and how to authenticate, resolved from a connection, env or the default.
+
+    :param tracking_uri: MLflow tracking URI (``http://...``, ``sqlite:///...``).
+    :param registry_uri: model registry URI; ``None`` means the tracking URI.
+    :param ui_base_url: base URL of the MLflow UI for links; empty when the store has no UI.
+    :param artifact_root: artifact location for experiments this hook creates; ``None`` lets the
+        server decide (a tracking server with ``--serve-artifacts`` or its default root).
+    :param source: ``"connection"``, ``"env"`` or ``"embedded"``, for logs and errors.
+    """
+
+    tracking_uri: str
+    registry_uri: str | None = None
+    ui_base_url: str = ""
+    artifact_root: str | None = None
+    username: str | None = None
+    password: str | None = None
+    token: str | None = None
+    source: str = "connection"
+
+    def __repr__(self) -> str:  # never show credentials in logs or tracebacks
+        return (
+            f"MlflowConfig(tracking_uri={self.tracking_uri!r}, registry_uri={self.registry_uri!r}, "
+            f"source={self.source!r})"
+        )
+
+
+def _tracking_uri_from_connection(host: str, port: int | None, scheme: str | None) -> str:
+    if "://" in host:
+        return host.rstrip("/")
+    return f"{scheme or 'http'}://{host}{f':{port}' if port else ''}"
+
+
+class MlflowHook(BaseHook):
+    """Talk to MLflow (tracking and registry) through an Airflow connection of type ``mlflow``.
+
+    The connection's host is the tracking URI (``http://mlflow:5000``); login/password give basic
+    auth, extra ``token`` a bearer token, extra ``registry_uri`` a separate registry and extra
+    ``ui_base_url`` the address used for links in the Airflow UI. When the connection does not exist,
+    ``MLFLOW_TRACKING_URI`` is used, else the embedded store ``sqlite:///$AIRFLOW_HOME/mlflow.db`` with
+    artifacts under ``$AIRFLOW_HOME/mlflow-artifacts``. Nothing is read at construction time.
+
+    :param mlflow_conn_id: the Airflow connection id (default ``mlflow_default``).
+    """
+
+    conn_name_attr = "mlflow_conn_id"
+    default_conn_name = settings.DEFAULT_MLFLOW_CONN_ID
+    conn_type = "mlflow"
+    hook_name = "MLflow"
+
+    def __init__(self, mlflow_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.mlflow_conn_id = mlflow_conn_id
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Describe the connection form (older Airflow; 3.2+ reads ``conn-fields`` in provider info)."""
+        return {
+            "hidden_fields": ["schema", "port"],
+            "relabeling": {"host": "Tracking URI", "login": "Username", "password": "Password"},
+            "placeholders": {"host": "http://mlflow:5000"},
+        }
+
+    @cached_property
+    def config(self) -> MlflowConfig:
+        """Resolve the MLflow location once: connection, else env var, else the embedded store."""
+        try:
+            conn = self.get_connection(self.mlflow_conn_id)
+        except AirflowNotFoundException:
+            conn = None
+        if conn is not None and conn.host:
+            extra = conn.extra_dejson
+            tracking_uri = _tracking_uri_from_connection(conn.host, conn.port, extra.get("scheme"))
+            ui = extra.get("ui_base_url") or (tracking_uri if tracking_uri.startswith("http") else "")
+            return MlflowConfig(
+                tracking_uri=tracking_uri,
+                registry_uri=extra.get("registry_uri") or None,
+                ui_base_url=ui.rstrip("/"),
+                artifact_root=extra.get("artifact_root") or None,
+                username=conn.login or None,
+                password=conn.password or None,
+                token=extra.get("token") or None,
+                source="connection",
+            )
+        env_uri = os.environ.get("MLFLOW_TRACKING_URI")
+        if env_uri:
+            ui = os.environ.get("MLOPS_MLFLOW_UI_URL") or (env_uri if env_uri.startswith("http") else "")
+            return MlflowConfig(
+                tracking_uri=env_uri,
+                registry_uri=os.environ.get("MLFLOW_REGISTRY_URI") or None,
+                ui_base_url=ui.rstrip("/"),
+                source="env",
+            )
+        settings.airflow_home().mkdir(parents=True, exist_ok=True)
+        return MlflowConfig(
+            tracking_uri=settings.embedded_tracking_uri(),
+            artifact_root=settings.embedded_artifact_root(),
+            ui_base_url=os.environ.get("MLOPS_MLFLOW_UI_URL", "").rstrip("/"),
+            source="embedded",
+        )
+
+    @contextmanager
+    def activated(self) -> Iterator[MlflowConfig]:
+        """Point MLflow's fluent API (``mlflow.start_run``, ``log_model``) at this connection.
+
+        Sets the tracking/registry URIs and the auth variables for the duration of the block and
+        restores the previous values afterwards, so two hooks in one process do not leak into each other.
+        """
+        import mlflow
+
+        cfg = self.config
+        saved_env = {name: os.environ.get(name) for name in _AUTH_ENV}
+        saved_uris = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
+        try:
+            for name, value in zip(_AUTH_ENV, (cfg.username, cfg.password, cfg.token), strict=True):
+                if value:
+                    os.environ[name] = value
+                else:
+                    os.environ.pop(name, None)
+            mlflow.set_tracking_uri(cfg.tracking_uri)
+            mlflow.set_registry_uri(cfg.registry_uri or cfg.tracking_uri)
+            yield cfg
+        finally:
+            mlflow.set_tracking_uri(saved_uris[0])
+            mlflow.set_registry_uri(saved_uris[1])
+            for name, old in saved_env.items():
+                if old is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = old
+
+    def get_conn(self) -> MlflowClient:
+        """Return an ``MlflowClient`` for this connection.
+
+        The client reads credentials from the process environment when it sends requests, so use it
+        inside :meth:`activated` when the server needs auth.
+        """
+        from mlflow import MlflowClient
+
+        cfg = self.config
+        return MlflowClient(tracking_uri=cfg.tracking_uri, registry_uri=cfg.registry_uri or cfg.tracking_uri)
+
+    @cached_property
+    def client(self) -> MlflowClient:
+        """The ``MlflowClient`` of :meth:`get_conn`, built once."""
+        return self.get_conn()
+
+    def get_or_create_experiment(self, name: str) -> str:
+        """Return the id of experiment ``name``, creating it (with the configured artifact root) if absent."""
+        experiment = self.client.get_experiment_by_name(name)
+        if experiment is not None:
+            return str(experiment.experiment_id)
+        location = f"{self.config.artifact_root}/{name}" if self.config.artifact_root else None
+        try:
+            return str(self.client.create_experiment(name, artifact_location=location))
+        except Exception:
+            # Another task created it between our lookup and create: use theirs.
+            experiment = self.client.get_experiment_by_name(name)
+            if experiment is None:
+                raise
+            return str(experiment.experiment_id)
+
+    def run_url(self, experiment_id: str, run_id: str) -> str:
+        """Return the MLflow UI URL of a run, or ``""`` when the store has no UI."""
+        base = self.config.ui_base_url
+        return f"{base}/#/experiments/{experiment_id}/runs/{run_id}" if base else ""
+
+    def model_version_url(self, name: str, version: str | int) -> str:
+        """Return the MLflow UI URL of a registered model version, or ``""`` when there is no UI."""
+        from urllib.parse import quote
+
+        base = self.config.ui_base_url
+        return f"{base}/#/models/{quote(name)}/versions/{version}" if base else ""
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check that the tracking server answers; return ``(ok, message)`` for the Airflow UI."""
+        try:
+            with self.activated():
+                self.client.search_experiments(max_results=1)
+        except Exception as exc:
+            return False, f"MLflow at {self.config.tracking_uri} did not answer: {type(exc).__name__}: {exc}"
+        return True, f"Connected to MLflow at {self.config.tracking_uri}"

@@ -1,0 +1,56 @@
+"""Every setting of the provider in one place.
+
+Settings come from the ``[mlops]`` Airflow config section (so ``AIRFLOW__MLOPS__<KEY>`` works), then from
+the plain environment variables documented in the README, then from the embedded default under
+``$AIRFLOW_HOME``. Nothing here touches the network or the metadata database.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_MLFLOW_CONN_ID = "mlflow_default"
+DEFAULT_AWS_CONN_ID = "aws_default"
+
+
+def airflow_home() -> Path:
+    """Return ``$AIRFLOW_HOME`` (Airflow's own default ``~/airflow`` when unset)."""
+    return Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser()
+
+
+def _conf_get(key: str) -> str | None:
+    from airflow.configuration import conf
+
+    value = conf.get("mlops", key, fallback=None)
+    return value or None
+
+
+def data_root() -> str:
+    """Return the URI under which data, reports and predictions live (no trailing slash).
+
+    Order: ``[mlops] data_root`` / ``AIRFLOW__MLOPS__DATA_ROOT``, then ``MLOPS_DATA_ROOT``, then
+    ``file://$AIRFLOW_HOME/mlops-data``.
+    """
+    root = _conf_get("data_root") or os.environ.get("MLOPS_DATA_ROOT") or (airflow_home() / "mlops-data").as_uri()
+    return root.rstrip("/")
+
+
+def reports_root() -> str:
+    """Return the URI under which validation and drift reports are written."""
+    return _conf_get("reports_root") or f"{data_root()}/reports"
+
+
+def data_conn_id() -> str | None:
+    """Return the Airflow connection used for ``s3://`` data URIs (``[mlops] data_conn_id``)."""
+    return _conf_get("data_conn_id") or os.environ.get("MLOPS_DATA_CONN_ID") or DEFAULT_AWS_CONN_ID
+
+
+def embedded_tracking_uri() -> str:
+    """Return the embedded MLflow store used when no ``mlflow`` connection and no env var exist."""
+    return f"sqlite:///{airflow_home() / 'mlflow.db'}"
+
+
+def embedded_artifact_root() -> str:
+    """Return the artifact root paired with :func:`embedded_tracking_uri`."""
+    return (airflow_home() / "mlflow-artifacts").as_uri()

@@ -1,0 +1,285 @@
+"""FeatureSpec: one description of a tabular dataset, loaded from YAML, read by every operator.
+
+.. code-block:: yaml
+
+    name: churn
+    task: classification            # or regression
+    target: churned
+    id_columns: [customer_id]
+    timestamp_column: snapshot_month   # optional
+    numeric_features:
+      tenure_months: {min: 0, max: 120}
+      monthly_charges: {min: 0, nullable: true}
+    categorical_features:
+      contract: {values: [month-to-month, one-year, two-year]}
+      region: {}
+
+Numeric features are non-null unless ``nullable: true``; categorical features are nullable unless
+``nullable: false``. A malformed spec raises :class:`~airflow_mlops.exceptions.FeatureSpecError`
+naming the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_mlops.exceptions import FeatureSpecError
+
+TASKS = ("classification", "regression")
+_TOP_KEYS = {
+    "name", "task", "target", "id_columns", "timestamp_column", "numeric_features", "categorical_features",
+    "description",
+}
+_NUMERIC_KEYS = {"min", "max", "nullable", "description"}
+_CATEGORICAL_KEYS = {"values", "nullable", "description"}
+
+
+@dataclass(frozen=True)
+class NumericFeature:
+    """A numeric input column: optional inclusive bounds, non-null unless ``nullable``."""
+
+    name: str
+    min: float | None = None
+    max: float | None = None
+    nullable: bool = False
+
+
+@dataclass(frozen=True)
+class CategoricalFeature:
+    """A categorical input column: optional allowed values, nullable unless ``nullable`` is false."""
+
+    name: str
+    values: tuple[str, ...] | None = None
+    nullable: bool = True
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """What a tabular dataset holds and what each column means.
+
+    :param name: dataset name (used in experiment and asset names).
+    :param task: ``"classification"`` or ``"regression"``.
+    :param target: label column.
+    :param id_columns: columns that identify a row (carried into predictions, never used as features).
+    :param timestamp_column: optional column with the row's time.
+    :param numeric_features: numeric input columns.
+    :param categorical_features: categorical input columns.
+    """
+
+    name: str
+    task: str
+    target: str
+    id_columns: tuple[str, ...] = ()
+    timestamp_column: str | None = None
+    numeric_features: tuple[NumericFeature, ...] = ()
+    categorical_features: tuple[CategoricalFeature, ...] = ()
+    source: str | None = field(default=None, compare=False)
+
+    @property
+    def feature_columns(self) -> list[str]:
+        """Input columns of the model: numeric then categorical, in spec order."""
+        return [f.name for f in self.numeric_features] + [f.name for f in self.categorical_features]
+
+    @property
+    def numeric_columns(self) -> list[str]:
+        """Names of the numeric features."""
+        return [f.name for f in self.numeric_features]
+
+    @property
+    def categorical_columns(self) -> list[str]:
+        """Names of the categorical features."""
+        return [f.name for f in self.categorical_features]
+
+    @property
+    def passthrough_columns(self) -> list[str]:
+        """Id and timestamp columns: carried along, never fed to the model."""
+        return list(self.id_columns) + ([self.timestamp_column] if self.timestamp_column else [])
+
+    def scoring_columns(self) -> list[str]:
+        """Columns a scoring (unlabelled) table must have."""
+        return self.passthrough_columns + self.feature_columns
+
+    def training_columns(self) -> list[str]:
+        """Columns a training (labelled) table must have."""
+        return self.scoring_columns() + [self.target]
+
+    @classmethod
+    def from_dict(cls, doc: Any, *, source: str | None = None) -> FeatureSpec:
+        """Build and validate a spec from a parsed YAML/JSON document."""
+        return _parse(doc, source)
+
+    @classmethod
+    def from_yaml_text(cls, text: str, *, source: str | None = None) -> FeatureSpec:
+        """Parse YAML text into a spec."""
+        import yaml
+
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise FeatureSpecError(f"not valid YAML: {exc}", source=source) from exc
+        return _parse(doc, source)
+
+    @classmethod
+    def load(cls, uri: str, *, conn_id: str | None = None) -> FeatureSpec:
+        """Load a spec from a YAML file on any object storage (``file://``, ``s3://``, plain path)."""
+        from airflow_mlops.exceptions import TableError
+        from airflow_mlops.tables import read_text
+
+        try:
+            text = read_text(uri, conn_id=conn_id)
+        except TableError as exc:
+            raise FeatureSpecError(f"cannot read the spec file: {exc.detail}", source=uri) from exc
+        return cls.from_yaml_text(text, source=uri)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the spec as a YAML/JSON-able document that :meth:`from_dict` reads back."""
+        doc: dict[str, Any] = {"name": self.name, "task": self.task, "target": self.target}
+        if self.id_columns:
+            doc["id_columns"] = list(self.id_columns)
+        if self.timestamp_column:
+            doc["timestamp_column"] = self.timestamp_column
+        doc["numeric_features"] = {
+            f.name: {k: v for k, v in (("min", f.min), ("max", f.max)) if v is not None} | ({"nullable": True} if f.nullable else {})
+            for f in self.numeric_features
+        }
+        doc["categorical_features"] = {
+            f.name: ({"values": list(f.values)} if f.values is not None else {}) | ({} if f.nullable else {"nullable": False})
+            for f in self.categorical_features
+        }
+        return doc
+
+
+def _fail(message: str, key: str | None, source: str | None) -> FeatureSpecError:
+    return FeatureSpecError(message, key=key, source=source)
+
+
+def _require_str(doc: Mapping[str, Any], key: str, source: str | None, *, required: bool = True) -> str | None:
+    value = doc.get(key)
+    if value is None:
+        if required:
+            raise _fail(f"{key!r} is required", key, source)
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(f"{key!r} must be a non-empty string, got {value!r}", key, source)
+    return value
+
+
+def _features_mapping(doc: Mapping[str, Any], key: str, source: str | None) -> dict[str, dict[str, Any]]:
+    """Accept ``{name: {options}}`` or a list of names / ``{name: options}`` items."""
+    raw = doc.get(key) or {}
+    if isinstance(raw, list):
+        items: dict[str, Any] = {}
+        opts: Any
+        for i, item in enumerate(raw):
+            if isinstance(item, str):
+                name, opts = item, {}
+            elif isinstance(item, dict) and len(item) == 1:
+                name, opts = next(iter(item.items()))
+            else:
+                raise _fail(f"item {i} must be a column name or a one-key mapping, got {item!r}", f"{key}[{i}]", source)
+            if name in items:
+                raise _fail(f"duplicate column {name!r}", f"{key}.{name}", source)
+            items[name] = opts
+        raw = items
+    if not isinstance(raw, dict):
+        raise _fail(f"{key!r} must be a mapping of column name to options, got {type(raw).__name__}", key, source)
+    out: dict[str, dict[str, Any]] = {}
+    for name, opts in raw.items():
+        if not isinstance(name, str) or not name:
+            raise _fail(f"column names must be non-empty strings, got {name!r}", key, source)
+        if opts is None:
+            opts = {}
+        if not isinstance(opts, dict):
+            raise _fail(f"options must be a mapping, got {opts!r}", f"{key}.{name}", source)
+        out[name] = opts
+    return out
+
+
+def _check_keys(opts: Mapping[str, Any], allowed: set[str], where: str, source: str | None) -> None:
+    unknown = sorted(set(opts) - allowed)
+    if unknown:
+        key = f"{where}.{unknown[0]}" if where else unknown[0]
+        raise _fail(f"unknown key {unknown[0]!r}; allowed: {sorted(allowed)}", key, source)
+
+
+def _number(value: Any, key: str, source: str | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _fail(f"must be a number, got {value!r}", key, source)
+    return float(value)
+
+
+def _flag(value: Any, default: bool, key: str, source: str | None) -> bool:
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise _fail(f"must be true or false, got {value!r}", key, source)
+    return value
+
+
+def _parse(doc: Any, source: str | None) -> FeatureSpec:
+    if not isinstance(doc, dict):
+        raise _fail(f"the document must be a mapping, got {type(doc).__name__}", None, source)
+    _check_keys(doc, _TOP_KEYS, "", source)
+    name = _require_str(doc, "name", source) or ""
+    task = _require_str(doc, "task", source) or ""
+    if task not in TASKS:
+        raise _fail(f"task must be one of {list(TASKS)}, got {task!r}", "task", source)
+    target = _require_str(doc, "target", source) or ""
+    timestamp = _require_str(doc, "timestamp_column", source, required=False)
+    ids = doc.get("id_columns") or []
+    if isinstance(ids, str):
+        ids = [ids]
+    if not isinstance(ids, list) or not all(isinstance(i, str) and i for i in ids):
+        raise _fail(f"must be a list of column names, got {ids!r}", "id_columns", source)
+
+    numeric = []
+    for col, opts in _features_mapping(doc, "numeric_features", source).items():
+        where = f"numeric_features.{col}"
+        _check_keys(opts, _NUMERIC_KEYS, where, source)
+        lo, hi = _number(opts.get("min"), f"{where}.min", source), _number(opts.get("max"), f"{where}.max", source)
+        if lo is not None and hi is not None and lo > hi:
+            raise _fail(f"min {lo} is greater than max {hi}", where, source)
+        numeric.append(NumericFeature(col, lo, hi, _flag(opts.get("nullable"), False, f"{where}.nullable", source)))
+
+    categorical = []
+    for col, opts in _features_mapping(doc, "categorical_features", source).items():
+        where = f"categorical_features.{col}"
+        _check_keys(opts, _CATEGORICAL_KEYS, where, source)
+        values = opts.get("values")
+        if values is not None:
+            if not isinstance(values, list) or not values:
+                raise _fail(f"must be a non-empty list, got {values!r}", f"{where}.values", source)
+            values = tuple(str(v) for v in values)
+            if len(set(values)) != len(values):
+                raise _fail("allowed values repeat", f"{where}.values", source)
+        categorical.append(CategoricalFeature(col, values, _flag(opts.get("nullable"), True, f"{where}.nullable", source)))
+
+    if not numeric and not categorical:
+        raise _fail("the spec declares no features", "numeric_features", source)
+    seen: dict[str, str] = {}
+    roles = (
+        [(c, "id_columns") for c in ids]
+        + ([(timestamp, "timestamp_column")] if timestamp else [])
+        + [(f.name, "numeric_features") for f in numeric]
+        + [(f.name, "categorical_features") for f in categorical]
+    )
+    for col, role in roles:
+        if col == target:
+            raise _fail(f"the target {target!r} is also listed in {role}", f"{role}.{col}" if role != "timestamp_column" else role, source)
+        if col in seen:
+            raise _fail(f"duplicate column {col!r} (in {seen[col]} and {role})", f"{role}.{col}", source)
+        seen[col] = role
+    return FeatureSpec(
+        name=name,
+        task=task,
+        target=target,
+        id_columns=tuple(ids),
+        timestamp_column=timestamp,
+        numeric_features=tuple(numeric),
+        categorical_features=tuple(categorical),
+        source=source,
+    )

@@ -1,0 +1,311 @@
+"""Read, stream and write tables (parquet, csv) on any ``ObjectStoragePath`` (``file://``, ``s3://``).
+
+Readers name the file in every error. Writers never let a reader see a partial file: output is staged
+and published in one step (an atomic rename on local disk, a single upload on object stores, where a
+PUT or a completed multipart upload is all-or-nothing). A partition (a folder of ``part-*.parquet``
+files) is complete only once its ``_SUCCESS`` marker exists; :func:`begin_partition` removes the
+marker before a rewrite and :func:`finish_partition` writes it last.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from airflow_mlops import settings
+from airflow_mlops.exceptions import PartitionNotReadyError, TableError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+    from airflow.sdk import ObjectStoragePath
+
+log = logging.getLogger(__name__)
+
+SUCCESS_MARKER = "_SUCCESS"
+FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
+DEFAULT_BATCH_ROWS = 131_072
+
+
+def storage_path(uri: str | ObjectStoragePath, *, conn_id: str | None = None) -> ObjectStoragePath:
+    """Return an ``ObjectStoragePath`` for ``uri``.
+
+    :param uri: ``file://``, ``s3://`` or a plain local path.
+    :param conn_id: Airflow connection for remote stores; defaults to ``[mlops] data_conn_id``
+        (``aws_default``) for ``s3://``. Ignored for local paths.
+    """
+    from airflow.sdk import ObjectStoragePath
+
+    if isinstance(uri, ObjectStoragePath):
+        return uri
+    text = str(uri)
+    if "://" not in text:
+        text = "file://" + os.path.abspath(text)
+    if text.startswith("file://"):
+        return ObjectStoragePath(text)
+    return ObjectStoragePath(text, conn_id=conn_id or settings.data_conn_id())
+
+
+def _is_local(path: ObjectStoragePath) -> bool:
+    return path.protocol in ("file", "local", "")
+
+
+def table_format(uri: str | ObjectStoragePath) -> str:
+    """Return ``"parquet"`` or ``"csv"`` from the file suffix; raise :class:`TableError` otherwise."""
+    suffix = os.path.splitext(str(uri))[1].lower()
+    if suffix not in FORMATS:
+        raise TableError(f"unsupported table format {suffix or '(no suffix)'!r}; use one of {sorted(FORMATS)}", uri=str(uri))
+    return FORMATS[suffix]
+
+
+def _is_data_file(name: str) -> bool:
+    return not name.startswith(("_", ".")) and os.path.splitext(name)[1].lower() in FORMATS
+
+
+def list_data_files(
+    uri: str | ObjectStoragePath, *, conn_id: str | None = None, require_marker: bool = True
+) -> list[str]:
+    """Return the data files of a table: ``[uri]`` for a file, the sorted part files for a folder.
+
+    :param uri: a file or a partition folder.
+    :param conn_id: connection for remote stores.
+    :param require_marker: for a folder, demand its ``_SUCCESS`` marker (a partition still being
+        written is not ready).
+    :raises PartitionNotReadyError: the folder is missing, has no data files, or lacks the marker.
+    """
+    path = storage_path(uri, conn_id=conn_id)
+    if path.is_file():
+        table_format(path)
+        return [str(uri)]
+    if not path.is_dir():
+        raise PartitionNotReadyError("no such file or partition", uri=str(uri))
+    names = sorted(child.name for child in path.iterdir())
+    files = [n for n in names if _is_data_file(n)]
+    if not files:
+        raise PartitionNotReadyError("partition has no data files (*.parquet, *.csv)", uri=str(uri))
+    if require_marker and SUCCESS_MARKER not in names:
+        raise PartitionNotReadyError(f"partition has no {SUCCESS_MARKER} marker (still being written?)", uri=str(uri))
+    base = str(uri).rstrip("/")
+    return [f"{base}/{n}" for n in files]
+
+
+def partition_ready(uri: str | ObjectStoragePath, *, conn_id: str | None = None) -> bool:
+    """Return whether a partition folder has data files and its ``_SUCCESS`` marker."""
+    try:
+        list_data_files(uri, conn_id=conn_id, require_marker=True)
+    except PartitionNotReadyError:
+        return False
+    return True
+
+
+def _check_columns(available: Sequence[str], columns: Sequence[str] | None, uri: str) -> None:
+    if columns is None:
+        return
+    missing = [c for c in columns if c not in available]
+    if missing:
+        raise TableError(f"missing column(s) {missing}; the file has {list(available)}", uri=uri)
+
+
+@contextmanager
+def _reading(uri: str) -> Iterator[None]:
+    """Turn pyarrow/pandas read failures into a :class:`TableError` that names the file."""
+    import pyarrow as pa
+
+    try:
+        yield
+    except TableError:
+        raise
+    except (pa.ArrowException, OSError, UnicodeDecodeError, ValueError) as exc:
+        raise TableError(f"cannot read table: {type(exc).__name__}: {exc}", uri=uri) from exc
+
+
+def read_schema(uri: str | ObjectStoragePath, *, conn_id: str | None = None) -> pa.Schema:
+    """Return the arrow schema of one file (parquet footer, or the first block of a csv)."""
+    return next(iter_file_batches(uri, conn_id=conn_id, batch_rows=1, schema_only=True)).schema
+
+
+def iter_file_batches(
+    uri: str | ObjectStoragePath,
+    *,
+    columns: Sequence[str] | None = None,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    conn_id: str | None = None,
+    schema_only: bool = False,
+) -> Iterator[pa.RecordBatch]:
+    """Stream one file as record batches of at most ``batch_rows`` rows (csv: of a bounded block size).
+
+    Parquet is read with ``pre_buffer=False``: pyarrow's pre-buffering makes memory grow with the file,
+    not with the batch (see PERF_BASELINES).
+
+    :raises TableError: unreadable, empty or corrupt file, or a requested column is missing.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    text = str(uri)
+    fmt = table_format(text)
+    path = storage_path(uri, conn_id=conn_id)
+    with _reading(text), path.open("rb") as handle:
+        if fmt == "parquet":
+            parquet = pq.ParquetFile(handle, pre_buffer=False)
+            schema = parquet.schema_arrow
+            _check_columns(schema.names, columns, text)
+            if schema_only:
+                yield pa.RecordBatch.from_pylist([], schema=schema)
+                return
+            yielded = False
+            for batch in parquet.iter_batches(batch_size=batch_rows, columns=list(columns) if columns else None):
+                yielded = True
+                yield batch
+            if not yielded:
+                yield pa.RecordBatch.from_pylist([], schema=schema.select(list(columns)) if columns else schema)
+        else:
+            # ~64 bytes a csv cell is a fair guess; a block never exceeds 64 MiB.
+            block = min(max(batch_rows * 64, 1 << 16), 64 << 20)
+            reader = pacsv.open_csv(handle, read_options=pacsv.ReadOptions(block_size=block))
+            _check_columns(reader.schema.names, columns, text)
+            if schema_only:
+                yield pa.RecordBatch.from_pylist([], schema=reader.schema)
+                return
+            for batch in reader:
+                yield batch.select(list(columns)) if columns else batch
+
+
+def iter_batches(
+    uri: str | ObjectStoragePath,
+    *,
+    columns: Sequence[str] | None = None,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    conn_id: str | None = None,
+    require_marker: bool = True,
+) -> Iterator[pa.RecordBatch]:
+    """Stream a file or a whole partition as record batches, file after file, in bounded memory."""
+    for file_uri in list_data_files(uri, conn_id=conn_id, require_marker=require_marker):
+        yield from iter_file_batches(file_uri, columns=columns, batch_rows=batch_rows, conn_id=conn_id)
+
+
+def read_table(
+    uri: str | ObjectStoragePath,
+    *,
+    columns: Sequence[str] | None = None,
+    conn_id: str | None = None,
+    require_marker: bool = True,
+) -> pd.DataFrame:
+    """Read a file or a whole partition into one pandas DataFrame.
+
+    :param uri: a ``.parquet``/``.csv`` file or a partition folder.
+    :param columns: only these columns (each must exist).
+    :param conn_id: connection for remote stores.
+    :param require_marker: demand a partition folder's ``_SUCCESS`` marker.
+    :raises TableError: with the file named, on any unreadable input.
+    """
+    import pyarrow as pa
+
+    tables = []
+    for file_uri in list_data_files(uri, conn_id=conn_id, require_marker=require_marker):
+        with _reading(file_uri):
+            batches = list(iter_file_batches(file_uri, columns=columns, conn_id=conn_id))
+            tables.append(pa.Table.from_batches(batches))
+    with _reading(str(uri)):
+        table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
+    return table.to_pandas()
+
+
+@contextmanager
+def staged_output(uri: str | ObjectStoragePath, *, conn_id: str | None = None) -> Iterator[str]:
+    """Yield a local file path to write into; publish it at ``uri`` in one step if the block succeeds.
+
+    Local targets are staged beside the target (``.<name>.<random>.tmp``, ignored by readers) and
+    renamed into place atomically. Remote targets are staged in a local temp file and uploaded in one
+    call, so the object appears whole or not at all. On any error the staged file is deleted and an
+    earlier file at ``uri`` is left as it was.
+    """
+    path = storage_path(uri, conn_id=conn_id)
+    if _is_local(path):
+        final = path.path
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        staging = os.path.join(os.path.dirname(final), f".{os.path.basename(final)}.{uuid.uuid4().hex}.tmp")
+    else:
+        fd, staging = tempfile.mkstemp(suffix=".tmp", prefix="mlops-stage-")
+        os.close(fd)
+    try:
+        yield staging
+        if _is_local(path):
+            os.replace(staging, final)
+        else:
+            path.fs.put_file(staging, path.path)
+        log.debug("Published %s", uri)
+    finally:
+        if os.path.exists(staging):
+            os.remove(staging)
+
+
+def write_table(
+    data: pd.DataFrame | pa.Table, uri: str | ObjectStoragePath, *, conn_id: str | None = None
+) -> str:
+    """Write a DataFrame or arrow table as one parquet (or csv, by suffix) file, atomically.
+
+    The parquet encoding is deterministic (no index, snappy, fixed row-group size), so the same data
+    written twice gives byte-identical files. Returns ``uri``.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    table = data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, preserve_index=False)
+    fmt = table_format(str(uri))
+    with staged_output(uri, conn_id=conn_id) as local:
+        if fmt == "parquet":
+            pq.write_table(table, local, compression="snappy", row_group_size=DEFAULT_BATCH_ROWS)
+        else:
+            pacsv.write_csv(table, local)
+    return str(uri)
+
+
+def write_text(text: str, uri: str | ObjectStoragePath, *, conn_id: str | None = None) -> str:
+    """Write a text file (JSON summary, HTML report) atomically; return ``uri``."""
+    with staged_output(uri, conn_id=conn_id) as local, open(local, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    return str(uri)
+
+
+def read_text(uri: str | ObjectStoragePath, *, conn_id: str | None = None) -> str:
+    """Read a whole text file."""
+    path = storage_path(uri, conn_id=conn_id)
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TableError(f"cannot read file: {type(exc).__name__}: {exc}", uri=str(uri)) from exc
+
+
+def begin_partition(uri: str | ObjectStoragePath, *, conn_id: str | None = None) -> None:
+    """Mark a partition folder as being (re)written: remove its ``_SUCCESS`` marker if present."""
+    marker = storage_path(f"{str(uri).rstrip('/')}/{SUCCESS_MARKER}", conn_id=conn_id)
+    if marker.exists():
+        marker.unlink()
+
+
+def finish_partition(
+    uri: str | ObjectStoragePath, *, keep: Sequence[str], conn_id: str | None = None, extra: dict[str, Any] | None = None
+) -> str:
+    """Complete a partition: delete data files not in ``keep`` (left by an earlier, larger run), then
+    write the ``_SUCCESS`` marker last. Returns the marker URI.
+
+    :param keep: file names (not URIs) that make up the partition now.
+    :param extra: JSON-able facts stored in the marker (rows, model version...).
+    """
+    import json
+
+    base = str(uri).rstrip("/")
+    folder = storage_path(base, conn_id=conn_id)
+    for child in folder.iterdir():
+        if _is_data_file(child.name) and child.name not in keep:
+            log.info("Removing stale file %s/%s", base, child.name)
+            child.unlink()
+    return write_text(json.dumps({"files": sorted(keep), **(extra or {})}, sort_keys=True), f"{base}/{SUCCESS_MARKER}", conn_id=conn_id)

@@ -1,0 +1,146 @@
+"""Test setup shared by every test.
+
+The environment is fixed before Airflow is imported: a throwaway ``AIRFLOW_HOME`` per pytest session,
+the repository's ``dags/`` as DAG folder, no example DAGs, analytics/telemetry off. Fixtures start
+the real servers some tests need (an ``mlflow server`` process, a moto S3 endpoint over HTTP); they
+fail, never skip, when a server cannot start.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+
+_HOME = tempfile.mkdtemp(prefix="mlops-test-airflow-home-")
+os.environ.update(
+    {
+        "AIRFLOW_HOME": _HOME,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_HOME}/airflow.db",
+        "GX_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "MLOPS_DATA_ROOT": Path(_HOME, "mlops-data").as_uri(),
+        "GIT_PYTHON_REFRESH": "quiet",
+    }
+)
+for _var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "AIRFLOW_CONN_MLFLOW_DEFAULT", "AIRFLOW__MLOPS__DATA_ROOT"):
+    os.environ.pop(_var, None)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(_HOME, ignore_errors=True)
+
+
+def free_port() -> int:
+    """Return a TCP port that is free on localhost right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 90.0) -> None:
+    """Wait until ``url`` answers 2xx/4xx; fail with the server's log if it dies or never answers."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"server for {url} exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    pytest.fail(f"server for {url} did not answer in {timeout}s:\n{log.read_text()[-4000:]}")
+
+
+class Server:
+    """A server process started by the suite: its URL, and how to stop and restart it."""
+
+    def __init__(self, name: str, argv: list[str], url: str, health: str, workdir: Path) -> None:
+        self.name, self.argv, self.url, self.health, self.workdir = name, argv, url, health, workdir
+        self.log = workdir / f"{name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Server:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, cwd=self.workdir, start_new_session=True)
+        wait_http(self.health, self.proc, self.log)
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, 15)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, 9)
+                self.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A real ``mlflow server`` process (sqlite backend, served artifacts) on a free localhost port."""
+    work = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = [
+        str(VENV_BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        "--backend-store-uri", f"sqlite:///{work}/mlflow.db",
+        "--artifacts-destination", str(work / "artifacts"), "--serve-artifacts",
+    ]  # fmt: skip
+    server = Server("mlflow", argv, url, f"{url}/health", work).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A real S3-compatible endpoint over HTTP (moto in server mode), as its own process."""
+    work = tmp_path_factory.mktemp("moto")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = Server("moto", [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], url, f"{url}/moto-api/", work)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def aws_conn(s3_server: Server, monkeypatch: pytest.MonkeyPatch) -> str:
+    """An Airflow ``aws`` connection (``aws_moto``) pointing at the S3 endpoint, with a fresh bucket.
+
+    Returns the bucket URI (``s3://<bucket>``).
+    """
+    import json
+    import uuid
+
+    conn = {
+        "conn_type": "aws",
+        "login": "testing-key-id",
+        "password": "testing-secret-key",
+        "extra": {"endpoint_url": s3_server.url, "region_name": "us-east-1"},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_MOTO", json.dumps(conn))
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    bucket = f"mlops-{uuid.uuid4().hex[:10]}"
+    S3Hook(aws_conn_id="aws_moto").create_bucket(bucket)
+    return f"s3://{bucket}"

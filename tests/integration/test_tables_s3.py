@@ -1,0 +1,69 @@
+"""Tables on a real S3 endpoint over HTTP (moto server), reached through an Airflow ``aws`` connection."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from airflow_mlops import tables
+from airflow_mlops.example_data import churn
+from airflow_mlops.exceptions import PartitionNotReadyError, TableError
+
+CONN = "aws_moto"
+
+
+def keys(bucket_uri: str) -> list[str]:
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    return sorted(S3Hook(aws_conn_id=CONN).list_keys(bucket_name=bucket_uri.removeprefix("s3://")) or [])
+
+
+def test_parquet_and_csv_round_trip_on_s3(aws_conn: str) -> None:
+    df = pd.DataFrame({"id": np.arange(100), "x": np.random.default_rng(0).normal(size=100)})
+
+    tables.write_table(df, f"{aws_conn}/t/a.parquet", conn_id=CONN)
+    tables.write_table(df, f"{aws_conn}/t/b.csv", conn_id=CONN)
+
+    assert keys(aws_conn) == ["t/a.parquet", "t/b.csv"]
+    pd.testing.assert_frame_equal(tables.read_table(f"{aws_conn}/t/a.parquet", conn_id=CONN), df)
+    assert len(tables.read_table(f"{aws_conn}/t/b.csv", conn_id=CONN)) == 100
+    batches = list(tables.iter_batches(f"{aws_conn}/t/a.parquet", conn_id=CONN, batch_rows=30))
+    assert [b.num_rows for b in batches] == [30, 30, 30, 10]
+
+
+def test_failed_write_on_s3_leaves_earlier_object_and_no_partial(aws_conn: str) -> None:
+    uri = f"{aws_conn}/preds/part-00000.parquet"
+    good = pd.DataFrame({"id": [1, 2, 3]})
+    tables.write_table(good, uri, conn_id=CONN)
+
+    with pytest.raises(RuntimeError, match="killed"), tables.staged_output(uri, conn_id=CONN) as local:
+        with open(local, "wb") as handle:
+            handle.write(b"PAR1 half written")
+        raise RuntimeError("killed mid-write")
+
+    assert keys(aws_conn) == ["preds/part-00000.parquet"]
+    pd.testing.assert_frame_equal(tables.read_table(uri, conn_id=CONN), good)
+
+
+def test_generated_partitions_on_s3_need_their_marker(aws_conn: str) -> None:
+    summary = churn.generate_dataset(
+        aws_conn + "/demo", rows=3000, months=["2025-01"], training_rows=0, rows_per_file=1000, conn_id=CONN
+    )
+    month = summary["months"]["2025-01"]
+
+    assert len(tables.list_data_files(month, conn_id=CONN)) == 3
+    assert len(tables.read_table(month, conn_id=CONN)) == 3000
+
+    tables.begin_partition(month, conn_id=CONN)
+    with pytest.raises(PartitionNotReadyError, match="_SUCCESS"):
+        tables.read_table(month, conn_id=CONN)
+
+
+def test_corrupt_object_names_the_key(aws_conn: str) -> None:
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    S3Hook(aws_conn_id=CONN).load_bytes(b"not parquet", key="bad/x.parquet", bucket_name=aws_conn[5:])
+
+    with pytest.raises(TableError, match="bad/x.parquet"):
+        tables.read_table(f"{aws_conn}/bad/x.parquet", conn_id=CONN)

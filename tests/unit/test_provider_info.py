@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import jsonschema
+
+from airflow_mlops.get_provider_info import get_provider_info
+
+
+def test_provider_info_matches_airflow_schema_and_dist_name() -> None:
+    from importlib.metadata import distribution
+    from importlib.resources import files
+
+    schema = json.loads(files("airflow").joinpath("provider_info.schema.json").read_text())
+    info = get_provider_info()
+
+    jsonschema.validate(info, schema)
+    assert info["package-name"] == distribution("airflow-mlops").metadata["Name"]
+
+
+def test_airflow_discovers_the_provider_and_connection_type() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "airflow", "providers", "get", "airflow-mlops", "-o", "json"],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout) == [{"Provider": "airflow-mlops", "Version": "0.1.0"}]
+
+    from airflow.providers_manager import ProvidersManager
+
+    manager = ProvidersManager()
+    hook = manager.hooks["mlflow"]
+    assert hook is not None and hook.hook_class_name == "airflow_mlops.hooks.mlflow.MlflowHook"
+    fields = manager.connection_form_widgets
+    assert any(name.endswith("registry_uri") for name in fields) or "mlflow" in manager.field_behaviours
+
+
+def test_mlops_config_section_is_honoured(monkeypatch) -> None:
+    from airflow_mlops import settings
+
+    monkeypatch.setenv("AIRFLOW__MLOPS__DATA_ROOT", "s3://bucket/prefix/")
+    assert settings.data_root() == "s3://bucket/prefix"
+    assert settings.reports_root() == "s3://bucket/prefix/reports"
+    monkeypatch.delenv("AIRFLOW__MLOPS__DATA_ROOT")
+    monkeypatch.setenv("MLOPS_DATA_ROOT", "file:///srv/data")
+    assert settings.data_root() == "file:///srv/data"

@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+import hashlib
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from airflow_mlops import tables
+from airflow_mlops.exceptions import PartitionNotReadyError, TableError
+
+
+def frame(rows: int = 10, offset: int = 0) -> pd.DataFrame:
+    return pd.DataFrame({"id": np.arange(offset, offset + rows), "x": np.linspace(0, 1, rows), "c": ["a", "b"] * (rows // 2)})
+
+
+def sha(path) -> str:
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+@pytest.mark.parametrize("name", ["t.parquet", "t.csv"])
+def test_write_then_read_round_trip(tmp_path, name: str) -> None:
+    uri = (tmp_path / "out" / name).as_uri()
+
+    tables.write_table(frame(), uri)
+
+    back = tables.read_table(uri)
+    pd.testing.assert_frame_equal(back, frame(), check_dtype=False)
+    assert os.listdir(tmp_path / "out") == [name]  # no staging leftovers
+
+
+def test_same_data_gives_byte_identical_parquet(tmp_path) -> None:
+    a, b = tmp_path / "a.parquet", tmp_path / "b.parquet"
+
+    tables.write_table(frame(1000), str(a))
+    tables.write_table(frame(1000), str(b))
+
+    assert sha(a) == sha(b)
+
+
+def test_stream_is_bounded_by_batch_rows_and_selects_columns(tmp_path) -> None:
+    tables.write_table(frame(1000), str(tmp_path / "t.parquet"))
+
+    batches = list(tables.iter_batches(str(tmp_path / "t.parquet"), columns=["x"], batch_rows=128))
+
+    assert max(b.num_rows for b in batches) <= 128
+    assert sum(b.num_rows for b in batches) == 1000
+    assert all(b.schema.names == ["x"] for b in batches)
+
+
+def test_missing_column_names_file_and_column(tmp_path) -> None:
+    path = tmp_path / "t.parquet"
+    tables.write_table(frame(), str(path))
+
+    with pytest.raises(TableError) as err:
+        tables.read_table(str(path), columns=["id", "income"])
+
+    assert "income" in str(err.value) and str(path) in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [("empty.parquet", b""), ("corrupt.parquet", b"PAR1 this is not parquet"), ("empty.csv", b""), ("broken.csv", b"a,b\n1,2\n3,4,5\n")],
+)
+def test_unreadable_files_fail_naming_the_file(tmp_path, name: str, content: bytes) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+
+    with pytest.raises(TableError) as err:
+        tables.read_table(str(path))
+
+    assert name in str(err.value)
+
+
+def test_unsupported_suffix_is_refused(tmp_path) -> None:
+    with pytest.raises(TableError, match="unsupported table format '.xlsx'"):
+        tables.write_table(frame(), str(tmp_path / "t.xlsx"))
+
+
+def test_partition_needs_files_and_marker(tmp_path) -> None:
+    part = tmp_path / "month=2025-01"
+    with pytest.raises(PartitionNotReadyError, match="no such file or partition"):
+        tables.list_data_files(str(part))
+    part.mkdir()
+    with pytest.raises(PartitionNotReadyError, match="no data files"):
+        tables.list_data_files(str(part))
+    tables.write_table(frame(), str(part / "part-00000.parquet"))
+    with pytest.raises(PartitionNotReadyError, match="_SUCCESS"):
+        tables.read_table(str(part))
+    assert not tables.partition_ready(str(part))
+
+    tables.finish_partition(str(part), keep=["part-00000.parquet"])
+
+    assert tables.partition_ready(str(part))
+    assert len(tables.read_table(str(part))) == 10
+
+
+def test_rewrite_of_partition_drops_stale_parts(tmp_path) -> None:
+    part = str(tmp_path / "p")
+    for i in range(3):
+        tables.write_table(frame(offset=10 * i), f"{part}/part-{i:05d}.parquet")
+    tables.finish_partition(part, keep=[f"part-{i:05d}.parquet" for i in range(3)])
+
+    tables.begin_partition(part)
+    assert not tables.partition_ready(part)
+    tables.write_table(frame(), f"{part}/part-00000.parquet")
+    tables.finish_partition(part, keep=["part-00000.parquet"])
+
+    assert sorted(os.listdir(part)) == ["_SUCCESS", "part-00000.parquet"]
+    assert len(tables.read_table(part)) == 10
+
+
+def test_failed_write_leaves_earlier_output_intact_and_nothing_staged(tmp_path) -> None:
+    target = tmp_path / "preds.parquet"
+    tables.write_table(frame(), str(target))
+    before = sha(target)
+
+    with pytest.raises(RuntimeError, match="disk on fire"), tables.staged_output(str(target)) as local:
+        with open(local, "wb") as handle:
+            handle.write(b"half a parquet file")
+        raise RuntimeError("disk on fire")
+
+    assert sha(target) == before
+    assert os.listdir(tmp_path) == ["preds.parquet"]
+
+
+def test_failed_first_write_leaves_no_file(tmp_path) -> None:
+    bad = pd.DataFrame({"x": [object()]})  # arrow cannot encode it
+
+    with pytest.raises(Exception):  # noqa: B017 - whatever arrow raises, nothing may be left
+        tables.write_table(bad, str(tmp_path / "t.parquet"))
+
+    assert os.listdir(tmp_path) == []
