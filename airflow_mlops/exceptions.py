@@ -81,3 +81,34 @@ class ModelResolutionError(MlopsError, LookupError):
         super().__init__(detail)
         self.model_name = model_name
         self.args = (f"Model {model_name!r}: {detail}",)
+
+
+class DataValidationError(MlopsError, ValueError):
+    """A table failed its expectations.
+
+    :param detail: which table failed and the failed expectations with their columns.
+    :param summary: the JSON summary the task pushed to XCom (counts, failures, report URIs).
+    """
+
+    _pickle_fields = ("summary",)
+
+    def __init__(self, detail: str, *, summary: dict[str, Any]) -> None:
+        super().__init__(detail)
+        self.summary = summary
+
+
+class ModelRejectedError(MlopsError, RuntimeError):
+    """A challenger did not beat the champion, and the policy says to fail.
+
+    :param detail: the decision's reason.
+    :param model_name: the registered model.
+    :param decision: the recorded decision (scores, versions, reason).
+    """
+
+    _pickle_fields = ("model_name", "decision")
+
+    def __init__(self, detail: str, *, model_name: str, decision: dict[str, Any]) -> None:
+        super().__init__(detail)
+        self.model_name = model_name
+        self.decision = decision
+        self.args = (f"Model {model_name!r}: {detail}",)

@@ -1,0 +1,1 @@
+"""Operators of the provider; each module imports its heavy libraries only inside ``execute``."""

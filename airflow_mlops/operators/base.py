@@ -1,0 +1,84 @@
+"""Shared plumbing of the provider's operators: connection ids, the MLflow hook, the FeatureSpec."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_mlops import settings
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_mlops.hooks.mlflow import MlflowHook
+    from airflow_mlops.spec import FeatureSpec
+
+CONN_TEMPLATE_FIELDS = ("mlflow_conn_id", "data_conn_id")
+
+
+def mlops_template_fields(*fields: str) -> tuple[str, ...]:
+    """Return ``fields`` plus the connection-id fields every operator templates, sorted and unique."""
+    return tuple(sorted({*fields, *CONN_TEMPLATE_FIELDS}))
+
+
+def check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
+    """Raise ``ValueError`` unless ``value`` is one of ``choices`` (called in ``execute``, after rendering)."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+
+
+def ti_key(context: Context) -> str:
+    """Return ``dag_id/task_id/run_id[map_index]``: the same for every try of one task instance."""
+    ti = context["ti"]
+    suffix = f"[{ti.map_index}]" if getattr(ti, "map_index", -1) not in (-1, None) else ""
+    return f"{ti.dag_id}/{ti.task_id}/{ti.run_id}{suffix}"
+
+
+def run_tags(context: Context) -> dict[str, str]:
+    """Tags naming the DAG run and task instance, for MLflow runs and model versions (audit trail)."""
+    ti = context["ti"]
+    logical = context.get("logical_date")
+    return {
+        "mlops.dag_id": ti.dag_id,
+        "mlops.task_id": ti.task_id,
+        "mlops.run_id": ti.run_id,
+        "mlops.try_number": str(ti.try_number),
+        "mlops.logical_date": logical.isoformat() if logical else "",
+        "mlops.ti_key": ti_key(context),
+    }
+
+
+class MlopsBaseOperator(BaseOperator):
+    """Base of the provider's operators: holds the connection ids and builds the MLflow hook lazily.
+
+    :param mlflow_conn_id: Airflow connection of type ``mlflow`` (templated). When it does not exist,
+        ``MLFLOW_TRACKING_URI`` or the embedded store is used.
+    :param data_conn_id: Airflow connection for ``s3://`` URIs (templated); default ``[mlops] data_conn_id``.
+    """
+
+    def __init__(
+        self,
+        *,
+        mlflow_conn_id: str = settings.DEFAULT_MLFLOW_CONN_ID,
+        data_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.mlflow_conn_id = mlflow_conn_id
+        self.data_conn_id = data_conn_id
+
+    @cached_property
+    def mlflow_hook(self) -> MlflowHook:
+        """The :class:`~airflow_mlops.hooks.mlflow.MlflowHook` of ``mlflow_conn_id``, built on first use."""
+        from airflow_mlops.hooks.mlflow import MlflowHook
+
+        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+
+    def load_spec(self, spec_uri: str) -> FeatureSpec:
+        """Load the FeatureSpec at ``spec_uri`` (any object storage)."""
+        from airflow_mlops.spec import FeatureSpec
+
+        return FeatureSpec.load(spec_uri, conn_id=self.data_conn_id)

@@ -1,0 +1,281 @@
+"""Train a scikit-learn model described by a FeatureSpec, track it in MLflow, register a challenger."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_mlops import tables
+from airflow_mlops.links.mlflow import MlflowModelVersionLink, MlflowRunLink
+from airflow_mlops.operators.base import MlopsBaseOperator, mlops_template_fields, run_tags, ti_key
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from airflow.sdk import Context
+
+    from airflow_mlops.spec import FeatureSpec
+
+REFERENCE_ARTIFACT = "reference/reference.parquet"
+HOLDOUT_ARTIFACT = "holdout/holdout.parquet"
+
+
+def as_mapping(value: Any, name: str) -> dict[str, Any]:
+    """Accept a dict or its JSON text (a rendered template); raise ``ValueError`` otherwise."""
+    if value in (None, ""):
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{name} must be a JSON object, got {value!r}") from exc
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} must be a mapping, got {type(value).__name__}")
+    return value
+
+
+def quote_filter(value: str) -> str:
+    """Quote a value for an MLflow search filter string."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+class MlflowTrainModelOperator(MlopsBaseOperator):
+    """Fit ``Pipeline(preprocessing from the FeatureSpec, estimator)``, log it to MLflow and register
+    a new version of ``model_name`` with alias ``challenger``.
+
+    Logged: params (estimator and its parameters, split), metrics on the holdout (classification:
+    roc_auc, f1, precision, recall, accuracy, log_loss; regression: rmse, mae, r2), the model with
+    signature, input example and pinned pip requirements, dataset lineage (``mlflow.log_input`` with
+    URI and digest), a seeded reference sample of the training features (``reference/``, for drift
+    checks), the holdout itself (``holdout/``, for promotion), and tags naming the DAG run.
+
+    Idempotent per task instance: every version carries ``mlops.ti_key`` (dag/task/run); a retry that
+    finds its version reuses it instead of registering a second one. The estimator and its parameters
+    are checked before anything is written to MLflow.
+
+    :param train_uri: labelled training table, file or partition (templated).
+    :param spec_uri: FeatureSpec YAML (templated).
+    :param model_name: registered model name (templated).
+    :param estimator: dotted path of a scikit-learn estimator class (templated).
+    :param estimator_params: its parameters, a dict or JSON text (templated).
+    :param validation_uri: labelled holdout table; default: a seeded split of ``train_uri`` (templated).
+    :param test_size: holdout share when splitting (templated).
+    :param seed: random seed of split, search, and reference sample.
+    :param search: optional bounded random search: ``{"param_distributions": {...}, "n_iter": 8,
+        "cv": 3, "scoring": "roc_auc"}``; parameter names refer to the estimator (templated).
+    :param experiment_name: MLflow experiment (default ``mlops/<model_name>``) (templated).
+    :param reference_rows: rows in the reference sample logged for drift checks.
+    :param alias: alias given to the new version (templated).
+    :return: (XCom) ``{"model_name", "version", "model_uri", "run_id", "experiment_id", "metrics",
+        "train_rows", "holdout_rows", "reference_uri", "holdout_uri", "alias", "reused", "run_url"}``.
+    """
+
+    template_fields: Sequence[str] = mlops_template_fields(
+        "train_uri", "spec_uri", "model_name", "estimator", "estimator_params", "validation_uri", "test_size",
+        "search", "experiment_name", "alias",
+    )  # fmt: skip
+    template_fields_renderers = {"estimator_params": "json", "search": "json"}
+    operator_extra_links = (MlflowRunLink(), MlflowModelVersionLink())
+    ui_color = "#e0f0ff"
+
+    def __init__(
+        self,
+        *,
+        train_uri: str,
+        spec_uri: str,
+        model_name: str,
+        estimator: str = "sklearn.ensemble.HistGradientBoostingClassifier",
+        estimator_params: dict[str, Any] | str | None = None,
+        validation_uri: str | None = None,
+        test_size: float | str = 0.2,
+        seed: int = 42,
+        search: dict[str, Any] | str | None = None,
+        experiment_name: str | None = None,
+        reference_rows: int = 50_000,
+        alias: str = "challenger",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.train_uri = train_uri
+        self.spec_uri = spec_uri
+        self.model_name = model_name
+        self.estimator = estimator
+        self.estimator_params = estimator_params
+        self.validation_uri = validation_uri
+        self.test_size = test_size
+        self.seed = seed
+        self.search = search
+        self.experiment_name = experiment_name
+        self.reference_rows = reference_rows
+        self.alias = alias
+
+    # -- steps -------------------------------------------------------------------------------------
+
+    def _split(self, spec: FeatureSpec, data: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        if self.validation_uri:
+            holdout = tables.read_table(self.validation_uri, columns=spec.training_columns(), conn_id=self.data_conn_id)
+            return data, holdout
+        from sklearn.model_selection import train_test_split
+
+        test_size = float(self.test_size)
+        if not 0 < test_size < 1:
+            raise ValueError(f"test_size must be between 0 and 1, got {test_size}")
+        stratify = data[spec.target] if spec.task == "classification" else None
+        train, holdout = train_test_split(data, test_size=test_size, random_state=self.seed, stratify=stratify)
+        return train, holdout
+
+    def _fit(self, spec: FeatureSpec, estimator: Any, train: pd.DataFrame) -> tuple[Any, dict[str, Any]]:
+        from airflow_mlops.utils import modeling
+
+        pipeline = modeling.build_pipeline(spec, estimator)
+        x, y = modeling.feature_frame(train, spec), train[spec.target]
+        search = as_mapping(self.search, "search")
+        if not search:
+            return pipeline.fit(x, y), {}
+        from sklearn.model_selection import RandomizedSearchCV
+
+        n_iter = int(search.get("n_iter", 8))
+        if not 1 <= n_iter <= modeling.MAX_SEARCH_ITERATIONS:
+            raise ValueError(f"search.n_iter must be within 1..{modeling.MAX_SEARCH_ITERATIONS}, got {n_iter}")
+        grid = {f"model__{k}": v for k, v in as_mapping(search.get("param_distributions"), "search.param_distributions").items()}
+        if not grid:
+            raise ValueError("search.param_distributions must name at least one estimator parameter")
+        finder = RandomizedSearchCV(
+            pipeline, grid, n_iter=n_iter, cv=int(search.get("cv", 3)), scoring=search.get("scoring"), random_state=self.seed, n_jobs=1
+        )
+        finder.fit(x, y)
+        best = {k.removeprefix("model__"): v for k, v in finder.best_params_.items()}
+        self.log.info("Search picked %s (cv score %.4f)", best, finder.best_score_)
+        return finder.best_estimator_, {"search_best_params": json.dumps(best, default=str), "search_n_iter": n_iter}
+
+    def _evaluate(self, spec: FeatureSpec, model: Any, holdout: pd.DataFrame) -> dict[str, float]:
+        from airflow_mlops.utils import modeling
+
+        x = modeling.feature_frame(holdout, spec)
+        proba = model.predict_proba(x) if spec.task == "classification" and hasattr(model, "predict_proba") else None
+        return modeling.compute_metrics(spec.task, holdout[spec.target].to_numpy(), model.predict(x), proba)
+
+    def _existing_version(self, key: str) -> Any | None:
+        found = self.mlflow_hook.client.search_model_versions(
+            f"name={quote_filter(self.model_name)} and tags.`mlops.ti_key` = {quote_filter(key)}"
+        )
+        return max(found, key=lambda v: int(v.version)) if found else None
+
+    def _summary(self, context: Context, version: Any, reused: bool) -> dict[str, Any]:
+        client = self.mlflow_hook.client
+        run = client.get_run(version.run_id)
+        client.set_registered_model_alias(self.model_name, self.alias, version.version)
+        run_url = self.mlflow_hook.run_url(run.info.experiment_id, run.info.run_id)
+        MlflowRunLink.persist(context, run_url)
+        MlflowModelVersionLink.persist(context, self.mlflow_hook.model_version_url(self.model_name, version.version))
+        return {
+            "model_name": self.model_name,
+            "version": str(version.version),
+            "model_uri": f"models:/{self.model_name}/{version.version}",
+            "run_id": run.info.run_id,
+            "experiment_id": run.info.experiment_id,
+            "metrics": {k: v for k, v in sorted(run.data.metrics.items()) if not k.startswith("system/")},
+            "train_rows": int(run.data.params.get("train_rows", 0)),
+            "holdout_rows": int(run.data.params.get("holdout_rows", 0)),
+            "reference_uri": f"runs:/{run.info.run_id}/{REFERENCE_ARTIFACT}",
+            "holdout_uri": f"runs:/{run.info.run_id}/{HOLDOUT_ARTIFACT}",
+            "alias": self.alias,
+            "reused": reused,
+            "run_url": run_url,
+        }
+
+    # -- execute -----------------------------------------------------------------------------------
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_mlops.utils import modeling
+
+        spec = self.load_spec(self.spec_uri)
+        params = as_mapping(self.estimator_params, "estimator_params")
+        estimator = modeling.load_estimator(self.estimator, params, spec.task)  # before any MLflow write
+        key = ti_key(context)
+
+        with self.mlflow_hook.activated():
+            import mlflow
+
+            client = self.mlflow_hook.client
+            existing = self._existing_version(key)
+            if existing is not None:
+                self.log.info("Version %s of %s was registered by an earlier try of %s; reusing it", existing.version, self.model_name, key)
+                return self._summary(context, existing, reused=True)
+
+            data = tables.read_table(self.train_uri, columns=spec.training_columns(), conn_id=self.data_conn_id)
+            train, holdout = self._split(spec, data)
+            experiment_id = self.mlflow_hook.get_or_create_experiment(self.experiment_name or f"mlops/{self.model_name}")
+            for stale in client.search_runs(
+                [experiment_id], f"tags.`mlops.ti_key` = {quote_filter(key)} and attributes.status = 'RUNNING'"
+            ):
+                client.set_terminated(stale.info.run_id, status="FAILED")  # left by a killed earlier try
+
+            tags = run_tags(context) | {"mlops.model_name": self.model_name, "mlops.estimator": self.estimator}
+            run_name = f"train {self.model_name} {context['ti'].run_id}"
+            with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
+                self.log.info("Training %s on %d rows (MLflow run %s)", self.estimator, len(train), run.info.run_id)
+                model, search_params = self._fit(spec, estimator, train)
+                metrics = self._evaluate(spec, model, holdout)
+                mlflow.log_params(
+                    {"estimator": self.estimator, **{f"param_{k}": v for k, v in params.items()}, **search_params,
+                     "train_rows": len(train), "holdout_rows": len(holdout), "seed": self.seed,
+                     "test_size": "" if self.validation_uri else float(self.test_size), "spec": spec.name}
+                )  # fmt: skip
+                mlflow.log_metrics(metrics)
+                self._log_lineage(spec, train, holdout)
+                model_info = self._log_model(spec, model, train)
+                self._log_samples(spec, train, holdout)
+            version = mlflow.register_model(
+                model_info.model_uri, self.model_name, tags=tags | {f"mlops.metric.{k}": f"{v:.6f}" for k, v in metrics.items()}
+            )
+            self.log.info("Registered %s version %s (%s)", self.model_name, version.version, json.dumps(metrics))
+            return self._summary(context, client.get_model_version(self.model_name, version.version), reused=False)
+
+    def _log_lineage(self, spec: FeatureSpec, train: pd.DataFrame, holdout: pd.DataFrame) -> None:
+        import mlflow
+        from mlflow.data.pandas_dataset import from_pandas
+
+        mlflow.log_input(
+            from_pandas(train, source=self.train_uri, targets=spec.target, name=f"{spec.name}-train"), context="training"
+        )
+        mlflow.log_input(
+            from_pandas(
+                holdout, source=self.validation_uri or self.train_uri, targets=spec.target, name=f"{spec.name}-holdout"
+            ),
+            context="validation",
+        )
+
+    def _log_model(self, spec: FeatureSpec, model: Any, train: pd.DataFrame) -> Any:
+        import mlflow
+        from mlflow.models import infer_signature
+
+        from airflow_mlops.utils import modeling
+
+        example = modeling.feature_frame(train.head(5), spec)
+        output = model.predict_proba(example) if hasattr(model, "predict_proba") else model.predict(example)
+        # cloudpickle, deliberately: MLflow's default skops format refuses HistGradientBoosting's
+        # TreePredictor as an untrusted type. Models are only loaded from our own registry.
+        return mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=infer_signature(example, output),
+            input_example=example,
+            pip_requirements=modeling.pip_requirements(),  # explicit: skips ~8 s of inference
+            serialization_format="cloudpickle",
+        )
+
+    def _log_samples(self, spec: FeatureSpec, train: pd.DataFrame, holdout: pd.DataFrame) -> None:
+        import mlflow
+
+        from airflow_mlops.utils import modeling
+
+        reference = train.sample(n=min(self.reference_rows, len(train)), random_state=self.seed)
+        reference = modeling.feature_frame(reference, spec)
+        with tempfile.TemporaryDirectory() as tmp:
+            for frame, artifact in ((reference, REFERENCE_ARTIFACT), (holdout, HOLDOUT_ARTIFACT)):
+                local = os.path.join(tmp, os.path.basename(artifact))
+                tables.write_table(frame, local)
+                mlflow.log_artifact(local, artifact_path=os.path.dirname(artifact))

@@ -1,0 +1,133 @@
+"""Validate a table against its FeatureSpec (and an optional GX suite) with Great Expectations."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_mlops import settings, tables
+from airflow_mlops.exceptions import DataValidationError
+from airflow_mlops.operators.base import MlopsBaseOperator, check_choice, mlops_template_fields
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from airflow.sdk import Context
+
+ON_FAILURE = ("fail", "warn", "skip")
+
+
+def run_folder(context: Context, kind: str) -> str:
+    """Return ``<kind>/<dag_id>/<run_id>/<task_id>[_<map_index>]``: stable across tries, unique per task."""
+    ti = context["ti"]
+    run = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in ti.run_id)
+    mapped = f"_{ti.map_index}" if getattr(ti, "map_index", -1) not in (-1, None) else ""
+    return f"{kind}/{ti.dag_id}/{run}/{ti.task_id}{mapped}"
+
+
+class GxValidateTableOperator(MlopsBaseOperator):
+    """Validate a table (file or partition) with Great Expectations against expectations derived from
+    a FeatureSpec: columns present, dtypes, non-null where required, ranges, allowed categories, at
+    least one row; plus an optional user GX expectation suite (JSON).
+
+    The table is streamed in batches of ``batch_rows`` rows and the results merged (see
+    :mod:`airflow_mlops.utils.expectations`), so memory is bounded by the batch, not the table.
+    The full result JSON and GX Data Docs HTML are written under ``reports_uri``.
+
+    :param table_uri: file or partition folder to validate (templated).
+    :param spec_uri: FeatureSpec YAML (templated).
+    :param labelled: the table must hold the target too (training/holdout); ``False`` for scoring data.
+    :param suite_uri: optional GX expectation suite JSON added to the spec's expectations (templated).
+    :param on_failure: ``fail`` (raise :class:`DataValidationError`), ``warn`` (log, succeed) or
+        ``skip`` (skip this task and so its downstream) (templated).
+    :param reports_uri: folder for ``result.json`` and ``data_docs.html`` (templated); default
+        ``<reports root>/validation/<dag>/<run>/<task>``.
+    :param batch_rows: rows per validated batch.
+    :param require_marker: a partition folder must have its ``_SUCCESS`` marker.
+    :return: (XCom) ``{"success", "table_uri", "rows", "batches", "evaluated", "successful",
+        "failed": [{"expectation", "column", ...}] (at most 20), "report_uri", "data_docs_uri"}``;
+        pushed before any failure is raised, so it survives one.
+    """
+
+    template_fields: Sequence[str] = mlops_template_fields("table_uri", "spec_uri", "suite_uri", "on_failure", "reports_uri")
+    ui_color = "#ffefd5"
+
+    def __init__(
+        self,
+        *,
+        table_uri: str,
+        spec_uri: str,
+        labelled: bool = True,
+        suite_uri: str | None = None,
+        on_failure: str = "fail",
+        reports_uri: str | None = None,
+        batch_rows: int = 500_000,
+        require_marker: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.table_uri = table_uri
+        self.spec_uri = spec_uri
+        self.labelled = labelled
+        self.suite_uri = suite_uri
+        self.on_failure = on_failure
+        self.reports_uri = reports_uri
+        self.batch_rows = batch_rows
+        self.require_marker = require_marker
+
+    def _frames(self) -> Iterator[pd.DataFrame]:
+        for batch in tables.iter_batches(
+            self.table_uri, batch_rows=self.batch_rows, conn_id=self.data_conn_id, require_marker=self.require_marker
+        ):
+            yield batch.to_pandas()
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        check_choice("on_failure", self.on_failure, ON_FAILURE)
+        from airflow_mlops.utils import expectations
+
+        expectations.gx_analytics_off()
+        spec = self.load_spec(self.spec_uri)
+        configs = expectations.spec_expectations(spec, labelled=self.labelled)
+        if self.suite_uri:
+            configs += expectations.load_suite_json(tables.read_text(self.suite_uri, conn_id=self.data_conn_id), source=self.suite_uri)
+        # Fail fast (and clearly) on an unreadable or incomplete table before GX starts.
+        files = tables.list_data_files(self.table_uri, conn_id=self.data_conn_id, require_marker=self.require_marker)
+        self.log.info("Validating %s (%d file(s)) against %d expectations from %s", self.table_uri, len(files), len(configs), self.spec_uri)
+
+        merged = expectations.validate_frames(self._frames(), configs, suite_name=f"{spec.name}_{'labelled' if self.labelled else 'scoring'}")
+
+        reports = (self.reports_uri or f"{settings.reports_root()}/{run_folder(context, 'validation')}").rstrip("/")
+        result_uri = tables.write_text(
+            json.dumps(merged.result.to_json_dict(), indent=2, default=str), f"{reports}/result.json", conn_id=self.data_conn_id
+        )
+        docs_uri = tables.write_text(expectations.render_data_docs(merged.result), f"{reports}/data_docs.html", conn_id=self.data_conn_id)
+        stats = merged.result.statistics
+        summary = {
+            "success": merged.success,
+            "table_uri": self.table_uri,
+            "rows": merged.rows,
+            "batches": merged.batches,
+            "evaluated": stats["evaluated_expectations"],
+            "successful": stats["successful_expectations"],
+            "failed": merged.failures[: expectations.MAX_FAILURES_IN_SUMMARY],
+            "report_uri": result_uri,
+            "data_docs_uri": docs_uri,
+        }
+        context["ti"].xcom_push(key="validation_report_uri", value=docs_uri)
+        if merged.success:
+            self.log.info("Validation of %s passed: %d rows, %d expectations", self.table_uri, merged.rows, stats["evaluated_expectations"])
+            return summary
+        described = "; ".join(
+            f"{f['expectation']}({f['column']})" + (f": {f['error']}" if "error" in f else f": {f.get('unexpected_count', '?')} unexpected")
+            for f in merged.failures[:5]
+        )
+        message = f"{self.table_uri} failed {len(merged.failures)} expectation(s): {described}. Report: {docs_uri}"
+        if self.on_failure == "warn":
+            self.log.warning("%s", message)
+            return summary
+        context["ti"].xcom_push(key="return_value", value=summary)
+        if self.on_failure == "skip":
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            raise AirflowSkipException(message)
+        raise DataValidationError(message, summary=summary)

@@ -1,0 +1,223 @@
+"""Great Expectations 1.x glue: expectations from a FeatureSpec, batched validation, merged results.
+
+GX validates in-memory DataFrames; to keep memory bounded the table is streamed and validated batch
+by batch with one ephemeral context and one suite, and the per-batch results are merged:
+
+* column-map expectations (per row: not null, in set, between, in type list) merge exactly: a
+  failure in any batch fails the whole, counts add up, unexpected samples are pooled (capped);
+* table-level expectations (row count, column means of a user suite) are judged per batch and fail
+  if any batch fails; the row-count minimum is judged on the whole table, since it is the one most
+  specs carry. Pass ``batch_rows`` at least the table size to judge other aggregates on the whole.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from great_expectations.core import ExpectationSuiteValidationResult
+
+    from airflow_mlops.spec import FeatureSpec
+
+log = logging.getLogger(__name__)
+
+NUMERIC_DTYPES = [
+    "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float16", "float32", "float64",
+    "Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64", "Float32", "Float64",
+]  # fmt: skip
+STRING_DTYPES = ["object", "str", "string", "category", "bool", "boolean"]
+MAX_FAILURES_IN_SUMMARY = 20
+MAX_SAMPLES = 10
+
+
+def spec_expectations(spec: FeatureSpec, *, labelled: bool) -> list[dict[str, Any]]:
+    """Return GX expectation configs (``{"type", "kwargs"}``) that a table described by ``spec`` must meet.
+
+    :param labelled: the table must also hold the target (training/holdout data).
+    """
+    out: list[dict[str, Any]] = [{"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 1}}]
+    required = spec.training_columns() if labelled else spec.scoring_columns()
+    out += [{"type": "expect_column_to_exist", "kwargs": {"column": c}} for c in required]
+    for col in spec.passthrough_columns:
+        out.append({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": col}})
+    for num in spec.numeric_features:
+        out.append({"type": "expect_column_values_to_be_in_type_list", "kwargs": {"column": num.name, "type_list": NUMERIC_DTYPES}})
+        if not num.nullable:
+            out.append({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": num.name}})
+        if num.min is not None or num.max is not None:
+            bounds = {k: v for k, v in (("min_value", num.min), ("max_value", num.max)) if v is not None}
+            out.append({"type": "expect_column_values_to_be_between", "kwargs": {"column": num.name, **bounds}})
+    for cat in spec.categorical_features:
+        out.append({"type": "expect_column_values_to_be_in_type_list", "kwargs": {"column": cat.name, "type_list": STRING_DTYPES}})
+        if not cat.nullable:
+            out.append({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": cat.name}})
+        if cat.values is not None:
+            out.append({"type": "expect_column_values_to_be_in_set", "kwargs": {"column": cat.name, "value_set": list(cat.values)}})
+    if labelled:
+        out.append({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": spec.target}})
+        if spec.task == "regression":
+            out.append({"type": "expect_column_values_to_be_in_type_list", "kwargs": {"column": spec.target, "type_list": NUMERIC_DTYPES}})
+    return out
+
+
+def load_suite_json(text: str, *, source: str) -> list[dict[str, Any]]:
+    """Read a GX expectation suite JSON (``{"expectations": [{"type", "kwargs"}]}``) into configs."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"expectation suite {source} is not valid JSON: {exc}") from exc
+    items = doc.get("expectations") if isinstance(doc, dict) else None
+    if not isinstance(items, list):
+        raise ValueError(f"expectation suite {source} must be an object with an 'expectations' list")
+    configs = []
+    for i, item in enumerate(items):
+        kind = item.get("type") or item.get("expectation_type") if isinstance(item, dict) else None
+        if not isinstance(kind, str):
+            raise ValueError(f"expectation suite {source}: expectation {i} has no 'type'")
+        configs.append({"type": kind, "kwargs": dict(item.get("kwargs") or {}), "meta": {"source": source}})
+    return configs
+
+
+def _quiet_context() -> Any:
+    import great_expectations as gx
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = {"globally": False, "metric_calculations": False}  # type: ignore[assignment]
+    return context
+
+
+def _build_suite(context: Any, configs: Iterable[dict[str, Any]], name: str) -> Any:
+    import great_expectations as gx
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    suite = context.suites.add(gx.ExpectationSuite(name=name))
+    for config in configs:
+        try:
+            configuration = ExpectationConfiguration(type=config["type"], kwargs=config["kwargs"], meta=config.get("meta"))
+            suite.add_expectation(configuration.to_domain_obj())
+        except Exception as exc:  # GX raises several types for unknown expectations / bad kwargs
+            raise ValueError(f"invalid expectation {config['type']} {config['kwargs']}: {exc}") from exc
+    suite.save()
+    return suite
+
+
+@dataclass
+class MergedValidation:
+    """The merge of per-batch GX results: the GX result object of the whole table plus totals."""
+
+    result: ExpectationSuiteValidationResult
+    rows: int
+    batches: int
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def success(self) -> bool:
+        return bool(self.result.success)
+
+
+def _merge_into(total: Any, part: Any) -> None:
+    """Fold one batch's ExpectationValidationResult into the running total (same expectation)."""
+    total.success = bool(total.success and part.success)
+    a, b = total.result, part.result
+    for key in ("element_count", "unexpected_count", "missing_count"):
+        if key in a or key in b:
+            a[key] = (a.get(key) or 0) + (b.get(key) or 0)
+    if "partial_unexpected_list" in b:
+        a["partial_unexpected_list"] = (a.get("partial_unexpected_list") or []) + b["partial_unexpected_list"]
+        a["partial_unexpected_list"] = a["partial_unexpected_list"][:MAX_SAMPLES]
+    if a.get("element_count"):
+        a["unexpected_percent"] = 100.0 * (a.get("unexpected_count") or 0) / a["element_count"]
+    if not part.success and part.exception_info and not total.exception_info:
+        total.exception_info = part.exception_info
+
+
+def _failure(evr: Any, missing: set[str]) -> dict[str, Any]:
+    cfg = evr.expectation_config
+    kwargs = {k: v for k, v in cfg.kwargs.items() if k != "batch_id"}
+    res = evr.result or {}
+    failure: dict[str, Any] = {"expectation": cfg.type, "column": kwargs.get("column")}
+    for key in ("observed_value", "unexpected_count", "unexpected_percent"):
+        if res.get(key) is not None:
+            failure[key] = res[key]
+    if res.get("partial_unexpected_list"):
+        failure["unexpected_sample"] = [None if v != v else v for v in res["partial_unexpected_list"][:5]]  # NaN -> None
+    info = evr.exception_info or {}
+    message = info.get("exception_message") if isinstance(info, dict) else None
+    if message:
+        failure["error"] = str(message)[:300]
+    if kwargs.get("column") in missing:
+        failure["error"] = f"column {kwargs['column']!r} is missing"
+    return json.loads(json.dumps(failure, default=str))
+
+
+def validate_frames(frames: Iterator[pd.DataFrame], configs: list[dict[str, Any]], *, suite_name: str) -> MergedValidation:
+    """Validate a stream of DataFrames against ``configs`` and merge the results.
+
+    Empty frames are skipped unless the whole stream is empty, so a table with zero rows fails the
+    row-count expectation once and a partition with one empty file does not.
+    """
+    import great_expectations as gx
+
+    context = _quiet_context()
+    source = context.data_sources.add_pandas("mlops")
+    batch_definition = source.add_dataframe_asset("table").add_batch_definition_whole_dataframe("whole")
+    suite = _build_suite(context, configs, suite_name)
+    definition = context.validation_definitions.add(gx.ValidationDefinition(name=suite_name, data=batch_definition, suite=suite))
+
+    merged: Any = None
+    columns: set[str] | None = None
+    rows = batches = 0
+    empty: pd.DataFrame | None = None
+    for frame in frames:
+        columns = set(frame.columns) if columns is None else columns
+        if frame.empty:
+            empty = frame if empty is None else empty
+            continue
+        result = definition.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
+        rows += len(frame)
+        batches += 1
+        if merged is None:
+            merged = result
+        else:
+            for total, part in zip(merged.results, result.results, strict=True):
+                _merge_into(total, part)
+        log.info("Validated batch %d (%d rows so far)", batches, rows)
+    if merged is None:
+        if empty is None:
+            raise ValueError("the table yielded no batch at all")
+        merged = definition.run(batch_parameters={"dataframe": empty}, result_format="SUMMARY")
+        batches = 1
+    for evr in merged.results:
+        if evr.expectation_config.type == "expect_table_row_count_to_be_between":
+            evr.result["observed_value"] = rows
+            lo, hi = evr.expectation_config.kwargs.get("min_value"), evr.expectation_config.kwargs.get("max_value")
+            evr.success = (lo is None or rows >= lo) and (hi is None or rows <= hi)
+    merged.success = all(evr.success for evr in merged.results)
+    stats = merged.statistics
+    stats["successful_expectations"] = sum(1 for evr in merged.results if evr.success)
+    stats["unsuccessful_expectations"] = stats["evaluated_expectations"] - stats["successful_expectations"]
+    stats["success_percent"] = 100.0 * stats["successful_expectations"] / max(stats["evaluated_expectations"], 1)
+    required = {c["kwargs"]["column"] for c in configs if c["type"] == "expect_column_to_exist"}
+    missing = required - (columns or set())
+    failed = sorted((evr for evr in merged.results if not evr.success), key=lambda evr: evr.expectation_config.type != "expect_column_to_exist")
+    failures = [_failure(evr, missing) for evr in failed]
+    return MergedValidation(result=merged, rows=rows, batches=batches, failures=failures)
+
+
+def render_data_docs(result: ExpectationSuiteValidationResult) -> str:
+    """Render a validation result as a GX Data Docs HTML page."""
+    from great_expectations.render.renderer import ValidationResultsPageRenderer
+    from great_expectations.render.view import DefaultJinjaPageView
+
+    return str(DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(result)))
+
+
+def gx_analytics_off() -> None:
+    """Turn GX analytics off unless the user decided otherwise (must run before GX is imported)."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
