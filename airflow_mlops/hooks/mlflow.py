@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 #: MLflow reads credentials for HTTP tracking servers from these variables (see ``mlflow.environment_variables``).
 _AUTH_ENV = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
+#: ``mlflow.set_tracking_uri`` / ``set_registry_uri`` also export these, so they are restored too.
+_URI_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,7 @@ class MlflowHook(BaseHook):
         import mlflow
 
         cfg = self.config
-        saved_env = {name: os.environ.get(name) for name in _AUTH_ENV}
+        saved_env = {name: os.environ.get(name) for name in _AUTH_ENV + _URI_ENV}
         saved_uris = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
         try:
             for name, value in zip(_AUTH_ENV, (cfg.username, cfg.password, cfg.token), strict=True):

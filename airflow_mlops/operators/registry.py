@@ -1,0 +1,301 @@
+"""Promote a challenger over the champion (MLflow evaluation + thresholds), or roll the champion back."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_mlops import tables
+from airflow_mlops.exceptions import ModelRejectedError
+from airflow_mlops.links.mlflow import MlflowModelVersionLink, MlflowRunLink
+from airflow_mlops.operators.base import MlopsBaseOperator, check_choice, mlops_template_fields, run_tags
+from airflow_mlops.operators.training import as_mapping
+from airflow_mlops.utils import registry
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from airflow.sdk import Context
+
+    from airflow_mlops.spec import FeatureSpec
+
+ON_REJECT = ("fail", "skip", "succeed")
+#: Our metric names -> the names ``mlflow.models.evaluate``'s default evaluator reports.
+MLFLOW_METRIC = {
+    "roc_auc": "roc_auc", "f1": "f1_score", "precision": "precision_score", "recall": "recall_score",
+    "accuracy": "accuracy_score", "log_loss": "log_loss", "rmse": "root_mean_squared_error",
+    "mae": "mean_absolute_error", "r2": "r2_score",
+}  # fmt: skip
+
+
+def _optional_float(value: Any, name: str) -> float | None:
+    if value in (None, "", "None"):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a number, got {value!r}") from exc
+
+
+class MlflowPromoteModelOperator(MlopsBaseOperator):
+    """Evaluate the challenger and the current champion on the same holdout with
+    ``mlflow.models.evaluate``, judge with ``mlflow.validate_evaluation_results`` / ``MetricThreshold``,
+    and move the ``champion`` alias only when the challenger wins.
+
+    No champion yet: the challenger is promoted if the minimum value holds. On promotion the old
+    champion gets ``previous_champion``. The champion alias is re-read just before switching; if it
+    moved during evaluation, this run lost a race and records so. Every decision is written as
+    ``mlops.decision.*`` tags on the challenger version (decision, reason, metric, both scores,
+    compared-against version, DAG run, approver).
+
+    :param model_name: registered model (templated).
+    :param spec_uri: FeatureSpec YAML: target and task (templated).
+    :param challenger: alias or version to judge (templated; default ``challenger``).
+    :param holdout_uri: labelled table both models are scored on (templated); default: the holdout
+        the challenger's training run logged.
+    :param metric: metric to compare (default ``roc_auc`` / ``rmse``) (templated).
+    :param min_value: the challenger's metric must reach this (templated).
+    :param min_absolute_change: required improvement over the champion (templated).
+    :param min_relative_change: required relative improvement, 0..1 (templated).
+    :param greater_is_better: default from the metric (templated).
+    :param evaluate_only: a dry run: evaluate and decide, change nothing in the registry (templated).
+    :param on_reject: ``fail`` | ``skip`` | ``succeed`` when the challenger loses (templated).
+    :param approver: who approved (recorded) (templated).
+    :param evaluation: the result of an earlier dry run of this operator (e.g. before a human
+        approval); reused when it judged the same challenger against the same champion.
+    :return: (XCom) the decision: ``{"model_name", "decision" (promoted | rejected | already_champion
+        | would_promote | would_reject), "reason", "metric", "challenger_version", "challenger_score",
+        "champion_version", "champion_score", "dry_run", "evaluation_run_id"}``.
+    """
+
+    template_fields: Sequence[str] = mlops_template_fields(
+        "model_name", "spec_uri", "challenger", "holdout_uri", "metric", "min_value", "min_absolute_change",
+        "min_relative_change", "greater_is_better", "evaluate_only", "on_reject", "approver", "evaluation",
+    )  # fmt: skip
+    operator_extra_links = (MlflowRunLink(), MlflowModelVersionLink())
+    ui_color = "#fff3c4"
+
+    def __init__(
+        self,
+        *,
+        model_name: str,
+        spec_uri: str,
+        challenger: str = registry.CHALLENGER,
+        holdout_uri: str | None = None,
+        metric: str | None = None,
+        min_value: float | str | None = None,
+        min_absolute_change: float | str | None = None,
+        min_relative_change: float | str | None = None,
+        greater_is_better: bool | str | None = None,
+        evaluate_only: bool | str = False,
+        on_reject: str = "succeed",
+        approver: str | None = None,
+        evaluation: dict[str, Any] | str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.model_name = model_name
+        self.spec_uri = spec_uri
+        self.challenger = challenger
+        self.holdout_uri = holdout_uri
+        self.metric = metric
+        self.min_value = min_value
+        self.min_absolute_change = min_absolute_change
+        self.min_relative_change = min_relative_change
+        self.greater_is_better = greater_is_better
+        self.evaluate_only = evaluate_only
+        self.on_reject = on_reject
+        self.approver = approver
+        self.evaluation = evaluation
+
+    # -- evaluation --------------------------------------------------------------------------------
+
+    def _holdout(self, spec: FeatureSpec, challenger_run_id: str) -> pd.DataFrame:
+        columns = spec.feature_columns + [spec.target]
+        if self.holdout_uri:
+            return tables.read_table(self.holdout_uri, columns=columns, conn_id=self.data_conn_id)
+        import mlflow
+
+        from airflow_mlops.operators.training import HOLDOUT_ARTIFACT
+
+        with tempfile.TemporaryDirectory() as tmp:
+            local = mlflow.artifacts.download_artifacts(f"runs:/{challenger_run_id}/{HOLDOUT_ARTIFACT}", dst_path=tmp)
+            return tables.read_table(local, columns=columns)
+
+    def _score(self, spec: FeatureSpec, version: str, data: pd.DataFrame, mlflow_metric: str) -> float:
+        import mlflow
+
+        with mlflow.start_run(run_name=f"evaluate v{version}", nested=True, tags={"mlops.model_version": version}):
+            result = mlflow.models.evaluate(
+                model=f"models:/{self.model_name}/{version}",
+                data=data,
+                targets=spec.target,
+                model_type="classifier" if spec.task == "classification" else "regressor",
+                evaluator_config={"log_model_explainability": False},
+            )
+        if mlflow_metric not in result.metrics:
+            raise ValueError(f"metric {mlflow_metric!r} was not computed for {self.model_name} v{version}; got {sorted(result.metrics)}")
+        self._results[version] = result
+        return float(result.metrics[mlflow_metric])
+
+    def _judge(self, metric: str, greater: bool, challenger: str, champion: str | None) -> tuple[bool, str]:
+        import mlflow
+        from mlflow.models import MetricThreshold
+        from mlflow.models.evaluation.validation import ModelValidationFailedException
+
+        threshold = _optional_float(self.min_value, "min_value")
+        absolute = _optional_float(self.min_absolute_change, "min_absolute_change") if champion else None
+        relative = _optional_float(self.min_relative_change, "min_relative_change") if champion else None
+        if threshold is None and absolute is None and relative is None:
+            if champion is None:
+                return True, "no champion yet and no minimum value set"
+            absolute = 0.0  # at least not worse than the champion
+        key = MLFLOW_METRIC[metric]
+        rules = {key: MetricThreshold(threshold=threshold, min_absolute_change=absolute, min_relative_change=relative, greater_is_better=greater)}
+        try:
+            mlflow.validate_evaluation_results(rules, self._results[challenger], self._results[champion] if champion else None)
+        except ModelValidationFailedException as exc:
+            return False, str(exc.message).strip()
+        against = f"champion v{champion}" if champion else "no champion yet"
+        return True, f"{metric} passed thresholds (min_value={threshold}, min_absolute_change={absolute}, min_relative_change={relative}) against {against}"
+
+    def _evaluate(self, spec: FeatureSpec, metric: str, greater: bool, challenger: Any, champion: str | None, context: Context) -> dict[str, Any]:
+        import mlflow
+
+        from airflow_mlops.utils import modeling
+
+        self._results: dict[str, Any] = {}
+        data = self._holdout(spec, challenger.run_id)
+        data = modeling.feature_frame(data, spec).assign(**{spec.target: data[spec.target].to_numpy()})
+        experiment_id = self.mlflow_hook.get_or_create_experiment(f"mlops/{self.model_name}")
+        with mlflow.start_run(
+            experiment_id=experiment_id, run_name=f"promote {self.model_name} v{challenger.version}", tags=run_tags(context)
+        ) as run:
+            challenger_score = self._score(spec, challenger.version, data, MLFLOW_METRIC[metric])
+            champion_score = self._score(spec, champion, data, MLFLOW_METRIC[metric]) if champion else None
+            promote, reason = self._judge(metric, greater, challenger.version, champion)
+            mlflow.set_tags({"mlops.decision": "promote" if promote else "reject", "mlops.reason": reason[:5000]})
+        MlflowRunLink.persist(context, self.mlflow_hook.run_url(experiment_id, run.info.run_id))
+        return {
+            "promote": promote,
+            "reason": reason,
+            "challenger_score": challenger_score,
+            "champion_score": champion_score,
+            "evaluation_run_id": run.info.run_id,
+            "holdout_rows": len(data),
+        }
+
+    # -- execute -----------------------------------------------------------------------------------
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_mlops.utils import modeling
+
+        check_choice("on_reject", self.on_reject, ON_REJECT)
+        dry_run = str(self.evaluate_only).lower() in ("true", "1", "yes")
+        spec = self.load_spec(self.spec_uri)
+        metric = self.metric or modeling.default_metric(spec.task)
+        check_choice("metric", metric, list(MLFLOW_METRIC))
+        greater = modeling.GREATER_IS_BETTER[metric] if self.greater_is_better in (None, "", "None") else str(self.greater_is_better).lower() in ("true", "1")
+
+        with self.mlflow_hook.activated():
+            client = self.mlflow_hook.client
+            challenger = registry.resolve_version(client, self.model_name, self.challenger)
+            champion = registry.alias_version(client, self.model_name, registry.CHAMPION)
+            MlflowModelVersionLink.persist(context, self.mlflow_hook.model_version_url(self.model_name, challenger.version))
+            base = {
+                "model_name": self.model_name, "metric": metric, "challenger_version": str(challenger.version),
+                "champion_version": champion, "dry_run": dry_run,
+            }  # fmt: skip
+            if champion == str(challenger.version):
+                self.log.info("%s v%s is already the champion; nothing to do", self.model_name, champion)
+                return base | {"decision": "already_champion", "reason": "the challenger is already the champion"}
+
+            earlier = as_mapping(self.evaluation, "evaluation")
+            if earlier and earlier.get("challenger_version") == str(challenger.version) and earlier.get("champion_version") == champion:
+                verdict = {k: earlier[k] for k in ("challenger_score", "champion_score", "evaluation_run_id", "reason")}
+                verdict["promote"] = earlier.get("decision") in ("would_promote", "promoted")
+                self.log.info("Reusing evaluation run %s", verdict["evaluation_run_id"])
+            else:
+                verdict = self._evaluate(spec, metric, greater, challenger, champion, context)
+            self.log.info(
+                "%s: challenger v%s %s=%s vs champion %s %s=%s -> %s (%s)", self.model_name, challenger.version, metric,
+                verdict["challenger_score"], champion, metric, verdict["champion_score"], "promote" if verdict["promote"] else "reject", verdict["reason"],
+            )  # fmt: skip
+            decision = base | {k: v for k, v in verdict.items() if k != "promote"} | {"approver": self.approver or None}
+            if dry_run:
+                return decision | {"decision": "would_promote" if verdict["promote"] else "would_reject"}
+
+            if verdict["promote"]:
+                current = registry.alias_version(client, self.model_name, registry.CHAMPION)
+                if current != champion:
+                    verdict["promote"] = False
+                    decision["reason"] = f"lost a race: the champion moved from v{champion} to v{current} during evaluation"
+                else:
+                    if champion:
+                        client.set_registered_model_alias(self.model_name, registry.PREVIOUS_CHAMPION, champion)
+                    client.set_registered_model_alias(self.model_name, registry.CHAMPION, challenger.version)
+            decision["decision"] = "promoted" if verdict["promote"] else "rejected"
+            audit = {k: decision[k] for k in ("decision", "reason", "metric", "challenger_score", "champion_score", "approver", "evaluation_run_id")}
+            audit |= {"compared_against": champion or "none", "dag_run": f"{context['ti'].dag_id}/{context['ti'].run_id}"}
+            registry.record_decision(client, self.model_name, str(challenger.version), audit)
+
+        if verdict["promote"]:
+            self.log.info("Promoted %s v%s to champion (previous: %s)", self.model_name, challenger.version, champion)
+            return decision
+        return self._reject(context, decision)
+
+    def _reject(self, context: Context, decision: dict[str, Any]) -> dict[str, Any]:
+        message = f"challenger v{decision['challenger_version']} rejected: {decision['reason']}"
+        if self.on_reject == "succeed":
+            self.log.info("%s", message)
+            return decision
+        context["ti"].xcom_push(key="return_value", value=decision)
+        if self.on_reject == "skip":
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            raise AirflowSkipException(message)
+        raise ModelRejectedError(message, model_name=self.model_name, decision=decision)
+
+
+class MlflowRollbackModelOperator(MlopsBaseOperator):
+    """Put the ``champion`` alias back on ``previous_champion`` (or on a given version).
+
+    The replaced champion becomes ``previous_champion`` (so a rollback can itself be undone) and the
+    restored version gets ``mlops.decision.*`` tags (decision ``rollback``, reason, replaced version,
+    DAG run), like a promotion.
+
+    :param model_name: registered model (templated).
+    :param to_version: version (or alias) to restore; default the ``previous_champion`` alias (templated).
+    :param reason: why, recorded in the tags (templated).
+    :return: (XCom) ``{"model_name", "champion_version", "replaced_version", "reason"}``.
+    """
+
+    template_fields: Sequence[str] = mlops_template_fields("model_name", "to_version", "reason")
+    operator_extra_links = (MlflowModelVersionLink(),)
+
+    def __init__(self, *, model_name: str, to_version: str | int | None = None, reason: str = "manual rollback", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.model_name = model_name
+        self.to_version = to_version
+        self.reason = reason
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        with self.mlflow_hook.activated():
+            client = self.mlflow_hook.client
+            target = registry.resolve_version(client, self.model_name, self.to_version or registry.PREVIOUS_CHAMPION)
+            current = registry.alias_version(client, self.model_name, registry.CHAMPION)
+            if current == str(target.version):
+                return {"model_name": self.model_name, "champion_version": current, "replaced_version": None, "reason": "already the champion"}
+            client.set_registered_model_alias(self.model_name, registry.CHAMPION, target.version)
+            if current:
+                client.set_registered_model_alias(self.model_name, registry.PREVIOUS_CHAMPION, current)
+            registry.record_decision(
+                client, self.model_name, str(target.version),
+                {"decision": "rollback", "reason": self.reason, "compared_against": current or "none",
+                 "dag_run": f"{context['ti'].dag_id}/{context['ti'].run_id}"},
+            )  # fmt: skip
+        MlflowModelVersionLink.persist(context, self.mlflow_hook.model_version_url(self.model_name, target.version))
+        self.log.info("Rolled %s champion back from v%s to v%s: %s", self.model_name, current, target.version, self.reason)
+        return {"model_name": self.model_name, "champion_version": str(target.version), "replaced_version": current, "reason": self.reason}
+
+
