@@ -77,6 +77,14 @@ class MlopsBaseOperator(BaseOperator):
 
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
+    def reset_links(self, context: Context) -> None:
+        """Push an empty value for each XCom-backed extra link, so a task that ends early shows no stale link."""
+        from airflow_mlops.links.mlflow import XComUrlLink
+
+        for link in self.operator_extra_links:
+            if isinstance(link, XComUrlLink):
+                link.persist(context, "")
+
     def load_spec(self, spec_uri: str) -> FeatureSpec:
         """Load the FeatureSpec at ``spec_uri`` (any object storage)."""
         from airflow_mlops.spec import FeatureSpec

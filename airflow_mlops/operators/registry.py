@@ -138,28 +138,48 @@ class MlflowPromoteModelOperator(MlopsBaseOperator):
         self._results[version] = result
         return float(result.metrics[mlflow_metric])
 
-    def _judge(self, metric: str, greater: bool, challenger: str, champion: str | None) -> tuple[bool, str]:
-        import mlflow
+    def _thresholds(self, metric: str, greater: bool, has_champion: bool) -> dict[str, Any] | None:
+        """Build the ``MetricThreshold`` rules (before any evaluation, so a bad setting fails fast).
+
+        ``None`` means there is nothing to check (no champion and no minimum value). A change of 0
+        means "strictly better than the champion": MLflow only accepts positive changes.
+        """
+        from mlflow.exceptions import MlflowException
         from mlflow.models import MetricThreshold
-        from mlflow.models.evaluation.validation import ModelValidationFailedException
 
         threshold = _optional_float(self.min_value, "min_value")
-        absolute = _optional_float(self.min_absolute_change, "min_absolute_change") if champion else None
-        relative = _optional_float(self.min_relative_change, "min_relative_change") if champion else None
+        absolute = _optional_float(self.min_absolute_change, "min_absolute_change") if has_champion else None
+        relative = _optional_float(self.min_relative_change, "min_relative_change") if has_champion else None
+        if has_champion and not absolute and not relative:
+            absolute = 1e-12
         if threshold is None and absolute is None and relative is None:
-            if champion is None:
-                return True, "no champion yet and no minimum value set"
-            absolute = 0.0  # at least not worse than the champion
-        key = MLFLOW_METRIC[metric]
-        rules = {key: MetricThreshold(threshold=threshold, min_absolute_change=absolute, min_relative_change=relative, greater_is_better=greater)}
+            return None
+        try:
+            rule = MetricThreshold(
+                threshold=threshold, min_absolute_change=absolute, min_relative_change=relative or None, greater_is_better=greater
+            )
+        except MlflowException as exc:
+            raise ValueError(f"invalid promotion thresholds: {exc.message}") from exc
+        return {MLFLOW_METRIC[metric]: rule}
+
+    def _judge(self, rules: dict[str, Any] | None, challenger: str, champion: str | None) -> tuple[bool, str]:
+        import mlflow
+        from mlflow.models.evaluation.validation import ModelValidationFailedException
+
+        if rules is None:
+            return True, "no champion yet and no minimum value set"
         try:
             mlflow.validate_evaluation_results(rules, self._results[challenger], self._results[champion] if champion else None)
         except ModelValidationFailedException as exc:
             return False, str(exc.message).strip()
+        rule = next(iter(rules.values()))
         against = f"champion v{champion}" if champion else "no champion yet"
-        return True, f"{metric} passed thresholds (min_value={threshold}, min_absolute_change={absolute}, min_relative_change={relative}) against {against}"
+        return True, (
+            f"{next(iter(rules))} passed (threshold={rule.threshold}, min_absolute_change={rule.min_absolute_change}, "
+            f"min_relative_change={rule.min_relative_change}) against {against}"
+        )
 
-    def _evaluate(self, spec: FeatureSpec, metric: str, greater: bool, challenger: Any, champion: str | None, context: Context) -> dict[str, Any]:
+    def _evaluate(self, spec: FeatureSpec, metric: str, rules: dict[str, Any] | None, challenger: Any, champion: str | None, context: Context) -> dict[str, Any]:
         import mlflow
 
         from airflow_mlops.utils import modeling
@@ -173,7 +193,7 @@ class MlflowPromoteModelOperator(MlopsBaseOperator):
         ) as run:
             challenger_score = self._score(spec, challenger.version, data, MLFLOW_METRIC[metric])
             champion_score = self._score(spec, champion, data, MLFLOW_METRIC[metric]) if champion else None
-            promote, reason = self._judge(metric, greater, challenger.version, champion)
+            promote, reason = self._judge(rules, challenger.version, champion)
             mlflow.set_tags({"mlops.decision": "promote" if promote else "reject", "mlops.reason": reason[:5000]})
         MlflowRunLink.persist(context, self.mlflow_hook.run_url(experiment_id, run.info.run_id))
         return {
@@ -191,6 +211,7 @@ class MlflowPromoteModelOperator(MlopsBaseOperator):
         from airflow_mlops.utils import modeling
 
         check_choice("on_reject", self.on_reject, ON_REJECT)
+        self.reset_links(context)
         dry_run = str(self.evaluate_only).lower() in ("true", "1", "yes")
         spec = self.load_spec(self.spec_uri)
         metric = self.metric or modeling.default_metric(spec.task)
@@ -210,13 +231,21 @@ class MlflowPromoteModelOperator(MlopsBaseOperator):
                 self.log.info("%s v%s is already the champion; nothing to do", self.model_name, champion)
                 return base | {"decision": "already_champion", "reason": "the challenger is already the champion"}
 
+            try:
+                rules = self._thresholds(metric, greater, champion is not None)
+            except ValueError as exc:
+                from airflow.sdk.exceptions import AirflowFailException
+
+                raise AirflowFailException(f"{exc} (no retry: a configuration error does not heal)") from exc
             earlier = as_mapping(self.evaluation, "evaluation")
             if earlier and earlier.get("challenger_version") == str(challenger.version) and earlier.get("champion_version") == champion:
                 verdict = {k: earlier[k] for k in ("challenger_score", "champion_score", "evaluation_run_id", "reason")}
                 verdict["promote"] = earlier.get("decision") in ("would_promote", "promoted")
+                run = client.get_run(verdict["evaluation_run_id"])
+                MlflowRunLink.persist(context, self.mlflow_hook.run_url(run.info.experiment_id, run.info.run_id))
                 self.log.info("Reusing evaluation run %s", verdict["evaluation_run_id"])
             else:
-                verdict = self._evaluate(spec, metric, greater, challenger, champion, context)
+                verdict = self._evaluate(spec, metric, rules, challenger, champion, context)
             self.log.info(
                 "%s: challenger v%s %s=%s vs champion %s %s=%s -> %s (%s)", self.model_name, challenger.version, metric,
                 verdict["challenger_score"], champion, metric, verdict["champion_score"], "promote" if verdict["promote"] else "reject", verdict["reason"],
@@ -241,6 +270,10 @@ class MlflowPromoteModelOperator(MlopsBaseOperator):
 
         if verdict["promote"]:
             self.log.info("Promoted %s v%s to champion (previous: %s)", self.model_name, challenger.version, champion)
+            for outlet in self.outlets:  # the asset event says which model, version and score
+                context["outlet_events"][outlet].extra = {
+                    k: decision[k] for k in ("model_name", "challenger_version", "metric", "challenger_score", "champion_version")
+                }
             return decision
         return self._reject(context, decision)
 
@@ -280,6 +313,7 @@ class MlflowRollbackModelOperator(MlopsBaseOperator):
         self.reason = reason
 
     def execute(self, context: Context) -> dict[str, Any]:
+        self.reset_links(context)
         with self.mlflow_hook.activated():
             client = self.mlflow_hook.client
             target = registry.resolve_version(client, self.model_name, self.to_version or registry.PREVIOUS_CHAMPION)

@@ -191,9 +191,15 @@ class MlflowTrainModelOperator(MlopsBaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.utils import modeling
 
+        self.reset_links(context)
         spec = self.load_spec(self.spec_uri)
         params = as_mapping(self.estimator_params, "estimator_params")
-        estimator = modeling.load_estimator(self.estimator, params, spec.task)  # before any MLflow write
+        try:
+            estimator = modeling.load_estimator(self.estimator, params, spec.task)  # before any MLflow write
+        except ValueError as exc:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(f"{exc} (no retry: a configuration error does not heal)") from exc
         key = ti_key(context)
 
         with self.mlflow_hook.activated():

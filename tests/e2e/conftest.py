@@ -1,0 +1,67 @@
+"""End-to-end fixtures: a migrated Airflow DB, the demo data, and a helper that runs a DAG with dag.test()."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from airflow_mlops import settings
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """Migrate the session's SQLite metadata DB (dag.test() needs it)."""
+    from airflow.utils import db
+
+    db.initdb()
+
+
+@pytest.fixture(scope="session")
+def demo_data(airflow_db) -> dict[str, Any]:
+    """Churn demo data under the session's data root: training + three months, drift from the third."""
+    from airflow_mlops.example_data import churn
+
+    return churn.generate_dataset(
+        f"{settings.data_root()}/churn", rows=4000, months=["2025-01", "2025-02", "2025-03"],
+        training_rows=8000, drift_from="2025-03", rows_per_file=2000,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def dagbag(airflow_db):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag()
+    assert bag.import_errors == {}
+    return bag
+
+
+@pytest.fixture
+def run_dag(dagbag) -> Callable[..., Any]:
+    """Run a DAG by id with dag.test(); return the DagRun."""
+
+    def run(dag_id: str, **kwargs: Any) -> Any:
+        dag = dagbag.get_dag(dag_id)
+        assert dag is not None, f"{dag_id} not in {list(dagbag.dags)}"
+        return dag.test(**kwargs)
+
+    return run
+
+
+def task_states(dag_run: Any) -> dict[str, str]:
+    """Map task_id (with map index when mapped) to its final state."""
+    return {
+        ti.task_id + (f"[{ti.map_index}]" if ti.map_index >= 0 else ""): str(ti.state)
+        for ti in dag_run.get_task_instances()
+    }
+
+
+def xcom(dag_run: Any, task_id: str, key: str = "return_value") -> Any:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = session.query(XComModel).filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id, task_id=task_id, key=key).first()
+        return XComModel.deserialize_value(row) if row else None

@@ -1,0 +1,61 @@
+"""mlops_retraining end to end with dag.test() on the embedded default (SQLite, local MLflow store, file://)."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_mlops.hooks.mlflow import MlflowHook
+from tests.e2e.conftest import task_states, xcom
+
+pytestmark = pytest.mark.e2e
+
+
+def registry_state(model: str = "churn") -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    client = MlflowHook().client
+    aliases = {k: str(v) for k, v in client.get_registered_model(model).aliases.items()}
+    tags = {str(v.version): dict(v.tags) for v in client.search_model_versions(f"name='{model}'")}
+    return aliases, tags
+
+
+def test_first_run_promotes_then_same_data_with_required_gain_does_not(run_dag, demo_data) -> None:
+    first = run_dag("mlops_retraining", run_conf={"hyperparameters": {"max_iter": 60}})
+
+    states = task_states(first)
+    assert str(first.state) == "success", states
+    assert states["promote"] == "success" and states["approve"] == "skipped"
+    aliases, tags = registry_state()
+    assert aliases["champion"] == aliases["challenger"]
+    champion = str(aliases["champion"])
+    assert tags[champion]["mlops.decision.decision"] == "promoted"
+    assert tags[champion]["mlops.decision.compared_against"] == "none"
+    summary = xcom(first, "validate")
+    assert summary["success"] and summary["rows"] == 8000
+
+    second = run_dag("mlops_retraining", run_conf={"hyperparameters": {"max_iter": 60}, "min_absolute_change": 0.02})
+
+    states = task_states(second)
+    assert str(second.state) == "success", states
+    assert states["promote"] == "skipped"  # on_reject="skip": no promoted-asset event
+    aliases_after, tags = registry_state()
+    assert str(aliases_after["champion"]) == champion
+    loser = str(aliases_after["challenger"])
+    assert loser != champion
+    assert tags[loser]["mlops.decision.decision"] == "rejected"
+    assert "minimum absolute change check failed" in tags[loser]["mlops.decision.reason"]
+    assert tags[loser]["mlops.decision.compared_against"] == champion
+
+
+def test_dry_run_changes_nothing(run_dag, demo_data) -> None:
+    run_dag("mlops_retraining", run_conf={"hyperparameters": {"max_iter": 40}})  # make sure a champion exists
+    aliases_before, tags_before = registry_state()
+
+    dry = run_dag("mlops_retraining", run_conf={"dry_run": True, "estimator": "sklearn.linear_model.LogisticRegression", "min_absolute_change": 0})
+
+    states = task_states(dry)
+    assert states["evaluate"] == "success" and states["promote"] == "skipped", states
+    decision = xcom(dry, "evaluate")
+    assert decision["decision"] in ("would_promote", "would_reject") and decision["dry_run"] is True
+    aliases_after, tags_after = registry_state()
+    assert aliases_after["champion"] == aliases_before["champion"]
+    new = str(aliases_after["challenger"])
+    assert not any(k.startswith("mlops.decision") for k in tags_after[new])
