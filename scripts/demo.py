@@ -2,6 +2,7 @@
 
 Embedded default: SQLite Airflow metadata DB, MLflow store sqlite:///$AIRFLOW_HOME/mlflow.db,
 data under file://$AIRFLOW_HOME/mlops-data. Everything lives in $AIRFLOW_HOME (make sets .demo/).
+Run it again to retrain on the same data: the challenger is then judged against the champion.
 """
 
 from __future__ import annotations
@@ -13,30 +14,57 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def main() -> int:
+def configure() -> Path:
     home = Path(os.environ.setdefault("AIRFLOW_HOME", str(REPO / ".demo"))).resolve()
     home.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO / "dags"))
-    os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    defaults = {
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        "GX_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "GIT_PYTHON_REFRESH": "quiet",
+    }
+    for key, value in defaults.items():
+        os.environ.setdefault(key, value)
+    return home
 
-    from airflow_mlops import settings, tables
+
+def main() -> int:
+    home = configure()
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.utils import db
+
+    from airflow_mlops import settings
     from airflow_mlops.example_data import churn
-    from airflow_mlops.spec import FeatureSpec
+    from airflow_mlops.hooks.mlflow import MlflowHook
 
     root = f"{settings.data_root()}/churn"
-    print(f"Seeding demo data under {root}")
+    print(f"AIRFLOW_HOME={home}\nSeeding demo data under {root}")
     summary = churn.generate_dataset(
-        root, rows=20_000, months=churn.month_range("2025-01:2025-03"), training_rows=30_000, drift_from="2025-03"
+        root, rows=20_000, months=churn.month_range("2025-01:2025-03"), training_rows=40_000, drift_from="2025-03"
     )
-    spec = FeatureSpec.load(summary["spec"])
-    training = tables.read_table(summary["training"], columns=spec.training_columns())
-    print(f"Training snapshot: {len(training)} rows, churn rate {training[spec.target].mean():.3f}")
+    db.initdb()
+    bag = DagBag()
+    if bag.import_errors:
+        print(f"DAG import errors: {bag.import_errors}", file=sys.stderr)
+        return 1
+
+    print("Running mlops_retraining ...")
+    run = bag.get_dag("mlops_retraining").test()
+    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    print(f"  state: {run.state}; tasks: {states}")
+    if str(run.state) != "success":
+        return 1
+    client = MlflowHook().client
+    champion = client.get_model_version_by_alias("churn", "champion")
+    metrics = client.get_run(champion.run_id).data.metrics
+    print(f"  champion: churn v{champion.version} ({champion.tags.get('mlops.decision.reason', '')})")
+    print("  metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())))
+    print(f"  MLflow store: {MlflowHook().config.tracking_uri}")
     for month, uri in summary["months"].items():
-        drifted = " (drifted)" if month in summary["drifted_months"] else ""
-        print(f"  {month}: {uri}{drifted}")
+        print(f"  month {month}: {uri}{' (drifted)' if month in summary['drifted_months'] else ''}")
     return 0
 
 

@@ -8,6 +8,7 @@ fail, never skip, when a server cannot start.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -25,8 +26,16 @@ REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 
 _HOME = tempfile.mkdtemp(prefix="mlops-test-airflow-home-")
+_LOCAL_BUNDLE = "airflow.dag_processing.bundles.local.LocalDagBundle"
 os.environ.update(
     {
+        # The reference DAGs and the README's own-DAG example, each a bundle so dag.test() finds them.
+        "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(
+            [
+                {"name": "dags-folder", "classpath": _LOCAL_BUNDLE, "kwargs": {"path": str(REPO / "dags")}},
+                {"name": "examples", "classpath": _LOCAL_BUNDLE, "kwargs": {"path": str(REPO / "examples")}},
+            ]
+        ),
         "AIRFLOW_HOME": _HOME,
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -93,6 +102,14 @@ class Server:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, 9)
                 self.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """Migrate the session's SQLite metadata DB (dag.test() needs it)."""
+    from airflow.utils import db
+
+    db.initdb()
 
 
 @pytest.fixture(scope="session")

@@ -11,14 +11,6 @@ from airflow_mlops import settings
 
 
 @pytest.fixture(scope="session")
-def airflow_db() -> None:
-    """Migrate the session's SQLite metadata DB (dag.test() needs it)."""
-    from airflow.utils import db
-
-    db.initdb()
-
-
-@pytest.fixture(scope="session")
 def demo_data(airflow_db) -> dict[str, Any]:
     """Churn demo data under the session's data root: training + three months, drift from the third."""
     from airflow_mlops.example_data import churn

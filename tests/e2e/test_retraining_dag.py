@@ -59,3 +59,24 @@ def test_dry_run_changes_nothing(run_dag, demo_data) -> None:
     assert aliases_after["champion"] == aliases_before["champion"]
     new = str(aliases_after["challenger"])
     assert not any(k.startswith("mlops.decision") for k in tags_after[new])
+
+
+def test_table_missing_a_feature_fails_validation_and_trains_nothing(run_dag, demo_data, tmp_path) -> None:
+    from airflow_mlops import tables
+
+    frame = tables.read_table(demo_data["training"]).drop(columns=["monthly_charges"])
+    bad = tmp_path / "bad_training"
+    tables.write_table(frame, str(bad / "part-00000.parquet"))
+    tables.finish_partition(str(bad), keep=["part-00000.parquet"])
+    client = MlflowHook().client
+    versions_before = len(client.search_model_versions("name='churn'"))
+
+    run = run_dag("mlops_retraining", run_conf={"training_data_uri": bad.as_uri()})
+
+    states = task_states(run)
+    assert str(run.state) == "failed"
+    assert states["validate"] == "failed" and states["train"] == "upstream_failed"
+    summary = xcom(run, "validate")
+    missing = [f for f in summary["failed"] if f["expectation"] == "expect_column_to_exist"]
+    assert missing == [{"expectation": "expect_column_to_exist", "column": "monthly_charges", "error": "column 'monthly_charges' is missing"}]
+    assert len(client.search_model_versions("name='churn'")) == versions_before

@@ -1,0 +1,153 @@
+"""Training, promotion and rollback operators on the embedded MLflow store (real sklearn + MLflow)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from airflow_mlops.example_data import SPEC_PATH, churn
+from airflow_mlops.exceptions import ModelRejectedError, ModelResolutionError
+from airflow_mlops.hooks.mlflow import MlflowHook
+from airflow_mlops.operators.registry import MlflowPromoteModelOperator, MlflowRollbackModelOperator
+from airflow_mlops.operators.training import MlflowTrainModelOperator
+from tests.helpers import task_context
+
+SPEC = str(SPEC_PATH)
+FAST = {"max_iter": 30}
+
+
+@pytest.fixture(scope="module")
+def training(tmp_path_factory) -> str:
+    root = tmp_path_factory.mktemp("train")
+    churn.generate_dataset(str(root), rows=10, months=[], training_rows=4000, rows_per_file=2000)
+    return str(root / "training")
+
+
+@pytest.fixture
+def model_name() -> str:
+    return f"m_{uuid.uuid4().hex[:8]}"
+
+
+def train(training: str, model: str, run_id: str = "r1", **kwargs) -> dict:
+    kwargs.setdefault("estimator_params", FAST)
+    return MlflowTrainModelOperator(task_id="train", train_uri=training, spec_uri=SPEC, model_name=model, **kwargs).execute(
+        task_context("train", run_id)
+    )
+
+
+def promote(model: str, run_id: str = "r1", **kwargs) -> dict:
+    return MlflowPromoteModelOperator(task_id="promote", model_name=model, spec_uri=SPEC, **kwargs).execute(task_context("promote", run_id))
+
+
+def aliases(model: str) -> dict[str, str]:
+    return {k: str(v) for k, v in MlflowHook().client.get_registered_model(model).aliases.items()}
+
+
+def test_training_logs_everything_and_a_retry_reuses_the_version(training, model_name) -> None:
+    first = train(training, model_name)
+
+    client = MlflowHook().client
+    run = client.get_run(first["run_id"])
+    assert set(first["metrics"]) >= {"roc_auc", "f1", "precision", "recall", "accuracy", "log_loss"}
+    assert 0.6 < first["metrics"]["roc_auc"] < 0.95
+    assert run.data.tags["mlops.dag_id"] == "test_dag" and run.data.tags["mlops.task_id"] == "train"
+    assert run.data.params["param_max_iter"] == "30" and run.data.params["holdout_rows"] == "800"
+    assert {i.dataset.name for i in run.inputs.dataset_inputs} == {"churn-train", "churn-holdout"}
+    artifacts = {a.path for a in client.list_artifacts(first["run_id"], "reference")} | {a.path for a in client.list_artifacts(first["run_id"], "holdout")}
+    assert artifacts == {"reference/reference.parquet", "holdout/holdout.parquet"}
+    assert aliases(model_name) == {"challenger": first["version"]}
+
+    retry = train(training, model_name)  # same task instance, next try
+
+    assert retry["reused"] is True and retry["version"] == first["version"]
+    assert len(client.search_model_versions(f"name='{model_name}'")) == 1
+
+
+def test_unknown_estimator_fails_before_any_mlflow_write(training, model_name) -> None:
+    client = MlflowHook().client
+    experiments_before = len(client.search_experiments())
+
+    with pytest.raises(AirflowFailException, match="sklearn.ensemble.NoSuchForest"):
+        train(training, model_name, estimator="sklearn.ensemble.NoSuchForest")
+    with pytest.raises(AirflowFailException, match="not a classifier"):
+        train(training, model_name, estimator="sklearn.linear_model.Ridge", estimator_params={})
+    with pytest.raises(AirflowFailException, match="rejects its parameters"):
+        train(training, model_name, estimator_params={"max_depthh": 3})
+
+    assert len(client.search_experiments()) == experiments_before
+    assert client.search_registered_models(f"name='{model_name}'") == []
+
+
+def test_search_picks_parameters_within_bounds(training, model_name) -> None:
+    result = train(training, model_name, search={"param_distributions": {"max_depth": [2, 3], "max_iter": [20, 30]}, "n_iter": 2, "cv": 2})
+
+    params = MlflowHook().client.get_run(result["run_id"]).data.params
+    assert params["search_n_iter"] == "2" and "max_depth" in params["search_best_params"]
+    with pytest.raises(ValueError, match="n_iter"):
+        train(training, model_name, run_id="r2", search={"param_distributions": {"max_depth": [2]}, "n_iter": 500})
+
+
+def test_promotion_lifecycle_and_rollback(training, model_name) -> None:
+    weak = train(training, model_name, run_id="r1", estimator_params={"max_iter": 1, "max_depth": 1})
+    with pytest.raises(ModelResolutionError, match="alias 'champion'"):
+        MlflowRollbackModelOperator(task_id="rb", model_name=model_name, to_version="champion").execute(task_context())
+
+    first = promote(model_name, "r1", min_value=0.55)
+    assert first["decision"] == "promoted" and first["champion_version"] is None
+    assert aliases(model_name)["champion"] == weak["version"]
+    assert promote(model_name, "r1b")["decision"] == "already_champion"
+
+    strong = train(training, model_name, run_id="r2", estimator_params={"max_iter": 60})
+    dry = promote(model_name, "r2", evaluate_only=True, min_absolute_change=0.5)
+    assert dry["decision"] == "would_reject" and "minimum absolute change check failed" in dry["reason"]
+    assert aliases(model_name)["champion"] == weak["version"]
+    with pytest.raises(ModelRejectedError) as err:
+        promote(model_name, "r2", min_absolute_change=0.5, on_reject="fail")
+    assert err.value.decision["champion_score"] < err.value.decision["challenger_score"]
+    with pytest.raises(AirflowSkipException):
+        promote(model_name, "r2", min_absolute_change=0.5, on_reject="skip")
+    tags = MlflowHook().client.get_model_version(model_name, strong["version"]).tags
+    assert tags["mlops.decision.decision"] == "rejected"
+    assert tags["mlops.decision.compared_against"] == weak["version"]
+
+    won = promote(model_name, "r3", min_absolute_change=0.01, approver="alice")
+
+    assert won["decision"] == "promoted" and won["champion_version"] == weak["version"]
+    assert aliases(model_name) == {"challenger": strong["version"], "champion": strong["version"], "previous_champion": weak["version"]}
+    tags = MlflowHook().client.get_model_version(model_name, strong["version"]).tags
+    assert tags["mlops.decision.decision"] == "promoted" and tags["mlops.decision.approver"] == "alice"
+    assert float(tags["mlops.decision.challenger_score"]) > float(tags["mlops.decision.champion_score"]) + 0.01
+
+    back = MlflowRollbackModelOperator(task_id="rb", model_name=model_name, reason="bad week").execute(task_context())
+
+    assert back == {"model_name": model_name, "champion_version": weak["version"], "replaced_version": strong["version"], "reason": "bad week"}
+    assert aliases(model_name)["champion"] == weak["version"] and aliases(model_name)["previous_champion"] == strong["version"]
+    assert MlflowHook().client.get_model_version(model_name, weak["version"]).tags["mlops.decision.decision"] == "rollback"
+
+
+def test_promotion_sets_asset_metadata_on_its_outlets(training, model_name) -> None:
+    from airflow.sdk import Asset
+
+    train(training, model_name)
+    asset = Asset(name="m_champion", uri="mlops://m/champion")
+    ctx = task_context("promote")
+    operator = MlflowPromoteModelOperator(task_id="promote", model_name=model_name, spec_uri=SPEC, outlets=[asset])
+
+    decision = operator.execute(ctx)
+
+    assert decision["decision"] == "promoted"
+    assert ctx["outlet_events"][asset].extra["challenger_version"] == decision["challenger_version"]
+    assert ctx["outlet_events"][asset].extra["metric"] == "roc_auc"
+
+
+def test_bad_threshold_fails_without_retry(training, model_name) -> None:
+    train(training, model_name)
+    promote(model_name, "r1")
+    train(training, model_name, run_id="r2", estimator_params={"max_iter": 25})
+
+    with pytest.raises(AirflowFailException, match="min_relative_change"):
+        promote(model_name, "r2", min_relative_change=-0.5)
+    with pytest.raises(ValueError, match="metric must be one of"):
+        promote(model_name, "r2", metric="auc")
