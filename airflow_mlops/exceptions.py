@@ -112,3 +112,17 @@ class ModelRejectedError(MlopsError, RuntimeError):
         self.model_name = model_name
         self.decision = decision
         self.args = (f"Model {model_name!r}: {detail}",)
+
+
+class DriftDetectedError(MlopsError, RuntimeError):
+    """Drift was detected and the policy says to fail.
+
+    :param detail: which table drifted, in which columns.
+    :param summary: the JSON summary pushed to XCom.
+    """
+
+    _pickle_fields = ("summary",)
+
+    def __init__(self, detail: str, *, summary: dict[str, Any]) -> None:
+        super().__init__(detail)
+        self.summary = summary

@@ -294,8 +294,8 @@ def begin_partition(uri: str | ObjectStoragePath, *, conn_id: str | None = None)
 def finish_partition(
     uri: str | ObjectStoragePath, *, keep: Sequence[str], conn_id: str | None = None, extra: dict[str, Any] | None = None
 ) -> str:
-    """Complete a partition: delete data files not in ``keep`` (left by an earlier, larger run), then
-    write the ``_SUCCESS`` marker last. Returns the marker URI.
+    """Complete a partition: delete data files not in ``keep`` (left by an earlier, larger run) and
+    staging files of killed writers, then write the ``_SUCCESS`` marker last. Returns the marker URI.
 
     :param keep: file names (not URIs) that make up the partition now.
     :param extra: JSON-able facts stored in the marker (rows, model version...).
@@ -305,7 +305,9 @@ def finish_partition(
     base = str(uri).rstrip("/")
     folder = storage_path(base, conn_id=conn_id)
     for child in folder.iterdir():
-        if _is_data_file(child.name) and child.name not in keep:
+        stale_data = _is_data_file(child.name) and child.name not in keep
+        crashed_staging = child.name.startswith(".") and child.name.endswith(".tmp")  # left by a killed writer
+        if stale_data or crashed_staging:
             log.info("Removing stale file %s/%s", base, child.name)
             child.unlink()
     return write_text(json.dumps({"files": sorted(keep), **(extra or {})}, sort_keys=True), f"{base}/{SUCCESS_MARKER}", conn_id=conn_id)

@@ -14,13 +14,13 @@ Layout under ``to``::
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops import tables
 from airflow_mlops.example_data import SPEC_PATH
+from airflow_mlops.utils.periods import month_ordinal, month_range  # noqa: F401 - re-exported for the CLI
 
 if TYPE_CHECKING:
     import numpy as np
@@ -60,24 +60,6 @@ DRIFTS: dict[str, Callable[[Any, Any, float], None]] = {
     "contract": _shift_contract,
 }
 DEFAULT_DRIFT_FEATURES = ("monthly_charges", "support_calls", "contract")
-
-
-def month_ordinal(month: str) -> int:
-    """Return ``year * 12 + month - 1`` for ``"YYYY-MM"``; raise ``ValueError`` on anything else."""
-    try:
-        parsed = dt.datetime.strptime(month, "%Y-%m")
-    except ValueError as exc:
-        raise ValueError(f"month must look like YYYY-MM, got {month!r}") from exc
-    return parsed.year * 12 + parsed.month - 1
-
-
-def month_range(spec: str) -> list[str]:
-    """Expand ``"2025-01:2025-06"`` (inclusive) or ``"2025-03"`` into a list of months."""
-    first, _, last = spec.partition(":")
-    lo, hi = month_ordinal(first), month_ordinal(last or first)
-    if hi < lo:
-        raise ValueError(f"month range {spec!r} ends before it starts")
-    return [f"{o // 12:04d}-{o % 12 + 1:02d}" for o in range(lo, hi + 1)]
 
 
 def generate_frame(

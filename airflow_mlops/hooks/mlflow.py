@@ -94,6 +94,14 @@ class MlflowHook(BaseHook):
             conn = self.get_connection(self.mlflow_conn_id)
         except AirflowNotFoundException:
             conn = None
+        return self.resolve_config(conn)
+
+    @staticmethod
+    def resolve_config(conn: Any | None) -> MlflowConfig:
+        """Build the :class:`MlflowConfig` from a connection (or ``None``: env var, then embedded store).
+
+        Static so that triggers, which must fetch connections asynchronously, share the same rules.
+        """
         if conn is not None and conn.host:
             extra = conn.extra_dejson
             tracking_uri = _tracking_uri_from_connection(conn.host, conn.port, extra.get("scheme"))

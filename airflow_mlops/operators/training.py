@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_mlops import tables
 from airflow_mlops.links.mlflow import MlflowModelVersionLink, MlflowRunLink
 from airflow_mlops.operators.base import MlopsBaseOperator, mlops_template_fields, run_tags, ti_key
+from airflow_mlops.utils.registry import quote_filter
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,11 +35,6 @@ def as_mapping(value: Any, name: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValueError(f"{name} must be a mapping, got {type(value).__name__}")
     return value
-
-
-def quote_filter(value: str) -> str:
-    """Quote a value for an MLflow search filter string."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 class MlflowTrainModelOperator(MlopsBaseOperator):

@@ -16,7 +16,12 @@ PREVIOUS_CHAMPION = "previous_champion"
 CHALLENGER = "challenger"
 
 
-def _not_found(exc: Exception) -> bool:
+def quote_filter(value: str) -> str:
+    """Quote a value for an MLflow search filter string."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def is_not_found(exc: Exception) -> bool:
     from mlflow.exceptions import MlflowException
 
     return isinstance(exc, MlflowException) and exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND")
@@ -33,7 +38,7 @@ def resolve_version(client: MlflowClient, name: str, ref: str | int) -> ModelVer
     try:
         version = client.get_model_version(name, text) if text.isdigit() else client.get_model_version_by_alias(name, text)
     except MlflowException as exc:
-        if not _not_found(exc):
+        if not is_not_found(exc):
             raise
         what = f"version {text}" if text.isdigit() else f"alias {text!r}"
         raise ModelResolutionError(f"{what} does not exist ({exc.message})", model_name=name) from exc
@@ -49,7 +54,7 @@ def alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
     try:
         return str(client.get_model_version_by_alias(name, alias).version)
     except MlflowException as exc:
-        if _not_found(exc):
+        if is_not_found(exc):
             return None
         raise
 

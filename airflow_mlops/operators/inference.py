@@ -1,0 +1,213 @@
+"""Score a table with a registered model, streaming in bounded chunks, publishing atomically."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_mlops import tables
+from airflow_mlops.exceptions import TableError
+from airflow_mlops.links.mlflow import MlflowModelVersionLink
+from airflow_mlops.operators.base import MlopsBaseOperator, mlops_template_fields
+from airflow_mlops.utils import registry
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from airflow.sdk import Context
+
+    from airflow_mlops.spec import FeatureSpec
+
+DEFAULT_CHUNK_ROWS = 262_144
+PROGRESS_EVERY_SECONDS = 30.0
+_ARROW_KIND = {"double": "number", "float": "number", "long": "number", "integer": "number", "string": "string", "boolean": "bool"}
+
+
+def _arrow_kind(dtype: pa.DataType) -> str:
+    import pyarrow.types as t
+
+    if t.is_integer(dtype) or t.is_floating(dtype) or t.is_decimal(dtype):
+        return "number"
+    if t.is_string(dtype) or t.is_large_string(dtype) or t.is_dictionary(dtype):
+        return "string"
+    if t.is_boolean(dtype):
+        return "bool"
+    if t.is_null(dtype):
+        return "null"
+    return str(dtype)
+
+
+def check_input_schema(schema: pa.Schema, spec: FeatureSpec, signature: Any, uri: str) -> None:
+    """Refuse input that the model cannot score: a missing column, or a type the signature does not take.
+
+    :raises TableError: naming the file, the column, the expected and the found type.
+    """
+    missing = [c for c in spec.passthrough_columns + spec.feature_columns if c not in schema.names]
+    if missing:
+        raise TableError(f"missing column(s) {missing} needed to score", uri=uri)
+    expected = {}
+    if signature is not None and signature.inputs is not None:
+        for col in signature.inputs.inputs:
+            expected[col.name] = _ARROW_KIND.get(str(col.type).split(".")[-1].lower(), "other")
+    for name in spec.feature_columns:
+        want = expected.get(name) or ("number" if name in spec.numeric_columns else "string")
+        found = _arrow_kind(schema.field(name).type)
+        if found != "null" and found != want:
+            raise TableError(f"column {name!r} has type {schema.field(name).type}, the model expects {want}", uri=uri)
+
+
+class MlflowBatchPredictOperator(MlopsBaseOperator):
+    """Score one input file with a registered model and write its predictions as one parquet file.
+
+    The model reference (alias or version) is resolved once, at the start, to a pinned version that
+    is recorded in every row and in the result; pass a version resolved upstream to pin a whole
+    mapped fan-out. The input is checked against the model signature and the FeatureSpec before
+    anything is predicted, then streamed in chunks of ``chunk_rows`` rows (memory bounded by the
+    chunk, not the file), and the output is published atomically: a rerun replaces it, and with the
+    same model version gives a byte-identical file.
+
+    Output columns: the spec's id (and timestamp) columns, ``prediction``, ``probability`` (positive
+    class, binary classifiers), ``model_name``, ``model_version``, ``scored_at`` (the run's logical
+    date, not the wall clock); with ``shadow_ref`` also ``shadow_prediction``, ``shadow_probability``,
+    ``shadow_model_version`` scored by e.g. the challenger for comparison before promotion.
+
+    :param input_uri: file to score (templated; map over a partition's files with ``expand``).
+    :param output_uri: parquet file to write (templated).
+    :param spec_uri: FeatureSpec YAML (templated).
+    :param model_name: registered model (templated).
+    :param model_ref: alias (``champion``) or version (templated).
+    :param shadow_ref: optional alias/version to score beside it (templated; empty = none).
+    :param scored_at: ISO timestamp written in ``scored_at`` (templated; default the logical date).
+    :param chunk_rows: rows per chunk.
+    :return: (XCom) ``{"input_uri", "output_uri", "rows", "model_name", "model_version",
+        "shadow_version", "seconds", "rows_per_second"}``.
+    """
+
+    template_fields: Sequence[str] = mlops_template_fields(
+        "input_uri", "output_uri", "spec_uri", "model_name", "model_ref", "shadow_ref", "scored_at"
+    )
+    operator_extra_links = (MlflowModelVersionLink(),)
+    ui_color = "#e3f2fd"
+
+    def __init__(
+        self,
+        *,
+        input_uri: str,
+        output_uri: str,
+        spec_uri: str,
+        model_name: str,
+        model_ref: str = registry.CHAMPION,
+        shadow_ref: str | None = None,
+        scored_at: str | None = None,
+        chunk_rows: int = DEFAULT_CHUNK_ROWS,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.input_uri = input_uri
+        self.output_uri = output_uri
+        self.spec_uri = spec_uri
+        self.model_name = model_name
+        self.model_ref = model_ref
+        self.shadow_ref = shadow_ref
+        self.scored_at = scored_at
+        self.chunk_rows = chunk_rows
+
+    def _load(self, ref: str) -> tuple[Any, Any, Any]:
+        import mlflow
+
+        version = registry.resolve_version(self.mlflow_hook.client, self.model_name, ref)
+        uri = f"models:/{self.model_name}/{version.version}"  # registry URIs only: never load arbitrary paths
+        model = mlflow.sklearn.load_model(uri)
+        signature = mlflow.models.get_model_info(uri).signature
+        return version, model, signature
+
+    def _scored_at(self, context: Context) -> Any:
+        import pandas as pd
+
+        stamp = self.scored_at or context.get("logical_date") or context.get("data_interval_end")
+        if stamp in (None, "", "None"):
+            raise ValueError("scored_at is needed when the run has no logical date (e.g. an asset-triggered run)")
+        parsed = pd.Timestamp(stamp)
+        return parsed.tz_localize("UTC") if parsed.tzinfo is None else parsed.tz_convert("UTC")
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.reset_links(context)
+        spec = self.load_spec(self.spec_uri)
+        scored_at = self._scored_at(context)
+        schema = tables.read_schema(self.input_uri, conn_id=self.data_conn_id)
+        with self.mlflow_hook.activated():
+            version, model, signature = self._load(self.model_ref)
+            check_input_schema(schema, spec, signature, self.input_uri)
+            shadow = None
+            if self.shadow_ref:
+                shadow_version, shadow_model, _ = self._load(self.shadow_ref)
+                shadow = (str(shadow_version.version), shadow_model)
+        MlflowModelVersionLink.persist(context, self.mlflow_hook.model_version_url(self.model_name, version.version))
+        self.log.info("Scoring %s with %s v%s%s", self.input_uri, self.model_name, version.version, f" (shadow v{shadow[0]})" if shadow else "")
+
+        columns = spec.passthrough_columns + spec.feature_columns
+        start = last_log = time.monotonic()
+        rows = 0
+        writer = None
+        with tables.staged_output(self.output_uri, conn_id=self.data_conn_id) as local:
+            try:
+                for batch in tables.iter_file_batches(self.input_uri, columns=columns, batch_rows=self.chunk_rows, conn_id=self.data_conn_id):
+                    frame = batch.to_pandas()
+                    out = self._score_chunk(spec, frame, model, str(version.version), scored_at, shadow)
+                    table = pa.Table.from_pandas(out, preserve_index=False)
+                    if writer is None:
+                        writer = pq.ParquetWriter(local, table.schema, compression="snappy")
+                    writer.write_table(table, row_group_size=self.chunk_rows)
+                    rows += len(out)
+                    if time.monotonic() - last_log >= PROGRESS_EVERY_SECONDS:
+                        last_log = time.monotonic()
+                        self.log.info("%d rows scored (%.0f rows/s)", rows, rows / (last_log - start))
+                if writer is None:  # empty input: still publish an empty, well-typed file
+                    empty = self._score_chunk(spec, empty_frame(schema, columns), model, str(version.version), scored_at, shadow)
+                    pq.write_table(pa.Table.from_pandas(empty, preserve_index=False), local, compression="snappy")
+            finally:
+                if writer is not None:
+                    writer.close()
+        seconds = time.monotonic() - start
+        self.log.info("Scored %d rows in %.1f s (%.0f rows/s) -> %s", rows, seconds, rows / max(seconds, 1e-9), self.output_uri)
+        return {
+            "input_uri": self.input_uri,
+            "output_uri": self.output_uri,
+            "rows": rows,
+            "model_name": self.model_name,
+            "model_version": str(version.version),
+            "shadow_version": shadow[0] if shadow else None,
+            "seconds": round(seconds, 3),
+            "rows_per_second": round(rows / max(seconds, 1e-9), 1),
+        }
+
+    def _score_chunk(self, spec: FeatureSpec, frame: Any, model: Any, version: str, scored_at: Any, shadow: tuple[str, Any] | None) -> Any:
+        import pandas as pd
+
+        from airflow_mlops.utils import modeling
+
+        x = modeling.feature_frame(frame, spec)
+        out = frame[spec.passthrough_columns].reset_index(drop=True)
+        for prefix, scorer in (("", model), ("shadow_", shadow[1] if shadow else None)):
+            if scorer is None:
+                continue
+            if len(x) == 0:
+                out[f"{prefix}prediction"] = pd.Series([], dtype="int64" if spec.task == "classification" else "float64")
+            else:
+                out[f"{prefix}prediction"] = scorer.predict(x)
+            if spec.task == "classification" and hasattr(scorer, "predict_proba") and len(getattr(scorer, "classes_", [])) == 2:
+                out[f"{prefix}probability"] = scorer.predict_proba(x)[:, 1] if len(x) else pd.Series([], dtype="float64")
+        out["model_name"] = self.model_name
+        out["model_version"] = version
+        if shadow:
+            out["shadow_model_version"] = shadow[0]
+        out["scored_at"] = pd.Series([scored_at] * len(out), dtype="datetime64[us, UTC]")
+        return out
+
+
+def empty_frame(schema: pa.Schema, columns: list[str]) -> Any:
+    """An empty DataFrame with the input's column types (to publish an empty but typed output)."""
+    return schema.empty_table().select(columns).to_pandas()

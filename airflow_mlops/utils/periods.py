@@ -1,0 +1,35 @@
+"""Monthly periods (``YYYY-MM``) as used by partitions, reports and the drift hysteresis."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+
+def month_ordinal(month: str) -> int:
+    """Return ``year * 12 + month - 1`` for ``"YYYY-MM"``; raise ``ValueError`` on anything else."""
+    try:
+        parsed = dt.datetime.strptime(month, "%Y-%m")
+    except ValueError as exc:
+        raise ValueError(f"month must look like YYYY-MM, got {month!r}") from exc
+    return parsed.year * 12 + parsed.month - 1
+
+
+def month_name(ordinal: int) -> str:
+    """Inverse of :func:`month_ordinal`."""
+    return f"{ordinal // 12:04d}-{ordinal % 12 + 1:02d}"
+
+
+def month_range(spec: str) -> list[str]:
+    """Expand ``"2025-01:2025-06"`` (inclusive) or ``"2025-03"`` into a list of months."""
+    first, _, last = spec.partition(":")
+    lo, hi = month_ordinal(first), month_ordinal(last or first)
+    if hi < lo:
+        raise ValueError(f"month range {spec!r} ends before it starts")
+    return [month_name(o) for o in range(lo, hi + 1)]
+
+
+def previous_month(moment: dt.datetime | dt.date | None) -> str:
+    """The month before ``moment`` as ``YYYY-MM``: a run on 2025-02-01 scores January."""
+    if moment is None:
+        raise ValueError("this run has no logical date; pass the month explicitly (params.month)")
+    return month_name(moment.year * 12 + moment.month - 2)
