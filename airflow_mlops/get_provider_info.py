@@ -29,6 +29,25 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": "Evidently", "external-doc-url": "https://docs.evidentlyai.com/", "tags": ["software"]},
         ],
         "hooks": [{"integration-name": "MLflow", "python-modules": ["airflow_mlops.hooks.mlflow"]}],
+        "operators": [
+            {"integration-name": "Great Expectations", "python-modules": ["airflow_mlops.operators.validation"]},
+            {
+                "integration-name": "MLflow",
+                "python-modules": [
+                    "airflow_mlops.operators.training",
+                    "airflow_mlops.operators.registry",
+                    "airflow_mlops.operators.inference",
+                ],
+            },
+            {"integration-name": "Evidently", "python-modules": ["airflow_mlops.operators.drift"]},
+        ],
+        "sensors": [
+            {"integration-name": "MLflow", "python-modules": ["airflow_mlops.sensors.mlflow", "airflow_mlops.sensors.partition"]}
+        ],
+        "triggers": [
+            {"integration-name": "MLflow", "python-modules": ["airflow_mlops.triggers.mlflow", "airflow_mlops.triggers.partition"]}
+        ],
+        "extra-links": ["airflow_mlops.links.mlflow.MlflowRunLink", "airflow_mlops.links.mlflow.MlflowModelVersionLink"],
         "connection-types": [
             {
                 "connection-type": "mlflow",

@@ -7,6 +7,7 @@ Run it again to retrain on the same data: the challenger is then judged against 
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sys
 from pathlib import Path
@@ -43,7 +44,8 @@ def main() -> int:
     root = f"{settings.data_root()}/churn"
     print(f"AIRFLOW_HOME={home}\nSeeding demo data under {root}")
     summary = churn.generate_dataset(
-        root, rows=20_000, months=churn.month_range("2025-01:2025-03"), training_rows=40_000, drift_from="2025-03"
+        root, rows=20_000, months=churn.month_range("2025-01:2025-03"), training_rows=40_000, drift_from="2025-03",
+        rows_per_file=10_000,
     )
     db.initdb()
     bag = DagBag()
@@ -63,9 +65,31 @@ def main() -> int:
     print(f"  champion: churn v{champion.version} ({champion.tags.get('mlops.decision.reason', '')})")
     print("  metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())))
     print(f"  MLflow store: {MlflowHook().config.tracking_uri}")
-    for month, uri in summary["months"].items():
-        print(f"  month {month}: {uri}{' (drifted)' if month in summary['drifted_months'] else ''}")
+
+    print("Running mlops_batch_prediction for three months (the last one drifted by the generator) ...")
+    batch = bag.get_dag("mlops_batch_prediction")
+    for month in summary["months"]:
+        year, mon = (int(part) for part in month.split("-"))
+        logical = dt.datetime(year + mon // 12, mon % 12 + 1, 1, tzinfo=dt.UTC)  # the 1st of the next month
+        run = batch.test(logical_date=logical)
+        if str(run.state) != "success":
+            print(f"  {month}: run {run.state}", file=sys.stderr)
+            return 1
+        drift, published = xcom(run, "drift_check"), xcom(run, "publish")
+        verdict = f"DRIFT in {drift['drifted_columns']}" if drift["drift_detected"] else "no drift"
+        print(f"  {month}: {published['rows']} rows scored by v{','.join(published['model_versions'])} -> {published['uri']}")
+        print(f"           {verdict} (share {drift['share']:.2f}); report {drift['report_uri']}")
     return 0
+
+
+def xcom(dag_run: object, task_id: str) -> dict:
+    """Read a task's return value from the demo's own metadata DB (the demo is not a task)."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = session.query(XComModel).filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id, task_id=task_id, key="return_value").first()  # type: ignore[attr-defined]
+        return XComModel.deserialize_value(row) if row else {}
 
 
 if __name__ == "__main__":

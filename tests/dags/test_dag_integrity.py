@@ -18,7 +18,7 @@ def bag():
 
 def test_no_import_errors_and_expected_dags(bag) -> None:
     assert bag.import_errors == {}
-    assert {"mlops_retraining"} <= set(bag.dag_ids)
+    assert {"mlops_retraining", "mlops_batch_prediction"} <= set(bag.dag_ids)
     for dag in bag.dags.values():
         assert "mlops" in dag.tags
         assert all(task.owner == "mlops" for task in dag.tasks)
@@ -60,3 +60,32 @@ def test_retraining_params_form_and_validation(bag) -> None:
         with pytest.raises(Exception, match="Invalid input|is not|not valid|must"):
             trial.update(bad)
             trial.validate()
+
+
+def test_batch_prediction_graph_schedule_and_form(bag) -> None:
+    from airflow.sdk.definitions.param import ParamsDict
+
+    dag = bag.dags["mlops_batch_prediction"]
+
+    assert dag.catchup is True and dag.timetable.expression == "0 0 1 * *"
+    assert dag.task_dict["validate"].upstream_task_ids == {"wait_for_partition"}
+    assert dag.task_dict["drift_check"].upstream_task_ids == {"validate"}
+    assert {"drift_check", "wait_for_partition"} <= dag.task_dict["plan"].upstream_task_ids
+    assert dag.task_dict["predict"].upstream_task_ids == {"plan"}
+    assert [o.name for o in dag.task_dict["signal_drift"].outlets] == ["mlops_churn_drift"]
+    assert [o.name for o in dag.task_dict["publish"].outlets] == ["mlops_churn_predictions"]
+    assert dag.task_dict["wait_for_partition"].deferrable is True
+    params = dag.params
+    assert params.get_param("model_alias").schema["enum"] == ["champion", "challenger", "previous_champion"]
+    for bad in ({"month": "2025-13"}, {"drift_share": 0}, {"shadow_scoring": "on"}):
+        trial = ParamsDict({k: params.get_param(k) for k in params})
+        with pytest.raises(Exception, match="Invalid input|is not|not valid|must|does not match"):
+            trial.update(bad)
+            trial.validate()
+
+
+def test_drift_asset_schedules_retraining(bag) -> None:
+    retraining = bag.dags["mlops_retraining"]
+    drift_outlet = bag.dags["mlops_batch_prediction"].task_dict["signal_drift"].outlets[0]
+
+    assert retraining.timetable.asset_condition == drift_outlet

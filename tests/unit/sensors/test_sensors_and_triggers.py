@@ -7,8 +7,8 @@ import uuid
 
 import pandas as pd
 import pytest
-from airflow.sdk.exceptions import TaskDeferred
 from airflow.sdk._shared.module_loading import import_string
+from airflow.sdk.exceptions import TaskDeferred
 
 from airflow_mlops import tables
 from airflow_mlops.example_data import SPEC_PATH, churn
