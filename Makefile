@@ -7,24 +7,24 @@ UV_VERSION := 0.13.9
 # The test and demo runs get their own Airflow home unless the caller sets one.
 DEMO_HOME ?= $(CURDIR)/.demo
 
-.PHONY: install demo test lint typecheck pytest lock clean
+.PHONY: install demo test lint typecheck pytest lock bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
-	$(BIN)/uv pip install --python $(BIN)/python --constraint constraints.txt --editable '.[dev]'
+	$(BIN)/uv pip install --python $(BIN)/python --constraint constraints.txt --editable '.[dev,deploy]'
 	touch $@
 
 install: $(VENV)/.installed ## create .venv and install the locked dependency set
 
 lock: | $(BIN)/python ## re-resolve constraints.txt from pyproject.toml
 	$(BIN)/python -m pip install --quiet "uv==$(UV_VERSION)"
-	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --output-file constraints.txt
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra deploy --python-version 3.11 --output-file constraints.txt
 
 lint: install
-	$(BIN)/ruff check airflow_mlops dags tests bench scripts
+	$(BIN)/ruff check airflow_mlops dags tests bench scripts examples
 
 typecheck: install
 	$(BIN)/mypy
@@ -36,6 +36,9 @@ test: lint typecheck pytest ## ruff, mypy and the whole pytest suite (unit, dags
 
 demo: install ## run the reference DAGs end to end on the embedded default
 	AIRFLOW_HOME=$(DEMO_HOME) $(BIN)/python scripts/demo.py
+
+bench: install ## benchmarks (not part of make test); rewrites bench/RESULTS.md (~30 min on 2 cores)
+	$(BIN)/python bench/run.py --repeat 3
 
 clean:
 	rm -rf $(VENV) $(DEMO_HOME) .pytest_cache .mypy_cache .ruff_cache

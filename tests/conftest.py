@@ -83,14 +83,17 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float
 class Server:
     """A server process started by the suite: its URL, and how to stop and restart it."""
 
-    def __init__(self, name: str, argv: list[str], url: str, health: str, workdir: Path) -> None:
+    def __init__(self, name: str, argv: list[str], url: str, health: str, workdir: Path, env: dict[str, str] | None = None) -> None:
         self.name, self.argv, self.url, self.health, self.workdir = name, argv, url, health, workdir
+        self.env = os.environ | (env or {})
         self.log = workdir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Server:
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, cwd=self.workdir, start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.argv, stdout=out, stderr=subprocess.STDOUT, cwd=self.workdir, env=self.env, start_new_session=True
+            )
         wait_http(self.health, self.proc, self.log)
         return self
 
@@ -123,7 +126,8 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "--backend-store-uri", f"sqlite:///{work}/mlflow.db",
         "--artifacts-destination", str(work / "artifacts"), "--serve-artifacts",
     ]  # fmt: skip
-    server = Server("mlflow", argv, url, f"{url}/health", work).start()
+    # No background job runners (huey): the tracking server is all the tests need, and they cost CPU.
+    server = Server("mlflow", argv, url, f"{url}/health", work, env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}).start()
     yield server
     server.stop()
 

@@ -17,14 +17,24 @@ def registry_state(model: str = "churn") -> tuple[dict[str, str], dict[str, dict
     return aliases, tags
 
 
-def test_first_run_promotes_then_same_data_with_required_gain_does_not(run_dag, demo_data) -> None:
+@pytest.fixture
+def fresh_registry() -> None:
+    """Start from an empty registry for the churn model (other e2e modules may have trained one)."""
+    from airflow_mlops.utils import registry
+
+    client = MlflowHook().client
+    if registry.alias_version(client, "churn", "challenger") is not None:
+        client.delete_registered_model("churn")
+
+
+def test_first_run_promotes_then_same_data_with_required_gain_does_not(run_dag, demo_data, fresh_registry) -> None:
     first = run_dag("mlops_retraining", run_conf={"hyperparameters": {"max_iter": 60}})
 
     states = task_states(first)
     assert str(first.state) == "success", states
     assert states["promote"] == "success" and states["approve"] == "skipped"
     aliases, tags = registry_state()
-    assert aliases["champion"] == aliases["challenger"]
+    assert aliases["champion"] == aliases["challenger"] == "1"
     champion = str(aliases["champion"])
     assert tags[champion]["mlops.decision.decision"] == "promoted"
     assert tags[champion]["mlops.decision.compared_against"] == "none"

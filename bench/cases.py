@@ -1,0 +1,226 @@
+"""Benchmark cases. Each runs in a fresh process (see run.py) and prints one JSON line with its
+wall time and the process's peak RSS, so memory figures are not polluted by earlier cases."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+from typing import Any
+
+from airflow_mlops.example_data import SPEC_PATH
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def emit(**fields: Any) -> None:
+    print("RESULT " + json.dumps(fields | {"peak_rss_mb": round(peak_rss_mb(), 1)}), flush=True)
+
+
+def _context(task_id: str = "bench") -> dict[str, Any]:
+    from unittest import mock
+
+    ti = mock.MagicMock(dag_id="bench", task_id=task_id, run_id="bench", map_index=-1, try_number=1)
+    return {"ti": ti, "logical_date": None}
+
+
+# -- batch inference -------------------------------------------------------------------------------
+
+def inference_ours(partition: str, out_dir: str, model: str, version: str) -> None:
+    """(a) this project's code path: MlflowBatchPredictOperator over each file of the partition."""
+    from airflow_mlops import tables
+    from airflow_mlops.operators.inference import MlflowBatchPredictOperator
+
+    files = tables.list_data_files(partition)
+    start = time.perf_counter()
+    rows = 0
+    for i, uri in enumerate(files):
+        result = MlflowBatchPredictOperator(
+            task_id="predict", input_uri=uri, output_uri=f"{out_dir}/part-{i:05d}.parquet", spec_uri=str(SPEC_PATH),
+            model_name=model, model_ref=version, scored_at="2025-02-01T00:00:00+00:00",
+        ).execute(_context())
+        rows += result["rows"]
+    emit(seconds=time.perf_counter() - start, rows=rows)
+
+
+def inference_naive(partition: str, out_dir: str, model: str, version: str) -> None:
+    """(b) what a user would write: read everything, pyfunc.predict, to_parquet."""
+    import mlflow
+    import pandas as pd
+
+    from airflow_mlops.hooks.mlflow import MlflowHook
+
+    with MlflowHook().activated():
+        start = time.perf_counter()
+        model_obj = mlflow.pyfunc.load_model(f"models:/{model}/{version}")
+        load = time.perf_counter() - start
+        frame = pd.read_parquet(partition.removeprefix("file://"))
+        frame["prediction"] = model_obj.predict(frame)
+        os.makedirs(out_dir, exist_ok=True)
+        frame[["customer_id", "prediction"]].to_parquet(f"{out_dir}/predictions.parquet")
+    emit(seconds=time.perf_counter() - start - load, model_load_seconds=load, rows=len(frame))
+
+
+def inference_floor(partition: str, out_dir: str, model: str, version: str) -> None:
+    """(c) the floor: predict_proba alone on data already in memory; parquet read+write alone."""
+    import mlflow
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from airflow_mlops.hooks.mlflow import MlflowHook
+    from airflow_mlops.spec import FeatureSpec
+    from airflow_mlops.utils import modeling
+
+    spec = FeatureSpec.load(str(SPEC_PATH))
+    with MlflowHook().activated():
+        pipeline = mlflow.sklearn.load_model(f"models:/{model}/{version}")
+    frame = pd.read_parquet(partition.removeprefix("file://"))
+    x = modeling.feature_frame(frame, spec)
+    start = time.perf_counter()
+    pipeline.predict_proba(x)
+    predict = time.perf_counter() - start
+    start = time.perf_counter()
+    table = pq.read_table(partition.removeprefix("file://"))
+    os.makedirs(out_dir, exist_ok=True)
+    pq.write_table(table, f"{out_dir}/copy.parquet")
+    emit(seconds=predict, io_seconds=time.perf_counter() - start, rows=len(frame))
+
+
+# -- drift -----------------------------------------------------------------------------------------
+
+def drift_ours(current: str, reference: str, sample_rows: str) -> None:
+    """The operator's path: seeded sample of each side, DataDriftPreset, verdict from the share."""
+    from airflow_mlops.operators.drift import EvidentlyDriftCheckOperator
+
+    op = EvidentlyDriftCheckOperator(
+        task_id="drift", current_uri=current, reference_uri=reference, spec_uri=str(SPEC_PATH), model_name="bench",
+        period="bench", drift_share=0.2, sample_rows=int(sample_rows), reports_uri=f"{os.environ['BENCH_OUT']}/drift",
+    )
+    start = time.perf_counter()
+    result = op.execute(_context())
+    emit(seconds=time.perf_counter() - start, drift=result["drift_detected"], share=result["share"], columns=result["drifted_columns"])
+
+
+def drift_bare(current: str, reference: str, sample_rows: str) -> None:
+    """A bare Evidently run on all rows of both sides, as a user would call it."""
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
+    from airflow_mlops import tables
+    from airflow_mlops.spec import FeatureSpec
+
+    spec = FeatureSpec.load(str(SPEC_PATH))
+    cur = tables.read_table(current, columns=spec.feature_columns)
+    ref = tables.read_table(reference, columns=spec.feature_columns)
+    definition = DataDefinition(numerical_columns=spec.numeric_columns, categorical_columns=spec.categorical_columns)
+    start = time.perf_counter()
+    snapshot = Report([DataDriftPreset(drift_share=0.2)], include_tests=True).run(
+        Dataset.from_pandas(cur, data_definition=definition), Dataset.from_pandas(ref, data_definition=definition)
+    )
+    seconds = time.perf_counter() - start
+    result = snapshot.dict()
+    share = next(m for m in result["metrics"] if m["config"]["type"].endswith("DriftedColumnsCount"))["value"]["share"]
+    drifted = sorted(t["metric_config"]["params"]["column"] for t in result["tests"] if t["metric_config"]["params"].get("type", "").endswith("ValueDrift") and t["status"] == "FAIL")
+    emit(seconds=seconds, drift=share >= 0.2, share=share, columns=drifted)
+
+
+# -- validation ------------------------------------------------------------------------------------
+
+def validation_ours(table: str, batch_rows: str) -> None:
+    """The operator's path: GX over streamed batches of batch_rows rows, results merged."""
+    from airflow_mlops.operators.validation import GxValidateTableOperator
+
+    op = GxValidateTableOperator(
+        task_id="v", table_uri=table, spec_uri=str(SPEC_PATH), labelled=False, on_failure="warn",
+        batch_rows=int(batch_rows), reports_uri=f"{os.environ['BENCH_OUT']}/validation",
+    )
+    start = time.perf_counter()
+    summary = op.execute(_context())
+    emit(seconds=time.perf_counter() - start, failed=sorted(f"{f['expectation']}({f['column']})" for f in summary["failed"]), rows=summary["rows"])
+
+
+def validation_bare(table: str, batch_rows: str) -> None:
+    """A bare GX 1.x validation of the same suite on the whole DataFrame."""
+    import great_expectations as gx
+
+    from airflow_mlops import tables
+    from airflow_mlops.spec import FeatureSpec
+    from airflow_mlops.utils import expectations
+
+    spec = FeatureSpec.load(str(SPEC_PATH))
+    frame = tables.read_table(table)
+    start = time.perf_counter()
+    context = gx.get_context(mode="ephemeral")
+    batch = context.data_sources.add_pandas("bare").add_dataframe_asset("t").add_batch_definition_whole_dataframe("b")
+    suite = expectations._build_suite(context, expectations.spec_expectations(spec, labelled=False), "bare")
+    definition = context.validation_definitions.add(gx.ValidationDefinition(name="bare", data=batch, suite=suite))
+    result = definition.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
+    seconds = time.perf_counter() - start
+    failed = sorted(f"{r.expectation_config.type}({r.expectation_config.kwargs.get('column')})" for r in result.results if not r.success)
+    emit(seconds=seconds, failed=failed, rows=len(frame))
+
+
+# -- parse time ------------------------------------------------------------------------------------
+
+def parse(path: str) -> None:
+    """DagBag of one file in a fresh process (airflow already imported, as in the DAG processor)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    start = time.perf_counter()
+    bag = DagBag(dag_folder=path)
+    seconds = time.perf_counter() - start
+    assert not bag.import_errors, bag.import_errors
+    emit(seconds=seconds, dags=len(bag.dags))
+
+
+def import_provider() -> None:
+    start = time.perf_counter()
+    import airflow_mlops
+    import airflow_mlops.operators.inference  # noqa: F401
+
+    emit(seconds=time.perf_counter() - start)
+
+
+# -- training overhead -----------------------------------------------------------------------------
+
+def training(train_uri: str, model: str) -> None:
+    """MlflowTrainModelOperator on a training partition, with the fit timed separately."""
+    from airflow_mlops.operators import training as training_module
+
+    timings: dict[str, float] = {}
+    real_fit, real_eval = training_module.MlflowTrainModelOperator._fit, training_module.MlflowTrainModelOperator._evaluate
+
+    def timed(name, fn):
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
+        return wrapper
+
+    training_module.MlflowTrainModelOperator._fit = timed("fit", real_fit)
+    training_module.MlflowTrainModelOperator._evaluate = timed("evaluate", real_eval)
+    for step in ("_log_lineage", "_log_model", "_log_samples"):
+        setattr(training_module.MlflowTrainModelOperator, step, timed("mlflow_logging", getattr(training_module.MlflowTrainModelOperator, step)))
+    op = training_module.MlflowTrainModelOperator(task_id="train", train_uri=train_uri, spec_uri=str(SPEC_PATH), model_name=model)
+    start = time.perf_counter()
+    op.execute(_context(f"train-{time.time_ns()}"))
+    total = time.perf_counter() - start
+    emit(seconds=total, fit=timings["fit"], evaluate=timings["evaluate"], mlflow_logging=timings["mlflow_logging"],
+         other=total - sum(timings.values()))
+
+
+def main() -> None:
+    case = sys.argv[1]
+    globals()[case](*sys.argv[2:])
+
+
+if __name__ == "__main__":
+    main()
+

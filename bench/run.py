@@ -1,0 +1,149 @@
+"""`make bench`: prepare data once, run every case in fresh processes, write bench/RESULTS.md.
+
+Usage: python bench/run.py [--repeat 3] [--quick]
+--quick runs tiny sizes once (a smoke test of the harness, not figures to quote).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+DATA = HERE / "data"
+OUT = HERE / "out"
+
+
+def child(case: str, *args: str) -> dict[str, Any]:
+    env = os.environ | {"BENCH_OUT": str(OUT), "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, str(HERE / "cases.py"), case, *args], capture_output=True, text=True, env=env, cwd=REPO)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"{case} {args} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(lines[-1].removeprefix("RESULT "))
+
+
+def repeat(n: int, case: str, *args: str) -> dict[str, Any]:
+    runs = [child(case, *args) for _ in range(n)]
+    seconds = [r["seconds"] for r in runs]
+    out = dict(runs[-1])
+    out |= {"median": statistics.median(seconds), "min": min(seconds), "max": max(seconds), "runs": n,
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in runs)}  # fmt: skip
+    return out
+
+
+def prepare(sizes: dict[str, int], training_rows: int) -> dict[str, str]:
+    from airflow_mlops.example_data import churn
+
+    root = DATA / "churn"
+    months: dict[str, str] = {}
+    for month, rows in sizes.items():
+        folder = root / "monthly" / f"month={month}"
+        months[month] = folder.as_uri()
+        if (folder / "_SUCCESS").exists():
+            continue
+        print(f"generating {rows} rows for {month}", flush=True)
+        churn.generate_dataset(str(root), rows=rows, months=[month], training_rows=0, drift_from="2025-03", rows_per_file=1_000_000)
+    if not (root / "training" / "_SUCCESS").exists():
+        churn.generate_dataset(str(root), rows=1, months=[], training_rows=training_rows, rows_per_file=1_000_000)
+    months["training"] = (root / "training").as_uri()
+    return months
+
+
+def train_model(training: str) -> tuple[str, str]:
+    from unittest import mock
+
+    from airflow_mlops.example_data import SPEC_PATH
+    from airflow_mlops.operators.training import MlflowTrainModelOperator
+
+    ti = mock.MagicMock(dag_id="bench", task_id="train", run_id="bench-model", map_index=-1, try_number=1)
+    result = MlflowTrainModelOperator(task_id="train", train_uri=training, spec_uri=str(SPEC_PATH), model_name="bench_churn").execute(
+        {"ti": ti, "logical_date": None}
+    )
+    return "bench_churn", result["version"]
+
+
+def fmt(r: dict[str, Any], rows: int | None = None) -> str:
+    rate = f"{rows / r['median'] / 1000:.1f}k rows/s, " if rows else ""
+    return f"{rate}{r['median']:.2f} s [{r['min']:.2f}-{r['max']:.2f}], {r['peak_rss_mb'] / 1024:.2f} GiB"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    os.environ.setdefault("AIRFLOW_HOME", str(HERE / "airflow-home"))
+    os.environ.update({"GX_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "MLFLOW_DISABLE_TELEMETRY": "true",
+                       "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"})  # fmt: skip
+    n = 1 if args.quick else args.repeat
+    scale = 100 if args.quick else 1
+    sizes = {"2025-01": 1_000_000 // scale, "2025-02": 5_000_000 // scale, "2025-03": 10_000_000 // scale,
+             "2025-04": 1_000_000 // scale, "2024-12": 1_000_000 // scale, "2024-11": 100_000 // scale,
+             "2025-05": 100_000 // scale}  # fmt: skip
+    started = time.perf_counter()
+    data = prepare(sizes, 200_000 // scale)
+    model, version = train_model(data["training"])
+    results: dict[str, Any] = {"sizes": sizes}
+
+    for month, label in (("2025-01", "1M"), ("2025-02", "5M"), ("2025-03", "10M")):
+        rows = sizes[month]
+        for variant in ("ours", "naive"):
+            results[f"inference_{variant}_{label}"] = r = repeat(n, f"inference_{variant}", data[month], str(OUT / f"{variant}-{label}"), model, version)
+            print(f"inference {variant} {label}: {fmt(r, rows)}", flush=True)
+    results["inference_floor_1M"] = r = repeat(n, "inference_floor", data["2025-01"], str(OUT / "floor"), model, version)
+    print(f"inference floor 1M: predict {fmt(r, sizes['2025-01'])}; read+write {sizes['2025-01'] / r['io_seconds'] / 1000:.0f}k rows/s", flush=True)
+
+    for current, reference, label in (("2025-05", "2024-11", "100k"), ("2025-04", "2024-12", "1M")):
+        for variant in ("ours", "bare"):
+            results[f"drift_{variant}_{label}"] = r = repeat(n, f"drift_{variant}", data[current], data[reference], "100000")
+            print(f"drift {variant} {label}: {fmt(r)} drift={r['drift']} {r['columns']}", flush=True)
+    for variant in ("ours", "bare"):  # agreement on an undrifted month (one run each)
+        results[f"drift_{variant}_1M_undrifted"] = r = child(f"drift_{variant}", data["2025-01"], data["2024-12"], "100000")
+        print(f"drift {variant} 1M undrifted: drift={r['drift']} {r['columns']}", flush=True)
+
+    for month, label in (("2025-01", "1M"), ("2025-02", "5M")):
+        for variant in ("ours", "bare"):
+            results[f"validation_{variant}_{label}"] = r = repeat(n, f"validation_{variant}", data[month], "1000000")
+            print(f"validation {variant} {label}: {fmt(r)} failed={r['failed']}", flush=True)
+
+    trivial = HERE / "trivial_dag.py"
+    results["parse_trivial"] = r = repeat(max(n, 5), "parse", str(trivial))
+    print(f"parse trivial: {fmt(r)}", flush=True)
+    for dag_file in sorted((REPO / "dags").glob("*.py")):
+        results[f"parse_{dag_file.stem}"] = r = repeat(max(n, 5), "parse", str(dag_file))
+        print(f"parse {dag_file.stem}: {fmt(r)}", flush=True)
+    results["import_provider"] = r = repeat(max(n, 5), "import_provider")
+    print(f"import airflow_mlops + operators: {fmt(r)}", flush=True)
+
+    results["training"] = r = repeat(n, "training", data["training"], model)
+    print(f"training: {fmt(r)} fit={r['fit']:.2f} logging={r['mlflow_logging']:.2f}", flush=True)
+
+    results["end_to_end"] = r = json.loads(subprocess.run(
+        [sys.executable, str(HERE / "end_to_end.py")], capture_output=True, text=True, check=True, cwd=REPO,
+        env=os.environ | {"PYTHONPATH": str(REPO), "AIRFLOW_HOME": str(OUT / "e2e-home")},
+    ).stdout.strip().splitlines()[-1])  # fmt: skip
+    print(f"end to end: {r}", flush=True)
+
+    results["total_minutes"] = (time.perf_counter() - started) / 60
+    results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+    (HERE / ("results-quick.json" if args.quick else "results.json")).write_text(json.dumps(results, indent=2, default=str))
+    if not args.quick:
+        from bench.report import write_report
+
+        write_report(results, HERE / "RESULTS.md")
+    print(f"done in {results['total_minutes']:.1f} min", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
