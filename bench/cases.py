@@ -37,14 +37,16 @@ def inference_ours(partition: str, out_dir: str, model: str, version: str) -> No
 
     files = tables.list_data_files(partition)
     start = time.perf_counter()
-    rows = 0
-    for i, uri in enumerate(files):
+    rows, scoring = 0, 0.0
+    for i, uri in enumerate(files):  # as the mapped tasks would, one after the other on one worker
         result = MlflowBatchPredictOperator(
             task_id="predict", input_uri=uri, output_uri=f"{out_dir}/part-{i:05d}.parquet", spec_uri=str(SPEC_PATH),
             model_name=model, model_ref=version, scored_at="2025-02-01T00:00:00+00:00",
         ).execute(_context())
         rows += result["rows"]
-    emit(seconds=time.perf_counter() - start, rows=rows)
+        scoring += result["seconds"]  # read + check + predict + write, without the model load
+    total = time.perf_counter() - start
+    emit(seconds=scoring, with_model_loads=total, model_loads=len(files), rows=rows)
 
 
 def inference_naive(partition: str, out_dir: str, model: str, version: str) -> None:
@@ -94,6 +96,8 @@ def inference_floor(partition: str, out_dir: str, model: str, version: str) -> N
 
 def drift_ours(current: str, reference: str, sample_rows: str) -> None:
     """The operator's path: seeded sample of each side, DataDriftPreset, verdict from the share."""
+    import evidently.presets  # noqa: F401 - imported before timing, as in the bare case
+
     from airflow_mlops.operators.drift import EvidentlyDriftCheckOperator
 
     op = EvidentlyDriftCheckOperator(
@@ -133,6 +137,8 @@ def drift_bare(current: str, reference: str, sample_rows: str) -> None:
 
 def validation_ours(table: str, batch_rows: str) -> None:
     """The operator's path: GX over streamed batches of batch_rows rows, results merged."""
+    import great_expectations  # noqa: F401 - imported before timing, as in the bare case
+
     from airflow_mlops.operators.validation import GxValidateTableOperator
 
     op = GxValidateTableOperator(
@@ -175,7 +181,9 @@ def parse(path: str) -> None:
     bag = DagBag(dag_folder=path)
     seconds = time.perf_counter() - start
     assert not bag.import_errors, bag.import_errors
-    emit(seconds=seconds, dags=len(bag.dags))
+    start = time.perf_counter()
+    DagBag(dag_folder=path)  # again: module imports are now cached, only the DAG is built
+    emit(seconds=seconds, warm_seconds=time.perf_counter() - start, dags=len(bag.dags))
 
 
 def import_provider() -> None:

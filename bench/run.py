@@ -41,21 +41,21 @@ def repeat(n: int, case: str, *args: str) -> dict[str, Any]:
     return out
 
 
-def prepare(sizes: dict[str, int], training_rows: int) -> dict[str, str]:
+def prepare(sizes: dict[str, int], training_rows: int, quick: bool) -> dict[str, str]:
     from airflow_mlops.example_data import churn
 
-    root = DATA / "churn"
+    root = DATA / ("quick" if quick else "full") / "churn"
     months: dict[str, str] = {}
     for month, rows in sizes.items():
         folder = root / "monthly" / f"month={month}"
-        months[month] = folder.as_uri()
+        months[month] = f"file://{folder}"  # not as_uri(): it would percent-encode the "=" of month=
         if (folder / "_SUCCESS").exists():
             continue
         print(f"generating {rows} rows for {month}", flush=True)
         churn.generate_dataset(str(root), rows=rows, months=[month], training_rows=0, drift_from="2025-03", rows_per_file=1_000_000)
     if not (root / "training" / "_SUCCESS").exists():
         churn.generate_dataset(str(root), rows=1, months=[], training_rows=training_rows, rows_per_file=1_000_000)
-    months["training"] = (root / "training").as_uri()
+    months["training"] = f"file://{root / 'training'}"
     return months
 
 
@@ -91,7 +91,7 @@ def main() -> int:
              "2025-04": 1_000_000 // scale, "2024-12": 1_000_000 // scale, "2024-11": 100_000 // scale,
              "2025-05": 100_000 // scale}  # fmt: skip
     started = time.perf_counter()
-    data = prepare(sizes, 200_000 // scale)
+    data = prepare(sizes, 200_000 // scale, args.quick)
     model, version = train_model(data["training"])
     results: dict[str, Any] = {"sizes": sizes}
 
