@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 # The test and demo runs get their own Airflow home unless the caller sets one.
 DEMO_HOME ?= $(CURDIR)/.demo
 
-.PHONY: install demo test lint typecheck pytest lock bench clean
+.PHONY: install demo test lint typecheck pytest lock bench topology clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ test: lint typecheck pytest ## ruff, mypy and the whole pytest suite (unit, dags
 
 demo: install ## run the reference DAGs end to end on the embedded default
 	AIRFLOW_HOME=$(DEMO_HOME) $(BIN)/python scripts/demo.py
+
+topology: install ## the docker-compose topology as local processes (also part of make test)
+	CI=$${CI:-} $(BIN)/pytest -m topology
 
 bench: install ## benchmarks (not part of make test); rewrites bench/RESULTS.md (~30 min on 2 cores)
 	$(BIN)/python bench/run.py --repeat 3

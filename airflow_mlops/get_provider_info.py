@@ -93,6 +93,11 @@ def get_provider_info() -> dict[str, Any]:
                     ),
                     "reports_root": _option("URI for validation and drift reports (default <data_root>/reports).", "s3://mlops/reports"),
                     "data_conn_id": _option("Airflow connection for s3:// data URIs (default aws_default).", "aws_default"),
+                    "batch_catchup": _option(
+                        "Whether mlops_batch_prediction catches up every month since its start date when unpaused "
+                        "(default true). Backfills work either way.",
+                        "false",
+                    ),
                 },
             }
         },

@@ -54,3 +54,9 @@ def embedded_tracking_uri() -> str:
 def embedded_artifact_root() -> str:
     """Return the artifact root paired with :func:`embedded_tracking_uri`."""
     return (airflow_home() / "mlflow-artifacts").as_uri()
+
+
+def batch_catchup() -> bool:
+    """Whether the reference batch-prediction DAG catches up past months (``[mlops] batch_catchup``, default true)."""
+    value = _conf_get("batch_catchup")
+    return True if value is None else value.strip().lower() in ("true", "1", "yes")

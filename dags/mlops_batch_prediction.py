@@ -15,6 +15,7 @@ from airflow.sdk import DAG, Param, chain, task
 
 from airflow_mlops import settings
 from airflow_mlops.assets import drift_asset, predictions_asset
+from airflow_mlops.defaults import task_defaults
 from airflow_mlops.operators.drift import EvidentlyDriftCheckOperator
 from airflow_mlops.operators.inference import MlflowBatchPredictOperator
 from airflow_mlops.operators.validation import GxValidateTableOperator
@@ -35,17 +36,11 @@ with DAG(
     description="Score each month's churn partition with the champion; check it for drift",
     schedule="@monthly",
     start_date=dt.datetime(2025, 2, 1, tzinfo=dt.UTC),
-    catchup=True,
+    catchup=settings.batch_catchup(),  # local config only: nothing remote at parse time
     max_active_runs=3,
     tags=["mlops", "inference"],
     user_defined_macros={"data_root": settings.data_root, "previous_month": previous_month},
-    default_args={
-        "owner": "mlops",
-        "retries": 2,
-        "retry_delay": dt.timedelta(seconds=30),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": dt.timedelta(minutes=10),
-    },
+    default_args=task_defaults(),
     params={
         "month": Param(
             None, type=["null", "string"], pattern="^[0-9]{4}-(0[1-9]|1[0-2])$", title="Month (YYYY-MM)",

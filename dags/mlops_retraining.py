@@ -13,6 +13,7 @@ from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, T
 
 from airflow_mlops import settings
 from airflow_mlops.assets import drift_asset, promoted_asset
+from airflow_mlops.defaults import task_defaults
 from airflow_mlops.operators.registry import MlflowPromoteModelOperator
 from airflow_mlops.operators.training import MlflowTrainModelOperator
 from airflow_mlops.operators.validation import GxValidateTableOperator
@@ -40,13 +41,7 @@ with DAG(
     max_active_runs=1,
     tags=["mlops", "training"],
     user_defined_macros={"data_root": settings.data_root},
-    default_args={
-        "owner": "mlops",
-        "retries": 2,
-        "retry_delay": dt.timedelta(seconds=30),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": dt.timedelta(minutes=10),
-    },
+    default_args=task_defaults(),
     params={
         "estimator": Param(
             ESTIMATORS[0], type="string", enum=ESTIMATORS, title="Estimator",

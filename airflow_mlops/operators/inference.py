@@ -194,17 +194,23 @@ class MlflowBatchPredictOperator(MlopsBaseOperator):
         for prefix, scorer in (("", model), ("shadow_", shadow[1] if shadow else None)):
             if scorer is None:
                 continue
+            binary = spec.task == "classification" and hasattr(scorer, "predict_proba") and len(getattr(scorer, "classes_", [])) == 2
             if len(x) == 0:
                 out[f"{prefix}prediction"] = pd.Series([], dtype="int64" if spec.task == "classification" else "float64")
+                if binary:
+                    out[f"{prefix}probability"] = pd.Series([], dtype="float64")
+            elif binary:
+                # One pass of the model: the label is the arg-max of the probabilities (what predict() does).
+                proba = scorer.predict_proba(x)
+                out[f"{prefix}prediction"] = scorer.classes_[proba.argmax(axis=1)]
+                out[f"{prefix}probability"] = proba[:, 1]
             else:
                 out[f"{prefix}prediction"] = scorer.predict(x)
-            if spec.task == "classification" and hasattr(scorer, "predict_proba") and len(getattr(scorer, "classes_", [])) == 2:
-                out[f"{prefix}probability"] = scorer.predict_proba(x)[:, 1] if len(x) else pd.Series([], dtype="float64")
         out["model_name"] = self.model_name
         out["model_version"] = version
         if shadow:
             out["shadow_model_version"] = shadow[0]
-        out["scored_at"] = pd.Series([scored_at] * len(out), dtype="datetime64[us, UTC]")
+        out["scored_at"] = pd.Series(scored_at, index=out.index).astype("datetime64[us, UTC]")  # broadcast: no per-row objects
         return out
 
 

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
+from airflow.sdk import PokeReturnValue, conf
 
 from airflow_mlops import settings
+from airflow_mlops.sensors.base import MlopsDeferrableSensor
 from airflow_mlops.triggers.mlflow import MlflowModelVersionTrigger, check_registry
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class MlflowModelVersionSensor(BaseSensorOperator):
+class MlflowModelVersionSensor(MlopsDeferrableSensor):
     """Wait until ``alias`` of ``model_name`` points at a READY version, or (without an alias) until a
     READY version newer than ``after_version`` exists.
 
@@ -63,23 +63,11 @@ class MlflowModelVersionSensor(BaseSensorOperator):
             return PokeReturnValue(is_done=False)
         return PokeReturnValue(is_done=True, xcom_value={"model_name": self.model_name, **found})
 
-    def execute(self, context: Context) -> Any:
-        if not self.deferrable:
-            return super().execute(context)
-        first = self.poke(context)
-        if first.is_done:
-            return first.xcom_value
-        self.defer(
-            trigger=MlflowModelVersionTrigger(
-                model_name=self.model_name, alias=self.alias or None, after_version=self._after(),
-                mlflow_conn_id=self.mlflow_conn_id, poll_interval=self.poke_interval,
-            ),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout),
+    def build_trigger(self) -> MlflowModelVersionTrigger:
+        return MlflowModelVersionTrigger(
+            model_name=self.model_name, alias=self.alias or None, after_version=self._after(),
+            mlflow_conn_id=self.mlflow_conn_id, poll_interval=self.poke_interval,
         )  # fmt: skip
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Resume after the trigger fired; fail on an error event."""
-        if not event or event.get("status") != "success":
-            raise RuntimeError(f"Waiting for {self.model_name} in the registry failed: {event}")
+    def result_from_event(self, event: dict[str, Any]) -> dict[str, Any]:
         return {"model_name": event["model_name"], "version": event["version"], "run_id": event["run_id"]}

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
+from airflow.sdk import PokeReturnValue, conf
 
+from airflow_mlops.sensors.base import MlopsDeferrableSensor
 from airflow_mlops.triggers.partition import DataPartitionTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class DataPartitionSensor(BaseSensorOperator):
+class DataPartitionSensor(MlopsDeferrableSensor):
     """Wait until a partition folder has data files and its ``_SUCCESS`` completion marker.
 
     Works in poke/reschedule mode, or deferrable: it checks once on the worker, then hands the wait
@@ -53,20 +53,8 @@ class DataPartitionSensor(BaseSensorOperator):
             return PokeReturnValue(is_done=False)
         return PokeReturnValue(is_done=True, xcom_value={"uri": self.uri, "files": files})
 
-    def execute(self, context: Context) -> Any:
-        if not self.deferrable:
-            return super().execute(context)
-        first = self.poke(context)
-        if first.is_done:
-            return first.xcom_value
-        self.defer(
-            trigger=DataPartitionTrigger(uri=self.uri, conn_id=self.data_conn_id, poll_interval=self.poke_interval),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout),
-        )
+    def build_trigger(self) -> DataPartitionTrigger:
+        return DataPartitionTrigger(uri=self.uri, conn_id=self.data_conn_id, poll_interval=self.poke_interval)
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Resume after the trigger fired; fail on anything but a success event."""
-        if not event or event.get("status") != "success":
-            raise RuntimeError(f"Waiting for partition {self.uri} ended without success: {event}")
+    def result_from_event(self, event: dict[str, Any]) -> dict[str, Any]:
         return {"uri": event["uri"], "files": event["files"]}

@@ -88,10 +88,11 @@ def feature_frame(df: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
     """Select the model's input columns with stable dtypes: numeric float64, categorical object (None for null)."""
     out = df[spec.feature_columns].copy()
     for col in spec.numeric_columns:
-        out[col] = out[col].astype("float64")
+        if out[col].dtype != "float64":
+            out[col] = out[col].astype("float64")
     for col in spec.categorical_columns:
-        values = out[col].astype(object)
-        out[col] = values.where(values.notna(), None)
+        values = out[col] if out[col].dtype == object else out[col].astype(object)
+        out[col] = values.where(values.notna(), None) if values.hasnans else values
     return out
 
 

@@ -51,7 +51,7 @@ def test_partition_sensor_pokes_then_defers_then_fires(tmp_path) -> None:
     assert event == {"status": "success", "uri": part, "files": [f"{part}/part-00000.parquet"]}
     assert sensor.execute_complete(task_context(), event)["files"] == event["files"]
     assert sensor.poke(task_context()).xcom_value == {"uri": part, "files": event["files"]}
-    with pytest.raises(RuntimeError, match="without success"):
+    with pytest.raises(RuntimeError, match="waiting ended without success"):
         sensor.execute_complete(task_context(), {"status": "error"})
 
 

@@ -1,0 +1,255 @@
+"""The docker-compose topology, proven with real processes (no Docker engine here):
+
+PostgreSQL (a fresh database per run for Airflow, another for MLflow) + Redis (Celery broker) + a moto
+S3 endpoint + ``mlflow server`` (Postgres backend store, S3 artifacts, ``--serve-artifacts``) + Airflow
+with ``CeleryExecutor``: api-server, scheduler, dag-processor, triggerer and one celery worker. Both
+reference DAGs are triggered through the REST API, as the UI would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO, VENV_BIN, Server, free_port
+from tests.topology import services
+
+pytestmark = [pytest.mark.services, pytest.mark.topology]
+
+PASSWORD = "topology-secret"
+
+
+class Airflow:
+    """The Airflow processes of one topology, and a small REST client for them."""
+
+    def __init__(self, env: dict[str, str], home: Path, port: int) -> None:
+        self.env, self.home, self.url = env, home, f"http://127.0.0.1:{port}"
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.token = ""
+
+    def start(self, name: str, *args: str) -> None:
+        log = (self.home / f"{name}.log").open("ab")
+        self.procs[name] = subprocess.Popen(
+            [str(VENV_BIN / "airflow"), *args], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def log(self, name: str) -> str:
+        return (self.home / f"{name}.log").read_text(errors="replace")
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, 15)
+        for proc in self.procs.values():
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)
+
+    def request(self, method: str, path: str, body: Any = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(f"{self.url}{path}", data=data, method=method)
+        req.add_header("Content-Type", "application/json")
+        if self.token:
+            req.add_header("Authorization", f"Bearer {self.token}")
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.loads(resp.read() or b"null")
+
+    def wait_until(self, what: str, check, timeout: float, every: float = 3) -> Any:
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            for name, proc in self.procs.items():
+                if proc.poll() is not None:
+                    pytest.fail(f"airflow {name} exited ({proc.returncode}) while waiting for {what}:\n{self.log(name)[-3000:]}")
+            try:
+                result = check()
+            except OSError as exc:  # not up yet (refused, 404 while parsing...)
+                last, result = exc, None
+            else:
+                last = result
+            if result:
+                return result
+            time.sleep(every)
+        pytest.fail(f"timed out waiting for {what} (last: {last})\nscheduler:\n{self.log('scheduler')[-2000:]}")
+
+    def run_dag(self, dag_id: str, body: dict[str, Any], timeout: float = 600) -> dict[str, Any]:
+        run = self.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", body)
+        run_id = run["dag_run_id"]
+
+        def finished() -> dict[str, Any] | None:
+            state = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+            return state if state["state"] in ("success", "failed") else None
+
+        result = self.wait_until(f"{dag_id} {run_id}", finished, timeout)
+        tis = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
+        assert result["state"] == "success", {t["task_id"]: t["state"] for t in tis}
+        return {"run": result, "task_instances": tis}
+
+
+@pytest.fixture(scope="module")
+def topology(tmp_path_factory) -> Iterator[dict[str, Any]]:
+    services.ensure_postgres()
+    services.ensure_redis()
+    user, admin = services.postgres_admin()
+    suffix = uuid.uuid4().hex[:8]
+    airflow_db, mlflow_db = f"mlops_topo_airflow_{suffix}", f"mlops_topo_mlflow_{suffix}"
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {airflow_db}")
+        cur.execute(f"CREATE DATABASE {mlflow_db}")
+    home = tmp_path_factory.mktemp("topology")
+    started: list[Server] = []
+    airflow: Airflow | None = None
+    try:
+        s3_port = free_port()
+        s3 = Server("moto", [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(s3_port)], f"http://127.0.0.1:{s3_port}",
+                    f"http://127.0.0.1:{s3_port}/moto-api/", home).start()  # fmt: skip
+        started.append(s3)
+        s3_env = {"AWS_ACCESS_KEY_ID": "topology", "AWS_SECRET_ACCESS_KEY": "topology", "AWS_DEFAULT_REGION": "us-east-1"}
+        import boto3
+
+        boto3.client("s3", endpoint_url=s3.url, **{k.lower(): v for k, v in s3_env.items() if k != "AWS_DEFAULT_REGION"},
+                     region_name="us-east-1").create_bucket(Bucket="mlops")  # fmt: skip
+
+        ml_port = free_port()
+        mlflow = Server(
+            "mlflow",
+            [str(VENV_BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(ml_port), "--workers", "1",
+             "--backend-store-uri", f"postgresql+psycopg2://{user}@127.0.0.1:5432/{mlflow_db}",
+             "--artifacts-destination", "s3://mlops/mlflow", "--serve-artifacts"],
+            f"http://127.0.0.1:{ml_port}", f"http://127.0.0.1:{ml_port}/health", home,
+            env=s3_env | {"MLFLOW_S3_ENDPOINT_URL": s3.url, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        ).start()  # fmt: skip
+        started.append(mlflow)
+
+        api_port = free_port()
+        passwords = home / "passwords.json"
+        passwords.write_text(json.dumps({"admin": PASSWORD}))
+        pg = f"postgresql+psycopg2://{user}@127.0.0.1:5432/{airflow_db}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLOPS_", "MLFLOW_"))} | {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": pg,
+            "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:6379/{int(suffix, 16) % 15 + 1}",
+            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{pg}",
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+            "AIRFLOW__API__PORT": str(api_port),
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API_AUTH__JWT_SECRET": f"jwt-{suffix}",
+            "AIRFLOW__API__SECRET_KEY": f"api-{suffix}",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "10",
+            "AIRFLOW__MLOPS__DATA_ROOT": "s3://mlops/data",
+            "AIRFLOW__MLOPS__BATCH_CATCHUP": "False",  # runs are triggered through the API, not caught up
+            "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
+                {"conn_type": "aws", "login": s3_env["AWS_ACCESS_KEY_ID"], "password": s3_env["AWS_SECRET_ACCESS_KEY"],
+                 "extra": {"endpoint_url": s3.url, "region_name": "us-east-1"}}
+            ),  # fmt: skip
+            "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps({"conn_type": "mlflow", "host": mlflow.url}),
+            "GX_ANALYTICS_ENABLED": "false",
+            "DO_NOT_TRACK": "1",
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+        }
+        migrate = subprocess.run([str(VENV_BIN / "airflow"), "db", "migrate"], env=env, capture_output=True, text=True, timeout=600)
+        assert migrate.returncode == 0, migrate.stderr[-3000:] + migrate.stdout[-2000:]
+        subprocess.run(
+            [str(VENV_BIN / "airflow-mlops"), "generate-data", "--rows", "3000", "--months", "2025-01",
+             "--training-rows", "6000", "--to", "s3://mlops/data/churn", "--conn-id", "aws_default"],
+            env=env, check=True, capture_output=True, timeout=300,
+        )  # fmt: skip
+        airflow = Airflow(env, home, api_port)
+        airflow.start("api-server", "api-server", "--port", str(api_port))
+        airflow.start("scheduler", "scheduler")
+        airflow.start("dag-processor", "dag-processor")
+        airflow.start("triggerer", "triggerer")
+        airflow.start("worker", "celery", "worker", "--concurrency", "2")
+        airflow.wait_until("api-server", lambda: airflow.request("GET", "/api/v2/version"), 120)
+        airflow.token = airflow.request("POST", "/auth/token", {"username": "admin", "password": PASSWORD})["access_token"]
+        for dag_id in ("mlops_retraining", "mlops_batch_prediction"):
+            airflow.wait_until(f"{dag_id} parsed", lambda d=dag_id: airflow.request("GET", f"/api/v2/dags/{d}"), 180)
+            airflow.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+        yield {"airflow": airflow, "s3": s3, "mlflow": mlflow, "env": env, "s3_env": s3_env}
+    finally:
+        if airflow is not None:
+            airflow.stop()
+        for server in started:
+            server.stop()
+        with admin.cursor() as cur:
+            for db in (airflow_db, mlflow_db):
+                cur.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+        admin.close()
+
+
+def s3_keys(topology: dict[str, Any], prefix: str) -> list[str]:
+    import boto3
+
+    client = boto3.client(
+        "s3", endpoint_url=topology["s3"].url, aws_access_key_id="topology", aws_secret_access_key="topology", region_name="us-east-1"
+    )
+    return [o["Key"] for o in client.list_objects_v2(Bucket="mlops", Prefix=prefix).get("Contents", [])]
+
+
+def test_both_dags_run_on_celery_with_postgres_mlflow_and_s3(topology) -> None:
+    from mlflow import MlflowClient
+
+    airflow: Airflow = topology["airflow"]
+
+    retraining = airflow.run_dag("mlops_retraining", {"logical_date": None, "conf": {"hyperparameters": {"max_iter": 30}}})
+
+    ran = [t for t in retraining["task_instances"] if t["state"] == "success"]
+    assert {t["task_id"] for t in ran} >= {"validate", "train", "evaluate", "promote"}
+    assert all(t["executor"] in (None, "CeleryExecutor") for t in ran)
+    assert "mlops_retraining" in airflow.log("worker") or "Task" in airflow.log("worker")
+    client = MlflowClient(tracking_uri=topology["mlflow"].url)
+    champion = client.get_model_version_by_alias("churn", "champion")
+    assert champion.status == "READY"
+    assert any(k.startswith("mlflow/") and k.endswith("MLmodel") for k in s3_keys(topology, "mlflow/"))
+
+    batch = airflow.run_dag("mlops_batch_prediction", {"logical_date": "2025-02-01T00:00:00Z", "conf": {}})
+
+    assert {t["task_id"] for t in batch["task_instances"] if t["state"] == "success"} >= {"validate", "drift_check", "predict", "publish"}
+    keys = s3_keys(topology, "data/churn/predictions/month=2025-01/")
+    assert "data/churn/predictions/month=2025-01/_SUCCESS" in keys
+    assert any(k.endswith("part-00000.parquet") for k in keys)
+
+
+def test_deferred_sensor_is_resumed_by_the_triggerer(topology) -> None:
+    airflow: Airflow = topology["airflow"]
+    run = airflow.request("POST", "/api/v2/dags/mlops_batch_prediction/dagRuns", {"logical_date": "2025-03-01T00:00:00Z", "conf": {}})
+    run_id = run["dag_run_id"]
+    ti_path = f"/api/v2/dags/mlops_batch_prediction/dagRuns/{run_id}/taskInstances/wait_for_partition"
+    airflow.wait_until("the sensor to defer", lambda: airflow.request("GET", ti_path)["state"] == "deferred", 300)
+
+    subprocess.run(  # the month's partition lands while the sensor waits in the triggerer
+        [str(VENV_BIN / "airflow-mlops"), "generate-data", "--rows", "2000", "--months", "2025-02", "--training-rows", "0",
+         "--to", "s3://mlops/data/churn", "--conn-id", "aws_default"],
+        env=topology["env"], check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+
+    airflow.wait_until("the sensor to succeed", lambda: airflow.request("GET", ti_path)["state"] == "success", 600)
+    # Only the triggerer resumes a deferred task; its log counts the trigger it ran.
+    assert re.search(r"\b[1-9]\d* triggers? currently running", airflow.log("triggerer"))
+    done = airflow.wait_until(
+        "the run to finish",
+        lambda: (r := airflow.request("GET", f"/api/v2/dags/mlops_batch_prediction/dagRuns/{run_id}"))["state"] in ("success", "failed") and r,
+        600,
+    )
+    assert done["state"] == "success"
+    assert "data/churn/predictions/month=2025-02/_SUCCESS" in s3_keys(topology, "data/churn/predictions/month=2025-02/")
+
+
