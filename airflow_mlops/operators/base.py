@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.sdk import BaseOperator
 
@@ -84,6 +84,15 @@ class MlopsBaseOperator(BaseOperator):
         for link in self.operator_extra_links:
             if isinstance(link, XComUrlLink):
                 link.persist(context, "")
+
+    def stop_with(self, context: Context, summary: dict[str, Any], *, skip: bool, error: Exception) -> NoReturn:
+        """Push ``summary`` as the task's result (it survives the failure), then skip the task or raise ``error``."""
+        context["ti"].xcom_push(key="return_value", value=summary)
+        if skip:
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            raise AirflowSkipException(str(error))
+        raise error
 
     def load_spec(self, spec_uri: str) -> FeatureSpec:
         """Load the FeatureSpec at ``spec_uri`` (any object storage)."""

@@ -241,12 +241,7 @@ class EvidentlyDriftCheckOperator(MlopsBaseOperator):
         )  # fmt: skip
         if not detected or self.on_drift == "continue":
             return summary
-        context["ti"].xcom_push(key="return_value", value=summary)
-        message = f"drift detected in {self.current_uri}: {drifted} ({share:.0%} of columns)"
-        if self.on_drift == "skip":
-            from airflow.sdk.exceptions import AirflowSkipException
-
-            raise AirflowSkipException(message)
         from airflow_mlops.exceptions import DriftDetectedError
 
-        raise DriftDetectedError(message, summary=summary)
+        message = f"drift detected in {self.current_uri}: {drifted} ({share:.0%} of columns)"
+        self.stop_with(context, summary, skip=self.on_drift == "skip", error=DriftDetectedError(message, summary=summary))

@@ -282,12 +282,8 @@ class MlflowPromoteModelOperator(MlopsBaseOperator):
         if self.on_reject == "succeed":
             self.log.info("%s", message)
             return decision
-        context["ti"].xcom_push(key="return_value", value=decision)
-        if self.on_reject == "skip":
-            from airflow.sdk.exceptions import AirflowSkipException
-
-            raise AirflowSkipException(message)
-        raise ModelRejectedError(message, model_name=self.model_name, decision=decision)
+        error = ModelRejectedError(message, model_name=self.model_name, decision=decision)
+        self.stop_with(context, decision, skip=self.on_reject == "skip", error=error)
 
 
 class MlflowRollbackModelOperator(MlopsBaseOperator):

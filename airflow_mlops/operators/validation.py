@@ -125,9 +125,4 @@ class GxValidateTableOperator(MlopsBaseOperator):
         if self.on_failure == "warn":
             self.log.warning("%s", message)
             return summary
-        context["ti"].xcom_push(key="return_value", value=summary)
-        if self.on_failure == "skip":
-            from airflow.sdk.exceptions import AirflowSkipException
-
-            raise AirflowSkipException(message)
-        raise DataValidationError(message, summary=summary)
+        self.stop_with(context, summary, skip=self.on_failure == "skip", error=DataValidationError(message, summary=summary))
