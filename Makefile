@@ -30,14 +30,14 @@ typecheck: install
 	$(BIN)/mypy
 
 pytest: install
-	CI=$${CI:-} $(BIN)/pytest
+	CI=$${CI:-} $(BIN)/pytest -m "not topology"
 
 test: lint typecheck pytest ## ruff, mypy and the whole pytest suite (unit, dags, integration, e2e)
 
 demo: install ## run the reference DAGs end to end on the embedded default
 	AIRFLOW_HOME=$(DEMO_HOME) $(BIN)/python scripts/demo.py
 
-topology: install ## the docker-compose topology as local processes (also part of make test)
+topology: install ## the docker-compose topology as local processes (not yet in make test: see README)
 	CI=$${CI:-} $(BIN)/pytest -m topology
 
 bench: install ## benchmarks (not part of make test); rewrites bench/RESULTS.md (~30 min on 2 cores)
