@@ -60,3 +60,13 @@ def batch_catchup() -> bool:
     """Whether the reference batch-prediction DAG catches up past months (``[mlops] batch_catchup``, default true)."""
     value = _conf_get("batch_catchup")
     return True if value is None else value.strip().lower() in ("true", "1", "yes")
+
+
+def partition_poke_interval() -> float:
+    """Seconds between checks for a month's input partition in the reference batch DAG.
+
+    ``[mlops] partition_poke_interval``, default 300: partitions land once a month, so a deferred
+    sensor polling every five minutes costs nothing and is prompt enough.
+    """
+    value = _conf_get("partition_poke_interval")
+    return float(value) if value else 300.0

@@ -1,5 +1,6 @@
-"""Benchmark cases. Each runs in a fresh process (see run.py) and prints one JSON line with its
-wall time and the process's peak RSS, so memory figures are not polluted by earlier cases."""
+"""Benchmark cases. Each case runs in a fresh process (see run.py), once per repeat, and prints one JSON
+line per run with its wall time and the process's peak RSS, so memory figures are not polluted by
+earlier cases. Imports and model loads are outside the timed regions."""
 
 from __future__ import annotations
 
@@ -196,37 +197,60 @@ def import_provider() -> None:
 
 # -- training overhead -----------------------------------------------------------------------------
 
+_TRAINING_TIMINGS: dict[str, float] = {}
+
+
 def training(train_uri: str, model: str) -> None:
-    """MlflowTrainModelOperator on a training partition, with the fit timed separately."""
+    """MlflowTrainModelOperator on a training partition: fit, holdout metrics, data reading, and the
+    MLflow work (run, params, lineage, model, samples, registration, alias) timed apart.
+
+    Library imports and opening the MLflow store happen before the clock starts: every Python task
+    pays them, with or without MLflow logging, so they are not logging overhead."""
+    import mlflow
+    import sklearn.ensemble  # noqa: F401
+
+    from airflow_mlops.hooks.mlflow import MlflowHook
     from airflow_mlops.operators import training as training_module
 
-    timings: dict[str, float] = {}
-    real_fit, real_eval = training_module.MlflowTrainModelOperator._fit, training_module.MlflowTrainModelOperator._evaluate
+    MlflowHook().client.search_registered_models(max_results=1)  # opens (and migrates) the store
+    del mlflow
+    cls = training_module.MlflowTrainModelOperator
+    timings = _TRAINING_TIMINGS
+    timings.clear()
+    if not getattr(cls, "_bench_timed", False):  # patch once: the case may run again in this process
 
-    def timed(name, fn):
-        def wrapper(*args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
-        return wrapper
+        def timed(name, fn):
+            def wrapper(*args, **kwargs):
+                start = time.perf_counter()
+                try:
+                    return fn(*args, **kwargs)
+                finally:
+                    timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
+            return wrapper
 
-    training_module.MlflowTrainModelOperator._fit = timed("fit", real_fit)
-    training_module.MlflowTrainModelOperator._evaluate = timed("evaluate", real_eval)
-    for step in ("_log_lineage", "_log_model", "_log_samples"):
-        setattr(training_module.MlflowTrainModelOperator, step, timed("mlflow_logging", getattr(training_module.MlflowTrainModelOperator, step)))
-    op = training_module.MlflowTrainModelOperator(task_id="train", train_uri=train_uri, spec_uri=str(SPEC_PATH), model_name=model)
+        cls._fit = timed("fit", cls._fit)
+        cls._evaluate = timed("evaluate", cls._evaluate)
+        cls._split = timed("data", cls._split)
+        training_module.tables.read_table = timed("data", training_module.tables.read_table)
+        for step in ("_log_lineage", "_log_model", "_log_samples"):
+            setattr(cls, step, timed(step.removeprefix("_"), getattr(cls, step)))
+        cls._bench_timed = True
+    op = cls(task_id="train", train_uri=train_uri, spec_uri=str(SPEC_PATH), model_name=model)
     start = time.perf_counter()
     op.execute(_context(f"train-{time.time_ns()}"))
     total = time.perf_counter() - start
-    emit(seconds=total, fit=timings["fit"], evaluate=timings["evaluate"], mlflow_logging=timings["mlflow_logging"],
-         other=total - sum(timings.values()))
+    mlflow_work = total - timings["fit"] - timings["evaluate"] - timings["data"]
+    emit(seconds=total, fit=timings["fit"], evaluate=timings["evaluate"], data=timings["data"], mlflow_logging=mlflow_work,
+         lineage=timings["log_lineage"], log_model=timings["log_model"], samples=timings["log_samples"],
+         run_and_registration=mlflow_work - timings["log_lineage"] - timings["log_model"] - timings["log_samples"])
 
 
 def main() -> None:
     case = sys.argv[1]
-    globals()[case](*sys.argv[2:])
+    # BENCH_REPEAT runs the case again in this process: one RESULT line per run, and the peak RSS
+    # of each line is the process's peak so far, so the max over the lines is the max over the runs.
+    for _ in range(int(os.environ.get("BENCH_REPEAT", "1"))):
+        globals()[case](*sys.argv[2:])
 
 
 if __name__ == "__main__":

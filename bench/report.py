@@ -92,24 +92,27 @@ def write_report(res: dict[str, Any], path: Path) -> None:
             f"| {label} | {_t(ours)}, {_gib(ours['peak_rss_mb'])} | {_t(bare)}, {_gib(bare['peak_rss_mb'])} | "
             f"{ours['median'] / bare['median']:.2f}x | {ours['failed'] == bare['failed']} ({len(ours['failed'])} failed) |"
         )
-    trivial = res["parse_trivial"]
+    trivial, taskflow = res["parse_trivial"], res["parse_trivial_taskflow"]
     lines += [
         "",
         "## Parse time",
         "",
         "`DagBag(dag_folder=<file>)` in a fresh process with Airflow already imported, as in a DAG-processor child: "
-        "first parse (cold: the DAG's imports are loaded) and a second parse in the same process (warm: only the DAG is built).",
+        "first parse (cold: the DAG's imports are loaded) and a second parse in the same process (warm: only the DAG is built). "
+        "Two baselines: one EmptyOperator, and one `@task` (TaskFlow imports the standard provider's Python operators "
+        "and `packaging`, which every DAG using `@task` pays; the reference DAGs use `@task` and the HITL ApprovalOperator).",
         "",
-        "| file | cold parse | vs trivial | warm parse | vs trivial |",
-        "|---|---|---|---|---|",
-        f"| bench/trivial_dag.py | {_t(trivial)} | 1.00x | {trivial['warm_seconds'] * 1000:.1f} ms | 1.00x |",
+        "| file | cold parse | vs trivial | vs trivial @task | warm parse | vs trivial | vs trivial @task |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for key, r in sorted(res.items()):
-        if key.startswith("parse_") and key != "parse_trivial":
-            lines.append(
-                f"| dags/{key.removeprefix('parse_')}.py | {_t(r)} | {r['median'] / trivial['median']:.1f}x | "
-                f"{r['warm_seconds'] * 1000:.1f} ms | {r['warm_seconds'] / trivial['warm_seconds']:.1f}x |"
-            )
+    for name, r in [("bench/trivial_dag.py", trivial), ("bench/trivial_taskflow_dag.py", taskflow)] + [
+        (f"dags/{key.removeprefix('parse_')}.py", r) for key, r in sorted(res.items()) if key.startswith("parse_mlops_")
+    ]:
+        lines.append(
+            f"| {name} | {_t(r)} | {r['median'] / trivial['median']:.1f}x | {r['median'] / taskflow['median']:.2f}x | "
+            f"{r['warm_seconds'] * 1000:.1f} ms | {r['warm_seconds'] / trivial['warm_seconds']:.1f}x | "
+            f"{r['warm_seconds'] / taskflow['warm_seconds']:.1f}x |"
+        )
     imp = res["import_provider"]
     train = res["training"]
     e2e = res["end_to_end"]
@@ -119,9 +122,12 @@ def write_report(res: dict[str, Any], path: Path) -> None:
         "",
         "## Training task overhead (200k rows)",
         "",
-        f"`MlflowTrainModelOperator.execute`: {_t(train)} in all; fit {train['fit']:.2f} s, holdout metrics "
-        f"{train['evaluate']:.2f} s, MLflow logging + artifacts {train['mlflow_logging']:.2f} s (lineage, model with explicit "
-        f"pip requirements, reference and holdout samples), the rest (read, split, registration, alias) {train['other']:.2f} s.",
+        f"`MlflowTrainModelOperator.execute` (imports and opening the MLflow store done before the clock): {_t(train)} "
+        f"in all; fit {train['fit']:.2f} s, holdout metrics {train['evaluate']:.2f} s, read + split {train['data']:.2f} s.",
+        "",
+        f"**MLflow work beyond fit: {train['mlflow_logging']:.2f} s** (target <= 2 s): dataset lineage {train['lineage']:.2f} s, "
+        f"model with signature, input example and explicit pip requirements {train['log_model']:.2f} s, reference and "
+        f"holdout samples {train['samples']:.2f} s, run, params, metrics, registration and alias {train['run_and_registration']:.2f} s.",
         "",
         "## End to end (dag.test, embedded default, 100k-row demo data)",
         "",

@@ -64,7 +64,11 @@ with DAG(
     },
 ) as dag:  # fmt: skip
     wait = DataPartitionSensor(
-        task_id="wait_for_partition", uri=PARTITION, poke_interval=300, timeout=3 * 24 * 3600, deferrable=True
+        task_id="wait_for_partition",
+        uri=PARTITION,
+        poke_interval=settings.partition_poke_interval(),
+        timeout=3 * 24 * 3600,
+        deferrable=True,
     )
     validate = GxValidateTableOperator(task_id="validate", table_uri=PARTITION, spec_uri=SPEC, labelled=False, retries=0)
     drift = EvidentlyDriftCheckOperator(

@@ -156,6 +156,7 @@ def topology(tmp_path_factory) -> Iterator[dict[str, Any]]:
             "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "10",
             "AIRFLOW__MLOPS__DATA_ROOT": "s3://mlops/data",
             "AIRFLOW__MLOPS__BATCH_CATCHUP": "False",  # runs are triggered through the API, not caught up
+            "AIRFLOW__MLOPS__PARTITION_POKE_INTERVAL": "5",  # the deferred sensor's trigger re-checks every 5 s
             "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
                 {"conn_type": "aws", "login": s3_env["AWS_ACCESS_KEY_ID"], "password": s3_env["AWS_SECRET_ACCESS_KEY"],
                  "extra": {"endpoint_url": s3.url, "region_name": "us-east-1"}}

@@ -151,3 +151,22 @@ def test_bad_threshold_fails_without_retry(training, model_name) -> None:
         promote(model_name, "r2", min_relative_change=-0.5)
     with pytest.raises(ValueError, match="metric must be one of"):
         promote(model_name, "r2", metric="auc")
+
+
+def test_lineage_schema_from_a_sample_matches_the_whole_frame() -> None:
+    import numpy as np
+    import pandas as pd
+    from mlflow.types.utils import _infer_schema
+
+    from airflow_mlops.operators.training import LINEAGE_SCHEMA_ROWS, lineage_dataset
+
+    rows = LINEAGE_SCHEMA_ROWS * 3
+    frame = pd.DataFrame({"x": np.arange(rows, dtype="float64"), "city": ["a"] * rows, "y": np.zeros(rows, dtype="int64")})
+    frame.loc[rows - 1, "x"] = np.nan  # nulls only beyond the sampled head: the schema must still say optional
+    frame.loc[rows - 2, "city"] = None
+
+    dataset = lineage_dataset(frame, "file:///data.parquet", "y", "t")
+
+    assert dataset.schema == _infer_schema(frame)
+    assert dataset.schema.input_dict()["x"].required is False and dataset.schema.input_dict()["city"].required is False
+    assert dataset.profile["num_rows"] == rows
