@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 # The test and demo runs get their own Airflow home unless the caller sets one.
 DEMO_HOME ?= $(CURDIR)/.demo
 
-.PHONY: install demo test lint typecheck pytest lock bench topology clean
+.PHONY: install demo test lint typecheck security pytest lock bench topology clean airflow ui-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,24 +24,41 @@ lock: | $(BIN)/python ## re-resolve constraints.txt from pyproject.toml
 	$(BIN)/uv pip compile pyproject.toml --extra dev --extra deploy --python-version 3.11 --output-file constraints.txt
 
 lint: install
-	$(BIN)/ruff check airflow_mlops dags tests bench scripts examples
+	$(BIN)/ruff check airflow_mlops dags tests bench scripts examples plugins
 
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install
-	CI=$${CI:-} $(BIN)/pytest -m "not topology"
+security: install ## bandit over the provider: zero findings; each accepted one says why inline (# nosec Bxxx: reason)
+	$(BIN)/bandit -r airflow_mlops -q
 
-test: lint typecheck pytest ## ruff, mypy and the whole pytest suite (unit, dags, integration, e2e)
+pytest: install ui-deps
+	CI=$${CI:-} $(BIN)/pytest
+
+test: lint typecheck security pytest ## ruff, mypy and the whole pytest suite (unit, dags, integration, e2e, topology)
 
 demo: install ## run the reference DAGs end to end on the embedded default
 	AIRFLOW_HOME=$(DEMO_HOME) $(BIN)/python scripts/demo.py
 
-topology: install ## the docker-compose topology as local processes (not yet in make test: see README)
+airflow: install ## the Airflow UI locally (standalone + demo data + mlflow ui); prints URL and login
+	AIRFLOW_HOME=$${AIRFLOW_HOME:-$(CURDIR)/.airflow} $(BIN)/python scripts/airflow_local.py
+
+# tests/ui drive Debian's Chromium with playwright-core (npm); nothing downloads a browser build.
+UI_BROWSER := tests/ui/browser
+ui-deps: /usr/bin/chromium $(UI_BROWSER)/node_modules/.package-lock.json ## Chromium + playwright-core for tests/ui
+
+/usr/bin/chromium:
+	apt-get install -y chromium || (apt-get update && apt-get install -y chromium)
+
+$(UI_BROWSER)/node_modules/.package-lock.json: $(UI_BROWSER)/package-lock.json
+	command -v npm >/dev/null || apt-get install -y nodejs npm || (apt-get update && apt-get install -y nodejs npm)
+	cd $(UI_BROWSER) && npm ci --no-audit --no-fund
+
+topology: install ## only the docker-compose topology as local processes (make test runs it too)
 	CI=$${CI:-} $(BIN)/pytest -m topology
 
 bench: install ## benchmarks (not part of make test); rewrites bench/RESULTS.md (~30 min on 2 cores)
 	$(BIN)/python bench/run.py --repeat 3
 
 clean:
-	rm -rf $(VENV) $(DEMO_HOME) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO_HOME) .airflow test-artifacts $(UI_BROWSER)/node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -47,7 +47,12 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {"integration-name": "MLflow", "python-modules": ["airflow_mlops.triggers.mlflow", "airflow_mlops.triggers.partition"]}
         ],
-        "extra-links": ["airflow_mlops.links.mlflow.MlflowRunLink", "airflow_mlops.links.mlflow.MlflowModelVersionLink"],
+        "extra-links": [
+            "airflow_mlops.links.mlflow.MlflowRunLink",
+            "airflow_mlops.links.mlflow.MlflowModelVersionLink",
+            "airflow_mlops.links.reports.ValidationReportLink",
+            "airflow_mlops.links.reports.DriftReportLink",
+        ],
         "connection-types": [
             {
                 "connection-type": "mlflow",
@@ -55,7 +60,7 @@ def get_provider_info() -> dict[str, Any]:
                 "hook-name": "MLflow",
                 "ui-field-behaviour": {
                     "hidden-fields": ["schema", "port"],
-                    "relabeling": {"host": "Tracking URI", "login": "Username", "password": "Password"},
+                    "relabeling": {"host": "Tracking URI", "login": "Username", "password": "Password"},  # nosec B105: a form label, not a password
                     "placeholders": {"host": "http://mlflow:5000", "login": "basic-auth user (optional)"},
                 },
                 "conn-fields": {
@@ -97,6 +102,10 @@ def get_provider_info() -> dict[str, Any]:
                         "Whether mlops_batch_prediction catches up every month since its start date when unpaused "
                         "(default true). Backfills work either way.",
                         "false",
+                    ),
+                    "partition_poke_interval": _option(
+                        "Seconds between checks for the month's input partition in mlops_batch_prediction (default 300).",
+                        "60",
                     ),
                 },
             }

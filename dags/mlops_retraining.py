@@ -53,7 +53,7 @@ with DAG(
         ),
         "metric": Param(
             "roc_auc", type="string", enum=["roc_auc", "f1", "precision", "recall", "accuracy", "log_loss"],
-            title="Promotion metric",
+            title="Promotion metric", description="Holdout metric on which the challenger must beat the champion.",
         ),
         "min_value": Param(0.6, type=["null", "number"], title="Minimum metric value", description="The challenger must reach it."),
         "min_absolute_change": Param(
@@ -62,8 +62,12 @@ with DAG(
         ),
         "min_relative_change": Param(
             None, type=["null", "number"], minimum=0, maximum=1, title="Minimum relative improvement",
+            description="Required improvement as a share of the champion's score, 0..1 (e.g. 0.01 = 1%).",
         ),
-        "test_size": Param(0.2, type="number", exclusiveMinimum=0, maximum=0.5, title="Holdout share"),
+        "test_size": Param(
+            0.2, type="number", exclusiveMinimum=0, maximum=0.5, title="Holdout share",
+            description="Share of the training data held out for evaluation and promotion (0 < share <= 0.5).",
+        ),
         "dry_run": Param(False, type="boolean", title="Dry run", description="Evaluate, but change no alias."),
         "require_approval": Param(
             False, type="boolean", title="Require human approval", description="A person approves before promotion."

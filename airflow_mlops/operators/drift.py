@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops import settings, tables
+from airflow_mlops.links.reports import DriftReportLink
 from airflow_mlops.operators.base import MlopsBaseOperator, check_choice, mlops_template_fields
 from airflow_mlops.operators.training import REFERENCE_ARTIFACT, as_mapping
 
@@ -30,7 +31,6 @@ def sample_table(uri: str, columns: list[str], rows: int, seed: int, conn_id: st
     """
     import numpy as np
     import pandas as pd
-    import pyarrow.parquet as pq
 
     files = tables.list_data_files(uri, conn_id=conn_id)
     total = 0
@@ -38,8 +38,7 @@ def sample_table(uri: str, columns: list[str], rows: int, seed: int, conn_id: st
         if tables.table_format(file_uri) != "parquet":
             total = -1  # csv has no cheap row count: read it whole
             break
-        with tables.storage_path(file_uri, conn_id=conn_id).open("rb") as handle:
-            total += pq.ParquetFile(handle).metadata.num_rows
+        total += tables.parquet_row_count(file_uri, conn_id=conn_id)  # a corrupt file fails here, named
     fraction = 1.0 if total <= rows or total < 0 else rows / total
     rng = np.random.default_rng(seed)
     parts = []
@@ -90,6 +89,7 @@ class EvidentlyDriftCheckOperator(MlopsBaseOperator):
         "current_uri", "spec_uri", "model_name", "reference_uri", "model_ref", "period", "drift_share",
         "column_methods", "threshold", "on_drift", "consecutive", "reports_uri",
     )  # fmt: skip
+    operator_extra_links = (DriftReportLink(),)
     ui_color = "#f3e5f5"
 
     def __init__(

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_mlops import settings, tables
 from airflow_mlops.exceptions import DataValidationError
+from airflow_mlops.links.reports import ValidationReportLink
 from airflow_mlops.operators.base import MlopsBaseOperator, check_choice, mlops_template_fields
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ class GxValidateTableOperator(MlopsBaseOperator):
     """
 
     template_fields: Sequence[str] = mlops_template_fields("table_uri", "spec_uri", "suite_uri", "on_failure", "reports_uri")
+    operator_extra_links = (ValidationReportLink(),)
     ui_color = "#ffefd5"
 
     def __init__(

@@ -53,6 +53,7 @@ def test_retraining_params_form_and_validation(bag) -> None:
     assert schema["estimator"]["enum"][0] == "sklearn.ensemble.HistGradientBoostingClassifier"
     assert schema["hyperparameters"]["type"] == "object"
     assert all("title" in s for s in schema.values())
+    assert all(params.get_param(k).description for k in params)  # the form shows it under the field
     assert schema["min_relative_change"]["maximum"] == 1
 
     for bad in ({"estimator": "os.system"}, {"min_relative_change": 3}, {"dry_run": "yes"}, {"hyperparameters": "[1]"}):

@@ -1,0 +1,33 @@
+"""The MLOps Airflow plugin: an "MLOps" page in the UI navigation, its JSON API and report serving.
+
+Registered through the ``airflow.plugins`` entry point (``pyproject.toml``), which Airflow loads in
+every component. The repository's ``plugins/`` folder holds a thin module for deployments that mount a
+plugins folder instead; it stands back when the entry point is installed (:func:`folder_plugin`).
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from typing import Any
+
+PLUGIN_NAME = "mlops"
+PLUGIN_CLASS = "airflow_mlops.plugins.mlops_plugin:MlopsPlugin"
+
+
+def entry_point_installed() -> bool:
+    """Whether an installed distribution registers the plugin through the ``airflow.plugins`` entry point."""
+    return any(ep.value.replace(" ", "") == PLUGIN_CLASS for ep in entry_points(group="airflow.plugins"))
+
+
+def folder_plugin() -> Any:
+    """The plugin class for a plugins-folder module, or ``None`` when the entry point registers it.
+
+    Airflow loads the plugins folder first and then entry points, and skips a second plugin of the
+    same name with a warning that it also lists as a plugin import error. Exposing the class only
+    when no entry point does keeps a deployment that has both free of that error.
+    """
+    if entry_point_installed():
+        return None
+    from airflow_mlops.plugins.mlops_plugin import MlopsPlugin
+
+    return MlopsPlugin

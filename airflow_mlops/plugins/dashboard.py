@@ -1,0 +1,226 @@
+"""What the MLOps page shows, gathered from MLflow and the reports root; and safe report lookup.
+
+No web framework here: the FastAPI app (:mod:`airflow_mlops.plugins.app`) only renders what these
+functions return, so they are tested without a server. MLflow is imported inside functions (it costs
+seconds), through :class:`~airflow_mlops.hooks.mlflow.MlflowHook`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+from airflow_mlops import settings, tables
+from airflow_mlops.links.reports import report_url
+from airflow_mlops.utils.registry import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, quote_filter
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+    from airflow_mlops.hooks.mlflow import MlflowHook
+
+log = logging.getLogger(__name__)
+
+DECISION_PREFIX = "mlops.decision."
+#: Drift checks and decisions shown per model; older ones stay in MLflow and the reports root.
+MAX_DRIFT_CHECKS = 12
+MAX_HISTORY = 50
+#: Fields of a drift summary (written by ``EvidentlyDriftCheckOperator``) the page shows.
+#: ``MlflowHook.activated()`` sets process-wide MLflow URIs and auth variables: one request at a time.
+_MLFLOW_LOCK = threading.Lock()
+DRIFT_FIELDS = ("period", "drift_detected", "share", "drift_share", "drifted_columns", "columns", "trigger_retraining", "rows")
+
+
+class ReportPathError(ValueError):
+    """A report path that is malformed or tries to leave the reports root (HTTP 400)."""
+
+
+class ReportNotFoundError(LookupError):
+    """No report file at that path below the reports root (HTTP 404)."""
+
+
+# -- models ----------------------------------------------------------------------------------------
+
+
+def _metrics(client: MlflowClient, run_id: str | None) -> dict[str, float]:
+    if not run_id:
+        return {}
+    try:
+        metrics = client.get_run(run_id).data.metrics
+    except Exception:  # a deleted run must not hide the rest of the page
+        log.warning("Cannot read metrics of MLflow run %s", run_id, exc_info=True)
+        return {}
+    return {k: float(v) for k, v in sorted(metrics.items()) if not k.startswith("system/")}
+
+
+def _decision(tags: dict[str, str]) -> dict[str, str]:
+    return {k.removeprefix(DECISION_PREFIX): v for k, v in sorted(tags.items()) if k.startswith(DECISION_PREFIX)}
+
+
+def _version_info(hook: MlflowHook, name: str, version: Any, aliases: dict[str, str]) -> dict[str, Any]:
+    return {
+        "version": str(version.version),
+        "run_id": version.run_id,
+        "status": version.status,
+        "created_at": version.creation_timestamp,
+        # search_model_versions leaves a version's aliases empty: take them from the registered model.
+        "aliases": sorted(alias for alias, number in aliases.items() if str(number) == str(version.version)),
+        "metrics": _metrics(hook.client, version.run_id),
+        "decision": _decision(dict(version.tags or {})),
+        "url": hook.model_version_url(name, version.version),
+    }
+
+
+def _history(versions: list[Any]) -> list[dict[str, Any]]:
+    """Every recorded decision (promotion, rejection, rollback), newest first."""
+    rows = []
+    for version in versions:
+        decision = _decision(dict(version.tags or {}))
+        if decision.get("decision"):
+            rows.append({"version": str(version.version), **decision})
+    rows.sort(key=lambda row: (row.get("decided_at", ""), int(row["version"])), reverse=True)
+    return rows[:MAX_HISTORY]
+
+
+def model_summary(hook: MlflowHook, name: str, aliases: dict[str, str] | None = None) -> dict[str, Any]:
+    """Champion, previous champion (with metrics and their decision), decision history and latest
+    drift checks of one registered model."""
+    client = hook.client
+    versions = list(client.search_model_versions(f"name={quote_filter(name)}"))
+    by_number = {str(v.version): v for v in versions}
+    if aliases is None:
+        aliases = dict(client.get_registered_model(name).aliases or {})
+    roles: dict[str, Any] = {}
+    for alias in (CHAMPION, PREVIOUS_CHAMPION):
+        number = aliases.get(alias)
+        found = by_number.get(str(number)) if number is not None else None
+        roles[alias] = _version_info(hook, name, found, aliases) if found is not None else None
+    return {
+        "name": name,
+        "champion": roles[CHAMPION],
+        "previous_champion": roles[PREVIOUS_CHAMPION],
+        "challenger": str(aliases[CHALLENGER]) if aliases.get(CHALLENGER) is not None else None,
+        "versions": len(versions),
+        "history": _history(versions),
+        "drift": drift_checks(name),
+    }
+
+
+def models(hook: MlflowHook) -> list[dict[str, Any]]:
+    """:func:`model_summary` of every registered model, by name."""
+    with _MLFLOW_LOCK, hook.activated():
+        registered = sorted(hook.client.search_registered_models(), key=lambda m: m.name)
+        return [model_summary(hook, m.name, dict(m.aliases or {})) for m in registered]
+
+
+def model(hook: MlflowHook, name: str) -> dict[str, Any] | None:
+    """:func:`model_summary` of ``name``, or ``None`` when no such model is registered."""
+    from airflow_mlops.utils.registry import is_not_found
+
+    with _MLFLOW_LOCK, hook.activated():
+        try:
+            aliases = dict(hook.client.get_registered_model(name).aliases or {})
+        except Exception as exc:
+            if is_not_found(exc):
+                return None
+            raise
+        return model_summary(hook, name, aliases)
+
+
+# -- drift checks ----------------------------------------------------------------------------------
+
+
+def drift_checks(model_name: str, root: str | None = None, limit: int = MAX_DRIFT_CHECKS) -> list[dict[str, Any]]:
+    """The latest drift checks of a model, newest period first, read from the summaries the drift
+    operator writes at ``<reports root>/drift/<model>/period=<period>/summary.json``."""
+    base = f"{(root or settings.reports_root()).rstrip('/')}/drift/{model_name}"
+    folder = tables.storage_path(base)
+    try:
+        if not folder.is_dir():
+            return []
+        periods = sorted((c.name for c in folder.iterdir() if c.name.startswith("period=")), reverse=True)
+    except OSError:
+        log.warning("Cannot list drift checks under %s", base, exc_info=True)
+        return []
+    checks = []
+    for period in periods[:limit]:
+        summary_uri = f"{base}/{period}/summary.json"
+        try:
+            summary = json.loads(tables.read_text(summary_uri))
+        except (ValueError, OSError):  # a check still being written, or a foreign folder
+            continue
+        check = {k: summary.get(k) for k in DRIFT_FIELDS}
+        check["period"] = check["period"] or period.removeprefix("period=")
+        check["report_url"] = report_url(summary.get("report_uri"), root)
+        check["summary_url"] = report_url(summary_uri, root)
+        checks.append(check)
+    return checks
+
+
+# -- report files ----------------------------------------------------------------------------------
+
+
+def check_relative(path: str) -> list[str]:
+    """Split a request path below the reports root into segments, refusing anything that could leave it.
+
+    Refused (:class:`ReportPathError`): empty, absolute, backslashes, NUL, ``.``/``..``/empty segments,
+    and the same once more percent-decoded (a double-encoded ``%252e%252e`` reaches us as ``%2e%2e``).
+    """
+    if not path or "\x00" in path or "\\" in path or path.startswith("/"):
+        raise ReportPathError(f"invalid report path {path!r}")
+    segments = path.split("/")
+    for segment in segments:
+        decoded = unquote(segment)
+        if segment in ("", ".", "..") or decoded in ("", ".", "..") or "/" in decoded or "\\" in decoded or "\x00" in decoded:
+            raise ReportPathError(f"invalid report path {path!r}")
+    return segments
+
+
+@dataclass(frozen=True)
+class ReportFile:
+    """A report file found below the reports root: its name and how to read it."""
+
+    name: str
+    uri: str
+    local_path: str | None = None
+
+    def read_bytes(self) -> bytes:
+        """Return the file's content (local disk or object storage)."""
+        if self.local_path is not None:
+            return Path(self.local_path).read_bytes()
+        return tables.storage_path(self.uri).read_bytes()
+
+
+def find_report(path: str, root: str | None = None) -> ReportFile:
+    """Return the report at ``path`` below the reports root.
+
+    Local roots are resolved with symlinks followed and the result must still lie inside the
+    (resolved) root, so a symlink cannot point outside it. Object stores have no symlinks; the
+    segment check of :func:`check_relative` is what keeps a key below the root there.
+
+    :raises ReportPathError: the path is malformed or leaves the root.
+    :raises ReportNotFoundError: no such file.
+    """
+    segments = check_relative(path)
+    base = (root or settings.reports_root()).rstrip("/")
+    if base.startswith("file://") or "://" not in base:
+        local_root = Path(unquote(urlsplit(base).path) if base.startswith("file://") else base).resolve()
+        target = local_root.joinpath(*segments).resolve()
+        if not target.is_relative_to(local_root) or target == local_root:
+            raise ReportNotFoundError(path)
+        if not target.is_file():
+            raise ReportNotFoundError(path)
+        return ReportFile(name=target.name, uri=target.as_uri(), local_path=os.fspath(target))
+    uri = f"{base}/{'/'.join(segments)}"
+    try:
+        if not tables.storage_path(uri).is_file():
+            raise ReportNotFoundError(path)
+    except OSError as exc:
+        raise ReportNotFoundError(path) from exc
+    return ReportFile(name=segments[-1], uri=uri)

@@ -1,0 +1,79 @@
+"""The Airflow UI in a real browser: log in, see both trigger forms, trigger a retraining with changed
+parameters, follow the links of the finished run, and find the new champion on the MLOps page.
+
+Screenshots of every step land in ``test-artifacts/ui/`` (and the Airflow logs with them).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.ui.conftest import ARTIFACTS, PASSWORD, USER, UiStack
+
+pytestmark = [pytest.mark.ui, pytest.mark.services]
+
+LOGISTIC = "sklearn.linear_model.LogisticRegression"
+TEST_SIZE = 0.3
+
+
+def param_titles(stack: UiStack, dag_id: str) -> list[str]:
+    params = stack.airflow.request("GET", f"/api/v2/dags/{dag_id}/details")["params"]
+    return [p["schema"]["title"] for p in params.values()]
+
+
+def training_run(stack: UiStack, dag_run_id: str) -> Any:
+    """The MLflow run the ``train`` task of ``dag_run_id`` logged (found by the tags it sets)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=stack.mlflow.url)
+    experiment = client.get_experiment_by_name("mlops/churn")
+    found = client.search_runs(
+        [experiment.experiment_id], f"tags.`mlops.run_id` = '{dag_run_id}' and tags.`mlops.task_id` = 'train'"
+    )
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_trigger_forms_a_retraining_with_changed_params_its_links_and_the_mlops_page(ui_stack: UiStack, browser) -> None:
+    forms = {dag_id: param_titles(ui_stack, dag_id) for dag_id in ("mlops_retraining", "mlops_batch_prediction")}
+    session = {"url": ui_stack.airflow.url, "user": USER, "password": PASSWORD, "state": str(ARTIFACTS / "storage-state.json")}
+
+    started = browser(
+        "trigger",
+        session | {"forms": forms, "trigger": {"dag_id": "mlops_retraining", "estimator": LOGISTIC, "test_size": TEST_SIZE, "out_of_range": 0.9}},
+    )
+
+    assert started["forms"] == forms  # every param's title is on its form
+    assert started["corrected"] == "0.5"  # the form holds "Holdout share" to its maximum (the API refuses 0.9: test_plugin_api)
+    assert started["status"] == 200
+    run = started["run"]
+    assert run["conf"]["estimator"] == LOGISTIC and run["conf"]["test_size"] == TEST_SIZE
+    assert run["conf"]["metric"] == "roc_auc"  # untouched fields keep their defaults
+
+    airflow = ui_stack.airflow
+    path = f"/api/v2/dags/mlops_retraining/dagRuns/{run['dag_run_id']}"
+    done = airflow.wait_until("the retraining run", lambda: (r := airflow.request("GET", path))["state"] in ("success", "failed") and r, 150, every=2)
+    states = {t["task_id"]: t["state"] for t in airflow.request("GET", f"{path}/taskInstances")["task_instances"]}
+    assert done["state"] == "success", states
+    assert states["promote"] == "success", states
+
+    mlflow_run = training_run(ui_stack, run["dag_run_id"])
+    assert mlflow_run.data.params["estimator"] == LOGISTIC  # the form's values reached the training task
+    assert float(mlflow_run.data.params["test_size"]) == TEST_SIZE
+
+    seen = browser(
+        "inspect",
+        session | {"dag_id": "mlops_retraining", "run_id": run["dag_run_id"], "model": "churn", "expect_in_conf": LOGISTIC},
+    )
+
+    assert seen["mlflow_href"] == f"{ui_stack.mlflow.url}/#/experiments/{mlflow_run.info.experiment_id}/runs/{mlflow_run.info.run_id}"
+    assert seen["report_href"].startswith("/mlops/reports/validation/mlops_retraining/") and seen["report_href"].endswith("/data_docs.html")
+    assert seen["report_status"] == 200 and "Great Expectations" in seen["report_title"]
+    assert seen["mlops_url"].endswith("/plugin/mlops") or "/plugin/mlops" in seen["mlops_url"]
+    from mlflow import MlflowClient
+
+    champion = MlflowClient(tracking_uri=ui_stack.mlflow.url).get_model_version_by_alias("churn", "champion")
+    assert champion.run_id == mlflow_run.info.run_id
+    assert seen["champion"] == f"v{champion.version}"
