@@ -164,17 +164,34 @@ def iter_file_batches(
                 yielded = True
                 yield batch
             if not yielded:
-                yield pa.RecordBatch.from_pylist([], schema=schema.select(list(columns)) if columns else schema)
+                empty = pa.schema([schema.field(c) for c in columns]) if columns else schema
+                yield pa.RecordBatch.from_pylist([], schema=empty)
         else:
             # ~64 bytes a csv cell is a fair guess; a block never exceeds 64 MiB.
             block = min(max(batch_rows * 64, 1 << 16), 64 << 20)
             reader = pacsv.open_csv(handle, read_options=pacsv.ReadOptions(block_size=block))
+            # pyarrow types a text column that is not valid UTF-8 as binary and reads on; refuse it
+            # instead of carrying raw bytes into validation and predictions.
+            binary = [f.name for f in reader.schema if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
+            if binary:
+                raise TableError(f"column(s) {binary} are not valid UTF8 text (wrong encoding? csv files must be UTF-8)", uri=text)
             _check_columns(reader.schema.names, columns, text)
             if schema_only:
                 yield pa.RecordBatch.from_pylist([], schema=reader.schema)
                 return
             for batch in reader:
                 yield batch.select(list(columns)) if columns else batch
+
+
+def parquet_row_count(uri: str | ObjectStoragePath, *, conn_id: str | None = None) -> int:
+    """Return the row count of a parquet file from its footer (no data read).
+
+    :raises TableError: the file is not readable parquet (named in the error).
+    """
+    import pyarrow.parquet as pq
+
+    with _reading(str(uri)), storage_path(uri, conn_id=conn_id).open("rb") as handle:
+        return int(pq.ParquetFile(handle).metadata.num_rows)
 
 
 def iter_batches(
@@ -239,7 +256,10 @@ def staged_output(uri: str | ObjectStoragePath, *, conn_id: str | None = None) -
         if _is_local(path):
             os.replace(staging, final)
         else:
-            path.fs.put_file(staging, path.path)
+            try:
+                path.fs.put_file(staging, path.path)
+            except Exception as exc:  # endpoint down or connection cut (botocore/aiohttp/OSError): the PUT did not complete
+                raise TableError(f"upload failed, nothing was published: {type(exc).__name__}: {exc}", uri=str(uri)) from exc
         log.debug("Published %s", uri)
     finally:
         if os.path.exists(staging):

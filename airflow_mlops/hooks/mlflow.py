@@ -21,6 +21,11 @@ if TYPE_CHECKING:
 _AUTH_ENV = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
 #: ``mlflow.set_tracking_uri`` / ``set_registry_uri`` also export these, so they are restored too.
 _URI_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+#: MLflow's own HTTP retry defaults (7 retries, backoff factor 2, 120 s timeout) can keep a task
+#: waiting for minutes on a dead tracking server, while Airflow's task retries (with backoff) are the
+#: recovery we want. So unless the environment or the connection extras say otherwise, a request
+#: gives up after ~15 s of retrying; the connection extra of the same lower-case name overrides.
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "60"}
 
 
 @dataclass(frozen=True)
@@ -43,12 +48,21 @@ class MlflowConfig:
     password: str | None = None
     token: str | None = None
     source: str = "connection"
+    http: tuple[tuple[str, str], ...] = ()
 
     def __repr__(self) -> str:  # never show credentials in logs or tracebacks
         return (
             f"MlflowConfig(tracking_uri={self.tracking_uri!r}, registry_uri={self.registry_uri!r}, "
             f"source={self.source!r})"
         )
+
+
+def _mask(secret: str | None) -> None:
+    """Register a credential with Airflow's secrets masker, so task logs show ``***`` instead."""
+    if secret:
+        from airflow.sdk.log import mask_secret
+
+        mask_secret(secret)
 
 
 def _tracking_uri_from_connection(host: str, port: int | None, scheme: str | None) -> str:
@@ -83,7 +97,7 @@ class MlflowHook(BaseHook):
         """Describe the connection form (older Airflow; 3.2+ reads ``conn-fields`` in provider info)."""
         return {
             "hidden_fields": ["schema", "port"],
-            "relabeling": {"host": "Tracking URI", "login": "Username", "password": "Password"},
+            "relabeling": {"host": "Tracking URI", "login": "Username", "password": "Password"},  # nosec B105: a form label, not a password
             "placeholders": {"host": "http://mlflow:5000"},
         }
 
@@ -106,6 +120,8 @@ class MlflowHook(BaseHook):
             extra = conn.extra_dejson
             tracking_uri = _tracking_uri_from_connection(conn.host, conn.port, extra.get("scheme"))
             ui = extra.get("ui_base_url") or (tracking_uri if tracking_uri.startswith("http") else "")
+            for secret in (conn.password, extra.get("token")):
+                _mask(secret)
             return MlflowConfig(
                 tracking_uri=tracking_uri,
                 registry_uri=extra.get("registry_uri") or None,
@@ -115,6 +131,7 @@ class MlflowHook(BaseHook):
                 password=conn.password or None,
                 token=extra.get("token") or None,
                 source="connection",
+                http=tuple((k, str(extra[k.lower()])) for k in HTTP_DEFAULTS if extra.get(k.lower()) not in (None, "")),
             )
         env_uri = os.environ.get("MLFLOW_TRACKING_URI")
         if env_uri:
@@ -139,11 +156,13 @@ class MlflowHook(BaseHook):
 
         Sets the tracking/registry URIs and the auth variables for the duration of the block and
         restores the previous values afterwards, so two hooks in one process do not leak into each other.
+        The state is process-wide: do not enter it from concurrent threads with different connections
+        (Airflow runs one task per process).
         """
         import mlflow
 
         cfg = self.config
-        saved_env = {name: os.environ.get(name) for name in _AUTH_ENV + _URI_ENV}
+        saved_env = {name: os.environ.get(name) for name in _AUTH_ENV + _URI_ENV + tuple(HTTP_DEFAULTS)}
         saved_uris = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
         try:
             for name, value in zip(_AUTH_ENV, (cfg.username, cfg.password, cfg.token), strict=True):
@@ -151,6 +170,10 @@ class MlflowHook(BaseHook):
                     os.environ[name] = value
                 else:
                     os.environ.pop(name, None)
+            for name, value in (HTTP_DEFAULTS | dict(cfg.http)).items():
+                if name not in dict(cfg.http) and saved_env[name] is not None:
+                    continue  # the deployment's own setting wins over our default
+                os.environ[name] = value
             mlflow.set_tracking_uri(cfg.tracking_uri)
             mlflow.set_registry_uri(cfg.registry_uri or cfg.tracking_uri)
             yield cfg

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops import tables
-from airflow_mlops.exceptions import TableError
+from airflow_mlops.exceptions import ModelResolutionError, TableError
 from airflow_mlops.links.mlflow import MlflowModelVersionLink
 from airflow_mlops.operators.base import MlopsBaseOperator, mlops_template_fields
 from airflow_mlops.utils import registry
@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from airflow_mlops.spec import FeatureSpec
 
 DEFAULT_CHUNK_ROWS = 262_144
+#: Where models may be loaded from by default: the tracked registry and tracked runs only.
+ALLOWED_MODEL_URI_SCHEMES = ("models", "runs")
 PROGRESS_EVERY_SECONDS = 30.0
 _ARROW_KIND = {"double": "number", "float": "number", "long": "number", "integer": "number", "string": "string", "boolean": "bool"}
 
@@ -56,6 +58,32 @@ def check_input_schema(schema: pa.Schema, spec: FeatureSpec, signature: Any, uri
             raise TableError(f"column {name!r} has type {schema.field(name).type}, the model expects {want}", uri=uri)
 
 
+def check_signature(signature: Any, spec: FeatureSpec, model: str) -> None:
+    """Refuse a model whose signature asks for columns the FeatureSpec does not feed it (a model
+    trained on another dataset): it would fail mid-file, or worse, score garbage.
+
+    :raises ModelResolutionError: naming the model and the columns.
+    """
+    if signature is None or signature.inputs is None or not signature.inputs.has_input_names():
+        return
+    unknown = [name for name in signature.inputs.input_names() if name not in spec.feature_columns]
+    if unknown:
+        raise ModelResolutionError(
+            f"the model's signature needs column(s) {unknown} that the FeatureSpec {spec.source or spec.name!r} does not "
+            f"provide (its features: {spec.feature_columns}); it was trained on other data",
+            model_name=model,
+        )
+
+
+def split_model_uri(ref: str) -> tuple[str, str] | None:
+    """Return ``(scheme, rest)`` when ``ref`` is a model URI (``models:/...``, ``runs:/...``, ``s3://...``),
+    ``None`` for a plain alias or version."""
+    scheme, sep, rest = ref.partition(":")
+    if not sep or not rest.startswith("/") or not scheme.replace("-", "").replace("+", "").isalnum():
+        return None
+    return scheme.lower(), rest
+
+
 class MlflowBatchPredictOperator(MlopsBaseOperator):
     """Score one input file with a registered model and write its predictions as one parquet file.
 
@@ -75,8 +103,12 @@ class MlflowBatchPredictOperator(MlopsBaseOperator):
     :param output_uri: parquet file to write (templated).
     :param spec_uri: FeatureSpec YAML (templated).
     :param model_name: registered model (templated).
-    :param model_ref: alias (``champion``) or version (templated).
-    :param shadow_ref: optional alias/version to score beside it (templated; empty = none).
+    :param model_ref: alias (``champion``) or version (templated); or a model URI: ``models:/<name>/<version>``,
+        ``models:/<name>@<alias>`` or ``runs:/<run_id>/<path>`` (an unregistered model, recorded by its URI).
+    :param shadow_ref: optional alias/version/URI to score beside it (templated; empty = none).
+    :param allow_model_uri_schemes: URI schemes a model may be loaded from. Default ``models`` and
+        ``runs``: a model is code (it is unpickled), so it comes from the tracked registry, never from
+        an arbitrary ``file://`` or ``s3://`` path unless the DAG author allows that scheme here.
     :param scored_at: ISO timestamp written in ``scored_at`` (templated; default the logical date).
     :param chunk_rows: rows per chunk.
     :return: (XCom) ``{"input_uri", "output_uri", "rows", "model_name", "model_version",
@@ -85,7 +117,7 @@ class MlflowBatchPredictOperator(MlopsBaseOperator):
 
     template_fields: Sequence[str] = mlops_template_fields(
         "input_uri", "output_uri", "spec_uri", "model_name", "model_ref", "shadow_ref", "scored_at"
-    )
+    )  # allow_model_uri_schemes is deliberately not templated: the UI form must not widen it
     operator_extra_links = (MlflowModelVersionLink(),)
     ui_color = "#e3f2fd"
 
@@ -100,6 +132,7 @@ class MlflowBatchPredictOperator(MlopsBaseOperator):
         shadow_ref: str | None = None,
         scored_at: str | None = None,
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
+        allow_model_uri_schemes: Sequence[str] = ALLOWED_MODEL_URI_SCHEMES,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -111,15 +144,43 @@ class MlflowBatchPredictOperator(MlopsBaseOperator):
         self.shadow_ref = shadow_ref
         self.scored_at = scored_at
         self.chunk_rows = chunk_rows
+        self.allow_model_uri_schemes = allow_model_uri_schemes
 
-    def _load(self, ref: str) -> tuple[Any, Any, Any]:
+    def _model_uri(self, ref: str) -> tuple[str, str]:
+        """Turn ``ref`` into ``(version label, URI to load)``; registry references are pinned to a version."""
+        split = split_model_uri(ref)
+        if split is None:
+            version = registry.resolve_version(self.mlflow_hook.client, self.model_name, ref)
+            return str(version.version), f"models:/{self.model_name}/{version.version}"
+        scheme, rest = split
+        allowed = [s.lower() for s in self.allow_model_uri_schemes]
+        if scheme not in allowed:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(
+                f"Model {self.model_name!r}: refusing to load {ref!r}: scheme {scheme!r} is not in allow_model_uri_schemes "
+                f"{allowed} (models are unpickled code; load them from the registry, or allow the scheme explicitly)"
+            )
+        if scheme == "file":  # MLflow's Model.load tests os.path.exists() on the string: give it a path
+            from urllib.parse import unquote, urlparse
+
+            return ref, unquote(urlparse(ref).path)
+        if scheme != "models":
+            return ref, ref
+        name, at, alias = rest.strip("/").partition("@")
+        name, _, number = name.partition("/") if not at else (name, "", "")
+        if name != self.model_name:
+            raise ModelResolutionError(f"the model URI {ref!r} names another model", model_name=self.model_name)
+        version = registry.resolve_version(self.mlflow_hook.client, name, alias or number or registry.CHAMPION)
+        return str(version.version), f"models:/{name}/{version.version}"
+
+    def _load(self, ref: str) -> tuple[str, Any, Any]:
         import mlflow
 
-        version = registry.resolve_version(self.mlflow_hook.client, self.model_name, ref)
-        uri = f"models:/{self.model_name}/{version.version}"  # registry URIs only: never load arbitrary paths
+        label, uri = self._model_uri(str(ref))
         model = mlflow.sklearn.load_model(uri)
         signature = mlflow.models.get_model_info(uri).signature
-        return version, model, signature
+        return label, model, signature
 
     def _scored_at(self, context: Context) -> Any:
         import pandas as pd
@@ -140,13 +201,15 @@ class MlflowBatchPredictOperator(MlopsBaseOperator):
         schema = tables.read_schema(self.input_uri, conn_id=self.data_conn_id)
         with self.mlflow_hook.activated():
             version, model, signature = self._load(self.model_ref)
+            check_signature(signature, spec, f"{self.model_name} v{version}")
             check_input_schema(schema, spec, signature, self.input_uri)
             shadow = None
             if self.shadow_ref:
-                shadow_version, shadow_model, _ = self._load(self.shadow_ref)
-                shadow = (str(shadow_version.version), shadow_model)
-        MlflowModelVersionLink.persist(context, self.mlflow_hook.model_version_url(self.model_name, version.version))
-        self.log.info("Scoring %s with %s v%s%s", self.input_uri, self.model_name, version.version, f" (shadow v{shadow[0]})" if shadow else "")
+                shadow_version, shadow_model, shadow_signature = self._load(self.shadow_ref)
+                check_signature(shadow_signature, spec, f"{self.model_name} v{shadow_version}")
+                shadow = (shadow_version, shadow_model)
+        MlflowModelVersionLink.persist(context, self.mlflow_hook.model_version_url(self.model_name, version) if version.isdigit() else "")
+        self.log.info("Scoring %s with %s v%s%s", self.input_uri, self.model_name, version, f" (shadow v{shadow[0]})" if shadow else "")
 
         columns = spec.passthrough_columns + spec.feature_columns
         start = last_log = time.monotonic()
@@ -156,7 +219,7 @@ class MlflowBatchPredictOperator(MlopsBaseOperator):
             try:
                 for batch in tables.iter_file_batches(self.input_uri, columns=columns, batch_rows=self.chunk_rows, conn_id=self.data_conn_id):
                     frame = batch.to_pandas()
-                    out = self._score_chunk(spec, frame, model, str(version.version), scored_at, shadow)
+                    out = self._score_chunk(spec, frame, model, version, scored_at, shadow)
                     table = pa.Table.from_pandas(out, preserve_index=False)
                     if writer is None:
                         writer = pq.ParquetWriter(local, table.schema, compression="snappy")
@@ -166,7 +229,7 @@ class MlflowBatchPredictOperator(MlopsBaseOperator):
                         last_log = time.monotonic()
                         self.log.info("%d rows scored (%.0f rows/s)", rows, rows / (last_log - start))
                 if writer is None:  # empty input: still publish an empty, well-typed file
-                    empty = self._score_chunk(spec, empty_frame(schema, columns), model, str(version.version), scored_at, shadow)
+                    empty = self._score_chunk(spec, empty_frame(schema, columns), model, version, scored_at, shadow)
                     pq.write_table(pa.Table.from_pandas(empty, preserve_index=False), local, compression="snappy")
             finally:
                 if writer is not None:
@@ -178,7 +241,7 @@ class MlflowBatchPredictOperator(MlopsBaseOperator):
             "output_uri": self.output_uri,
             "rows": rows,
             "model_name": self.model_name,
-            "model_version": str(version.version),
+            "model_version": version,
             "shadow_version": shadow[0] if shadow else None,
             "seconds": round(seconds, 3),
             "rows_per_second": round(rows / max(seconds, 1e-9), 1),

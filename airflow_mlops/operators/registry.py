@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Sequence
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops import tables
@@ -44,7 +45,9 @@ class MlflowPromoteModelOperator(MlopsBaseOperator):
 
     No champion yet: the challenger is promoted if the minimum value holds. On promotion the old
     champion gets ``previous_champion``. The champion alias is re-read just before switching; if it
-    moved during evaluation, this run lost a race and records so. Every decision is written as
+    moved during evaluation, this run lost a race and records so (with the run that won). The re-read
+    and the switch happen under the model's promotion lock (:func:`~airflow_mlops.utils.registry.promotion_lock`),
+    because MLflow has no compare-and-set on aliases. Every decision is written as
     ``mlops.decision.*`` tags on the challenger version (decision, reason, metric, both scores,
     compared-against version, DAG run, approver).
 
@@ -254,19 +257,31 @@ class MlflowPromoteModelOperator(MlopsBaseOperator):
             if dry_run:
                 return decision | {"decision": "would_promote" if verdict["promote"] else "would_reject"}
 
-            if verdict["promote"]:
-                current = registry.alias_version(client, self.model_name, registry.CHAMPION)
-                if current != champion:
-                    verdict["promote"] = False
-                    decision["reason"] = f"lost a race: the champion moved from v{champion} to v{current} during evaluation"
-                else:
-                    if champion:
-                        client.set_registered_model_alias(self.model_name, registry.PREVIOUS_CHAMPION, champion)
-                    client.set_registered_model_alias(self.model_name, registry.CHAMPION, challenger.version)
-            decision["decision"] = "promoted" if verdict["promote"] else "rejected"
-            audit = {k: decision[k] for k in ("decision", "reason", "metric", "challenger_score", "champion_score", "approver", "evaluation_run_id")}
-            audit |= {"compared_against": champion or "none", "dag_run": f"{context['ti'].dag_id}/{context['ti'].run_id}"}
-            registry.record_decision(client, self.model_name, str(challenger.version), audit)
+            dag_run = f"{context['ti'].dag_id}/{context['ti'].run_id}"
+            # Only a promotion moves aliases; it does so under the model's promotion lock, so of two
+            # racing promotions exactly one switches and the other sees the moved champion.
+            lock = registry.promotion_lock(client, self.model_name, holder=dag_run) if verdict["promote"] else nullcontext()
+            with lock:
+                if verdict["promote"]:
+                    current = registry.alias_version(client, self.model_name, registry.CHAMPION)
+                    if current == str(challenger.version):  # promoted meanwhile by another try of this decision
+                        self.log.info("%s v%s became the champion meanwhile; nothing to do", self.model_name, current)
+                        return base | {"decision": "already_champion", "reason": "the challenger became the champion meanwhile"}
+                    if current != champion:
+                        verdict["promote"] = False
+                        winner = client.get_model_version(self.model_name, current).tags.get("mlops.decision.dag_run") if current else None
+                        decision["reason"] = (
+                            f"lost a race: the champion moved from v{champion} to v{current} during evaluation"
+                            + (f" (promoted by {winner})" if winner else "")
+                        )
+                    else:
+                        if champion:
+                            client.set_registered_model_alias(self.model_name, registry.PREVIOUS_CHAMPION, champion)
+                        client.set_registered_model_alias(self.model_name, registry.CHAMPION, challenger.version)
+                decision["decision"] = "promoted" if verdict["promote"] else "rejected"
+                audit = {k: decision[k] for k in ("decision", "reason", "metric", "challenger_score", "champion_score", "approver", "evaluation_run_id")}
+                audit |= {"compared_against": champion or "none", "dag_run": dag_run}
+                registry.record_decision(client, self.model_name, str(challenger.version), audit)
 
         if verdict["promote"]:
             self.log.info("Promoted %s v%s to champion (previous: %s)", self.model_name, challenger.version, champion)
@@ -313,17 +328,18 @@ class MlflowRollbackModelOperator(MlopsBaseOperator):
         with self.mlflow_hook.activated():
             client = self.mlflow_hook.client
             target = registry.resolve_version(client, self.model_name, self.to_version or registry.PREVIOUS_CHAMPION)
-            current = registry.alias_version(client, self.model_name, registry.CHAMPION)
-            if current == str(target.version):
-                return {"model_name": self.model_name, "champion_version": current, "replaced_version": None, "reason": "already the champion"}
-            client.set_registered_model_alias(self.model_name, registry.CHAMPION, target.version)
-            if current:
-                client.set_registered_model_alias(self.model_name, registry.PREVIOUS_CHAMPION, current)
-            registry.record_decision(
-                client, self.model_name, str(target.version),
-                {"decision": "rollback", "reason": self.reason, "compared_against": current or "none",
-                 "dag_run": f"{context['ti'].dag_id}/{context['ti'].run_id}"},
-            )  # fmt: skip
+            dag_run = f"{context['ti'].dag_id}/{context['ti'].run_id}"
+            with registry.promotion_lock(client, self.model_name, holder=dag_run):  # no promotion in between
+                current = registry.alias_version(client, self.model_name, registry.CHAMPION)
+                if current == str(target.version):
+                    return {"model_name": self.model_name, "champion_version": current, "replaced_version": None, "reason": "already the champion"}
+                client.set_registered_model_alias(self.model_name, registry.CHAMPION, target.version)
+                if current:
+                    client.set_registered_model_alias(self.model_name, registry.PREVIOUS_CHAMPION, current)
+                registry.record_decision(
+                    client, self.model_name, str(target.version),
+                    {"decision": "rollback", "reason": self.reason, "compared_against": current or "none", "dag_run": dag_run},
+                )  # fmt: skip
         MlflowModelVersionLink.persist(context, self.mlflow_hook.model_version_url(self.model_name, target.version))
         self.log.info("Rolled %s champion back from v%s to v%s: %s", self.model_name, current, target.version, self.reason)
         return {"model_name": self.model_name, "champion_version": str(target.version), "replaced_version": current, "reason": self.reason}

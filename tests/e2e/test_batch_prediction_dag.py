@@ -74,15 +74,7 @@ def test_three_months_drift_only_in_the_drifted_one_and_it_queues_retraining(run
     assert queued_retraining() == queued_before + 1
 
 
-def test_rerun_of_a_month_is_byte_identical_with_no_extra_files(run_dag, champion, demo_data) -> None:
-    run_dag("mlops_batch_prediction", logical_date=MONTHS["2025-02"])
-    before = files(predictions_dir("2025-02"))
-
-    rerun = run_dag("mlops_batch_prediction", logical_date=MONTHS["2025-02"])
-
-    assert str(rerun.state) == "success"
-    assert files(predictions_dir("2025-02")) == before
-    assert sorted(p.name for p in predictions_dir("2025-02").iterdir()) == ["_SUCCESS", "part-00000.parquet", "part-00001.parquet"]
+# The rerun of a month (byte-identical predictions, reports rewritten in place): tests/reliability/test_idempotency.py.
 
 
 def test_month_override_and_shadow_scoring_from_the_form(run_dag, champion, demo_data) -> None:

@@ -32,18 +32,7 @@ def test_parquet_and_csv_round_trip_on_s3(aws_conn: str) -> None:
     assert [b.num_rows for b in batches] == [30, 30, 30, 10]
 
 
-def test_failed_write_on_s3_leaves_earlier_object_and_no_partial(aws_conn: str) -> None:
-    uri = f"{aws_conn}/preds/part-00000.parquet"
-    good = pd.DataFrame({"id": [1, 2, 3]})
-    tables.write_table(good, uri, conn_id=CONN)
-
-    with pytest.raises(RuntimeError, match="killed"), tables.staged_output(uri, conn_id=CONN) as local:
-        with open(local, "wb") as handle:
-            handle.write(b"PAR1 half written")
-        raise RuntimeError("killed mid-write")
-
-    assert keys(aws_conn) == ["preds/part-00000.parquet"]
-    pd.testing.assert_frame_equal(tables.read_table(uri, conn_id=CONN), good)
+# A failed or cut S3 write leaving the earlier object intact: tests/reliability/test_faults.py (issue 7).
 
 
 def test_generated_partitions_on_s3_need_their_marker(aws_conn: str) -> None:
