@@ -160,10 +160,15 @@ class MlflowHook(BaseHook):
         (Airflow runs one task per process).
         """
         import mlflow
+        from mlflow.tracking._model_registry import utils as registry_state
+        from mlflow.tracking._tracking_service import utils as tracking_state
 
         cfg = self.config
         saved_env = {name: os.environ.get(name) for name in _AUTH_ENV + _URI_ENV + tuple(HTTP_DEFAULTS)}
-        saved_uris = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
+        # The raw settings, not get_tracking_uri()/get_registry_uri(): those resolve defaults, and
+        # setting a resolved value back would pin it, so that a later MlflowClient(tracking_uri=X) in
+        # this process (the API server's plugin, a test) kept talking to the old registry. None = unset.
+        saved_uris = (tracking_state._tracking_uri, registry_state._registry_uri)
         try:
             for name, value in zip(_AUTH_ENV, (cfg.username, cfg.password, cfg.token), strict=True):
                 if value:

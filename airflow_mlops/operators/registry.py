@@ -38,6 +38,25 @@ def _optional_float(value: Any, name: str) -> float | None:
         raise ValueError(f"{name} must be a number, got {value!r}") from exc
 
 
+def recorded_rejection(version: Any, dag_run: str, metric: str, champion: str | None) -> dict[str, Any] | None:
+    """Return the rejection recorded on ``version`` by ``dag_run`` against the same champion and metric.
+
+    A rerun of a promotion task then repeats that decision instead of evaluating again and rewriting
+    the audit tags (a promotion rerun is a no-op; a promoted challenger is caught by "already champion").
+    """
+    tags = {k.removeprefix("mlops.decision."): v for k, v in (version.tags or {}).items() if k.startswith("mlops.decision.")}
+    same = tags.get("dag_run") == dag_run and tags.get("metric") == metric and tags.get("compared_against") == (champion or "none")
+    if not same or tags.get("decision") != "rejected":
+        return None
+    scores = {k: float(tags[k]) if tags.get(k) else None for k in ("challenger_score", "champion_score")}
+    return scores | {
+        "decision": "rejected",
+        "reason": tags.get("reason", ""),
+        "evaluation_run_id": tags.get("evaluation_run_id"),
+        "approver": tags.get("approver") or None,
+    }
+
+
 class MlflowPromoteModelOperator(MlopsBaseOperator):
     """Evaluate the challenger and the current champion on the same holdout with
     ``mlflow.models.evaluate``, judge with ``mlflow.validate_evaluation_results`` / ``MetricThreshold``,
@@ -234,6 +253,12 @@ class MlflowPromoteModelOperator(MlopsBaseOperator):
                 self.log.info("%s v%s is already the champion; nothing to do", self.model_name, champion)
                 return base | {"decision": "already_champion", "reason": "the challenger is already the champion"}
 
+            dag_run = f"{context['ti'].dag_id}/{context['ti'].run_id}"
+            recorded = None if dry_run else recorded_rejection(challenger, dag_run, metric, champion)
+            if recorded is not None:  # a rerun of this decision: same challenger, champion and DAG run
+                self.log.info("%s v%s was already rejected by this DAG run; nothing to do", self.model_name, challenger.version)
+                return self._reject(context, base | recorded)
+
             try:
                 rules = self._thresholds(metric, greater, champion is not None)
             except ValueError as exc:
@@ -257,7 +282,6 @@ class MlflowPromoteModelOperator(MlopsBaseOperator):
             if dry_run:
                 return decision | {"decision": "would_promote" if verdict["promote"] else "would_reject"}
 
-            dag_run = f"{context['ti'].dag_id}/{context['ti'].run_id}"
             # Only a promotion moves aliases; it does so under the model's promotion lock, so of two
             # racing promotions exactly one switches and the other sees the moved champion.
             lock = registry.promotion_lock(client, self.model_name, holder=dag_run) if verdict["promote"] else nullcontext()

@@ -50,6 +50,10 @@ def test_fluent_api_is_pointed_at_the_connection_and_restored(mlflow_server, mon
             mlflow.log_param("p", 1)
 
     assert mlflow.get_tracking_uri() == before
+    # Nothing stays pinned: a client for another server also uses that server's registry.
+    other = "http://127.0.0.1:9"
+    assert mlflow.MlflowClient(tracking_uri=other)._registry_uri == other
+    assert "MLFLOW_REGISTRY_URI" not in os.environ
     assert "MLFLOW_TRACKING_PASSWORD" not in os.environ
     assert "s3cret" not in repr(cfg) and "tok" not in repr(cfg)
     assert hook.client.get_run(run.info.run_id).data.params == {"p": "1"}
