@@ -183,8 +183,9 @@ class MlflowHook(BaseHook):
             mlflow.set_registry_uri(cfg.registry_uri or cfg.tracking_uri)
             yield cfg
         finally:
-            mlflow.set_tracking_uri(saved_uris[0])
-            mlflow.set_registry_uri(saved_uris[1])
+            # Both setters take None (= unset) at run time; their annotations only say str.
+            mlflow.set_tracking_uri(saved_uris[0])  # type: ignore[arg-type]
+            mlflow.set_registry_uri(saved_uris[1])  # type: ignore[arg-type]
             for name, old in saved_env.items():
                 if old is None:
                     os.environ.pop(name, None)
