@@ -26,14 +26,19 @@ class XComUrlLink(BaseOperatorLink):
         """Push ``url`` for this link from inside ``execute``."""
         context["ti"].xcom_push(key=cls.key, value=url or "")
 
+    @classmethod
+    def url_from(cls, value: str) -> str:
+        """Turn the pushed value into the link's URL (``""`` = no link): here, accept only URLs and paths."""
+        return value if value.startswith(("http://", "https://", "/")) else ""
+
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
         from airflow.sdk.execution_time.xcom import XCom
 
         try:
             value: Any = XCom.get_value(key=self.key, ti_key=ti_key)
+            return self.url_from(value) if isinstance(value, str) else ""
         except Exception:  # a broken link must never break the task page
             return ""
-        return value if isinstance(value, str) and value.startswith(("http://", "https://", "/")) else ""
 
 
 class MlflowRunLink(XComUrlLink):

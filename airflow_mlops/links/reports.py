@@ -9,15 +9,10 @@ the browser sends the user's Airflow session with it. A report elsewhere, or any
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
 from airflow_mlops import settings
 from airflow_mlops.links.mlflow import XComUrlLink
-
-if TYPE_CHECKING:
-    from airflow.sdk import BaseOperator
-    from airflow.sdk.types import TaskInstanceKey
 
 #: Where the plugin's FastAPI app is mounted on the API server (see ``airflow_mlops.plugins``).
 PLUGIN_PREFIX = "/mlops"
@@ -65,14 +60,10 @@ def report_url(uri: str | None, root: str | None = None) -> str:
 class ReportLink(XComUrlLink):
     """A link to a report whose storage URI the operator pushed to XCom under ``key``."""
 
-    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        from airflow.sdk.execution_time.xcom import XCom
-
-        try:
-            value: Any = XCom.get_value(key=self.key, ti_key=ti_key)
-            return report_url(value) if isinstance(value, str) else ""
-        except Exception:  # a broken link must never break the task page
-            return ""
+    @classmethod
+    def url_from(cls, value: str) -> str:
+        """The report's browsable URL (:func:`report_url`)."""
+        return report_url(value)
 
 
 class ValidationReportLink(ReportLink):
