@@ -129,30 +129,34 @@ def _role(label: str, info: dict[str, Any] | None, role_id: str) -> str:
     )
 
 
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    """An HTML table; ``rows`` hold cells already rendered (escaped) by the caller."""
+    head = "<tr>" + "".join(f"<th>{h}</th>" for h in headers) + "</tr>"
+    body = "".join("<tr>" + "".join(cell if cell.startswith("<td") else f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    return f"<table>{head}{body}</table>"
+
+
 def _history(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return '<p class="muted">no decisions recorded yet</p>'
-    head = "<tr><th>version</th><th>decision</th><th>reason</th><th>metric</th><th>challenger</th><th>champion</th><th>against</th><th>DAG run</th><th>approver</th><th>decided at</th></tr>"
-    body = "".join(
-        f"<tr><td>v{_e(r['version'])}</td><td>{_e(r.get('decision'))}</td><td>{_e(r.get('reason'))}</td><td>{_e(r.get('metric'))}</td>"
-        f"<td>{_score(r.get('challenger_score'))}</td><td>{_score(r.get('champion_score'))}</td><td>{_e(r.get('compared_against'))}</td>"
-        f"<td>{_e(r.get('dag_run'))}</td><td>{_e(r.get('approver'))}</td><td>{_e(r.get('decided_at'))}</td></tr>"
+    headers = ["version", "decision", "reason", "metric", "challenger", "champion", "against", "DAG run", "approver", "decided at"]
+    return _table(headers, [
+        [f"v{_e(r['version'])}", _e(r.get("decision")), _e(r.get("reason")), _e(r.get("metric")),
+         _score(r.get("challenger_score")), _score(r.get("champion_score")), _e(r.get("compared_against")),
+         _e(r.get("dag_run")), _e(r.get("approver")), _e(r.get("decided_at"))]
         for r in rows
-    )
-    return f"<table>{head}{body}</table>"
+    ])  # fmt: skip
 
 
 def _drift(checks: list[dict[str, Any]]) -> str:
     if not checks:
         return '<p class="muted">no drift checks yet</p>'
-    head = "<tr><th>period</th><th>drift</th><th>share</th><th>threshold</th><th>drifted columns</th><th>report</th></tr>"
-    body = "".join(
-        f"<tr><td>{_e(c['period'])}</td><td class=\"{'yes' if c['drift_detected'] else 'no'}\">{'yes' if c['drift_detected'] else 'no'}</td>"
-        f"<td>{_score(c['share'])}</td><td>{_score(c['drift_share'])}</td><td>{_e(', '.join(c.get('drifted_columns') or []))}</td>"
-        f"<td>{_link(c['report_url'], 'report')}</td></tr>"
+    verdict = {True: '<td class="yes">yes</td>', False: '<td class="no">no</td>'}
+    return _table(["period", "drift", "share", "threshold", "drifted columns", "report"], [
+        [_e(c["period"]), verdict[bool(c["drift_detected"])], _score(c["share"]), _score(c["drift_share"]),
+         _e(", ".join(c.get("drifted_columns") or [])), _link(c["report_url"], "report")]
         for c in checks
-    )
-    return f"<table>{head}{body}</table>"
+    ])  # fmt: skip
 
 
 def render_models(models: list[dict[str, Any]]) -> str:
