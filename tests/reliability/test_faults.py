@@ -6,15 +6,12 @@ dependency is back. The reference DAGs give such tasks retries with exponential 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -36,6 +33,7 @@ from airflow_mlops.utils import registry
 from tests.conftest import REPO
 from tests.helpers import task_context
 from tests.reliability.conftest import SPEC, aliases, reference_dag, train, versions
+from tests.reliability.proxy import CuttableProxy
 
 SCORED_AT = "2025-02-01T00:00:00+00:00"
 #: With the connection's bounded HTTP retries, a dead server must fail a task well within this.
@@ -44,80 +42,6 @@ FAIL_WITHIN_SECONDS = 45
 
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-class CuttableProxy:
-    """A TCP proxy in front of a server that plays its death: :meth:`stop` (or, with ``cut_after``
-    set, the ``cut_after``-th byte sent by clients) resets every open connection and turns new ones
-    away until :meth:`heal`."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.cut_after: int | None = None
-        self.sent = 0
-        self.down = False
-        self.cuts = 0
-        self.open: list[socket.socket] = []
-        self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            if self.down:
-                client.close()
-                continue
-            upstream = socket.create_connection(("127.0.0.1", self.target_port))
-            with self.lock:
-                self.open += [client, upstream]
-            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
-
-    def _pump(self, source: socket.socket, sink: socket.socket, counted: bool) -> None:
-        try:
-            while chunk := source.recv(65536):
-                if counted and self.cut_after is not None:
-                    with self.lock:
-                        self.sent += len(chunk)
-                        if self.sent >= self.cut_after:
-                            self._cut()
-                            return
-                sink.sendall(chunk)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, sink):
-                sock.close()
-
-    def stop(self) -> None:
-        with self.lock:
-            self._cut()
-
-    def _cut(self) -> None:
-        self.down = True
-        self.cuts += 1
-        for sock in self.open:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-        self.open.clear()
-
-    def heal(self) -> None:
-        with self.lock:
-            self.down, self.cut_after, self.sent = False, None, 0
-
-    def close(self) -> None:
-        self.listener.close()
-        self.stop()
 
 
 def names_the_endpoint(error: BaseException, url: str) -> bool:
