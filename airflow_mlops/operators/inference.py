@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlops import tables
+from airflow_mlops import streaming, tables
 from airflow_mlops.exceptions import ModelResolutionError, TableError
 from airflow_mlops.links.mlflow import MlflowModelVersionLink
 from airflow_mlops.operators.base import MlopsBaseOperator, mlops_template_fields
@@ -192,9 +193,6 @@ class MlflowBatchPredictOperator(MlopsBaseOperator):
         return parsed.tz_localize("UTC") if parsed.tzinfo is None else parsed.tz_convert("UTC")
 
     def execute(self, context: Context) -> dict[str, Any]:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
         self.reset_links(context)
         spec = self.load_spec(self.spec_uri)
         scored_at = self._scored_at(context)
@@ -213,27 +211,23 @@ class MlflowBatchPredictOperator(MlopsBaseOperator):
 
         columns = spec.passthrough_columns + spec.feature_columns
         start = last_log = time.monotonic()
-        rows = 0
-        writer = None
-        with tables.staged_output(self.output_uri, conn_id=self.data_conn_id) as local:
+        # One I/O thread reads the next chunk and writes the previous one while this one is scored.
+        with tables.staged_output(self.output_uri, conn_id=self.data_conn_id) as local, ThreadPoolExecutor(1, "scoring-io") as io:
+            sink = streaming.ParquetWriteBehind(local, io, row_group_size=self.chunk_rows)
             try:
-                for batch in tables.iter_file_batches(self.input_uri, columns=columns, batch_rows=self.chunk_rows, conn_id=self.data_conn_id):
-                    frame = batch.to_pandas()
-                    out = self._score_chunk(spec, frame, model, version, scored_at, shadow)
-                    table = pa.Table.from_pandas(out, preserve_index=False)
-                    if writer is None:
-                        writer = pq.ParquetWriter(local, table.schema, compression="snappy")
-                    writer.write_table(table, row_group_size=self.chunk_rows)
-                    rows += len(out)
+                batches = tables.iter_file_batches(self.input_uri, columns=columns, batch_rows=self.chunk_rows, conn_id=self.data_conn_id)
+                for batch in streaming.read_ahead(batches, io):
+                    sink.write(self._score_chunk(spec, batch, model, version, scored_at, shadow))
                     if time.monotonic() - last_log >= PROGRESS_EVERY_SECONDS:
                         last_log = time.monotonic()
-                        self.log.info("%d rows scored (%.0f rows/s)", rows, rows / (last_log - start))
-                if writer is None:  # empty input: still publish an empty, well-typed file
-                    empty = self._score_chunk(spec, empty_frame(schema, columns), model, version, scored_at, shadow)
-                    pq.write_table(pa.Table.from_pandas(empty, preserve_index=False), local, compression="snappy")
-            finally:
-                if writer is not None:
-                    writer.close()
+                        self.log.info("%d rows scored (%.0f rows/s)", sink.rows, sink.rows / (last_log - start))
+                if not sink.started:  # empty input: still publish an empty, well-typed file
+                    sink.write(self._score_chunk(spec, _empty_batch(schema, columns), model, version, scored_at, shadow))
+            except BaseException:
+                sink.abort()
+                raise
+            sink.close()
+        rows = sink.rows
         seconds = time.monotonic() - start
         self.log.info("Scored %d rows in %.1f s (%.0f rows/s) -> %s", rows, seconds, rows / max(seconds, 1e-9), self.output_uri)
         return {
@@ -247,36 +241,47 @@ class MlflowBatchPredictOperator(MlopsBaseOperator):
             "rows_per_second": round(rows / max(seconds, 1e-9), 1),
         }
 
-    def _score_chunk(self, spec: FeatureSpec, frame: Any, model: Any, version: str, scored_at: Any, shadow: tuple[str, Any] | None) -> Any:
-        import pandas as pd
+    def _score_chunk(
+        self, spec: FeatureSpec, batch: pa.RecordBatch, model: Any, version: str, scored_at: Any, shadow: tuple[str, Any] | None
+    ) -> pa.Table:
+        """Score one input batch; return its output rows as an Arrow table.
+
+        Only the model's features go through pandas (the pipeline wants a DataFrame); the id columns
+        are carried over as Arrow columns and the constant columns are built as repeated scalars, so
+        the output costs no per-row Python objects and keeps the input's exact types.
+        """
+        import pyarrow as pa
 
         from airflow_mlops.utils import modeling
 
-        x = modeling.feature_frame(frame, spec)
-        out = frame[spec.passthrough_columns].reset_index(drop=True)
+        x = modeling.feature_frame(batch.select(spec.feature_columns).to_pandas(), spec)
+        n = batch.num_rows
+        out: dict[str, pa.Array] = {name: batch.column(name) for name in spec.passthrough_columns}
         for prefix, scorer in (("", model), ("shadow_", shadow[1] if shadow else None)):
             if scorer is None:
                 continue
             binary = spec.task == "classification" and hasattr(scorer, "predict_proba") and len(getattr(scorer, "classes_", [])) == 2
-            if len(x) == 0:
-                out[f"{prefix}prediction"] = pd.Series([], dtype="int64" if spec.task == "classification" else "float64")
+            if n == 0:
+                out[f"{prefix}prediction"] = pa.array([], pa.int64() if spec.task == "classification" else pa.float64())
                 if binary:
-                    out[f"{prefix}probability"] = pd.Series([], dtype="float64")
+                    out[f"{prefix}probability"] = pa.array([], pa.float64())
             elif binary:
                 # One pass of the model: the label is the arg-max of the probabilities (what predict() does).
                 proba = scorer.predict_proba(x)
-                out[f"{prefix}prediction"] = scorer.classes_[proba.argmax(axis=1)]
-                out[f"{prefix}probability"] = proba[:, 1]
+                out[f"{prefix}prediction"] = pa.array(scorer.classes_[proba.argmax(axis=1)])
+                out[f"{prefix}probability"] = pa.array(proba[:, 1])
             else:
-                out[f"{prefix}prediction"] = scorer.predict(x)
-        out["model_name"] = self.model_name
-        out["model_version"] = version
+                out[f"{prefix}prediction"] = pa.array(scorer.predict(x))
+        out["model_name"] = pa.repeat(pa.scalar(self.model_name, pa.string()), n)
+        out["model_version"] = pa.repeat(pa.scalar(version, pa.string()), n)
         if shadow:
-            out["shadow_model_version"] = shadow[0]
-        out["scored_at"] = pd.Series(scored_at, index=out.index).astype("datetime64[us, UTC]")  # broadcast: no per-row objects
-        return out
+            out["shadow_model_version"] = pa.repeat(pa.scalar(shadow[0], pa.string()), n)
+        out["scored_at"] = pa.repeat(pa.scalar(scored_at.to_pydatetime(), pa.timestamp("us", tz="UTC")), n)
+        return pa.Table.from_pydict(out)
 
 
-def empty_frame(schema: pa.Schema, columns: list[str]) -> Any:
-    """An empty DataFrame with the input's column types (to publish an empty but typed output)."""
-    return schema.empty_table().select(columns).to_pandas()
+def _empty_batch(schema: pa.Schema, columns: list[str]) -> pa.RecordBatch:
+    """A zero-row batch with the input's column types (to publish an empty but typed output)."""
+    import pyarrow as pa
+
+    return pa.RecordBatch.from_pylist([], schema=pa.schema([schema.field(c) for c in columns]))

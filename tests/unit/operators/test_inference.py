@@ -117,3 +117,24 @@ def test_unknown_alias_names_the_model(setup, tmp_path) -> None:
 
 
 # The SIGKILL-mid-write test lives in tests/reliability/test_faults.py (issue 7).
+
+
+def test_chunks_scored_while_the_next_is_read_equal_the_model_on_the_whole_file(setup, tmp_path) -> None:
+    import mlflow
+    import numpy as np
+
+    from airflow_mlops.hooks.mlflow import MlflowHook
+    from airflow_mlops.spec import FeatureSpec
+    from airflow_mlops.utils import modeling
+
+    out = tmp_path / "p.parquet"
+    predict(setup, out, chunk_rows=300)  # 9 chunks: read ahead and written behind on the I/O thread
+
+    with MlflowHook().activated():
+        model = mlflow.sklearn.load_model(f"models:/{setup['model']}/{setup['champion']}")
+    source = tables.read_table(setup["files"][0])
+    expected = model.predict_proba(modeling.feature_frame(source, FeatureSpec.load(str(SPEC_PATH))))[:, 1]
+    frame = pd.read_parquet(out)
+    np.testing.assert_array_equal(frame["probability"].to_numpy(), expected)  # same rows, same order, same scores
+    written, read = pq.read_schema(out), pq.read_schema(setup["files"][0])
+    assert [written.field(c).type for c in ("customer_id", "snapshot_date")] == [read.field(c).type for c in ("customer_id", "snapshot_date")]
