@@ -136,11 +136,14 @@ def iter_file_batches(
     batch_rows: int = DEFAULT_BATCH_ROWS,
     conn_id: str | None = None,
     schema_only: bool = False,
+    dictionary_columns: Sequence[str] = (),
 ) -> Iterator[pa.RecordBatch]:
     """Stream one file as record batches of at most ``batch_rows`` rows (csv: of a bounded block size).
 
     Parquet is read with ``pre_buffer=False``: pyarrow's pre-buffering makes memory grow with the file,
-    not with the batch (see PERF_BASELINES).
+    not with the batch (see PERF_BASELINES). Parquet text columns named in ``dictionary_columns`` are
+    read dictionary-encoded: low-cardinality columns (categories) then become pandas Categoricals that
+    share one Python string per distinct value instead of one per row.
 
     :raises TableError: unreadable, empty or corrupt file, or a requested column is missing.
     """
@@ -155,6 +158,9 @@ def iter_file_batches(
         if fmt == "parquet":
             parquet = pq.ParquetFile(handle, pre_buffer=False)
             schema = parquet.schema_arrow
+            text_columns = [c for c in dictionary_columns if c in schema.names and pa.types.is_string(schema.field(c).type)]
+            if text_columns:
+                parquet = pq.ParquetFile(handle, pre_buffer=False, read_dictionary=text_columns)
             _check_columns(schema.names, columns, text)
             if schema_only:
                 yield pa.RecordBatch.from_pylist([], schema=schema)

@@ -215,7 +215,10 @@ class MlflowBatchPredictOperator(MlopsBaseOperator):
         with tables.staged_output(self.output_uri, conn_id=self.data_conn_id) as local, ThreadPoolExecutor(1, "scoring-io") as io:
             sink = streaming.ParquetWriteBehind(local, io, row_group_size=self.chunk_rows)
             try:
-                batches = tables.iter_file_batches(self.input_uri, columns=columns, batch_rows=self.chunk_rows, conn_id=self.data_conn_id)
+                batches = tables.iter_file_batches(
+                    self.input_uri, columns=columns, batch_rows=self.chunk_rows, conn_id=self.data_conn_id,
+                    dictionary_columns=spec.categorical_columns,
+                )  # fmt: skip
                 for batch in streaming.read_ahead(batches, io):
                     sink.write(self._score_chunk(spec, batch, model, version, scored_at, shadow))
                     if time.monotonic() - last_log >= PROGRESS_EVERY_SECONDS:

@@ -49,6 +49,20 @@ def test_stream_is_bounded_by_batch_rows_and_selects_columns(tmp_path) -> None:
     assert all(b.schema.names == ["x"] for b in batches)
 
 
+def test_text_columns_can_be_streamed_dictionary_encoded(tmp_path) -> None:
+    import pyarrow as pa
+
+    uri = str(tmp_path / "t.parquet")
+    tables.write_table(pd.DataFrame({"plan": ["basic", None, "pro"] * 4, "n": range(12)}), uri)
+
+    batches = list(tables.iter_file_batches(uri, batch_rows=5, dictionary_columns=["plan", "n", "absent"]))
+
+    assert [b.schema.field("plan").type for b in batches] == [pa.dictionary(pa.int32(), pa.string())] * 3
+    assert batches[0].schema.field("n").type == pa.int64()  # not text: read as it is
+    frame = pa.Table.from_batches(batches).to_pandas()
+    assert frame["plan"].dtype == "category" and frame["plan"].tolist()[:3] == ["basic", np.nan, "pro"]
+
+
 def test_missing_column_names_file_and_column(tmp_path) -> None:
     path = tmp_path / "t.parquet"
     tables.write_table(frame(), str(path))
