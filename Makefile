@@ -14,7 +14,9 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
-	$(BIN)/uv pip install --python $(BIN)/python --constraint constraints.txt --editable '.[dev,deploy]'
+	# Bytecode is compiled at install, as pip does in a deployment: this machine kind sets
+	# PYTHONDONTWRITEBYTECODE=1, and without .pyc files every process recompiles Airflow (13 s vs 6 s to import a task's libraries).
+	$(BIN)/uv pip install --python $(BIN)/python --constraint constraints.txt --editable '.[dev,deploy]' --compile-bytecode
 	touch $@
 
 install: $(VENV)/.installed ## create .venv and install the locked dependency set

@@ -31,8 +31,10 @@ def write_report(res: dict[str, Any], path: Path) -> None:
         "## Batch inference",
         "",
         "(a) `MlflowBatchPredictOperator` over each 1M-row file one after the other, as the mapped tasks run on one worker "
-        "(262k-row chunks, `pre_buffer=False`, input checked against the signature, writes ids, prediction, "
-        "probability, model name/version, scored_at; model load excluded, reported below); (b) naive: `pd.read_parquet` of the whole partition + "
+        "(262k-row chunks, `pre_buffer=False`, categorical columns read dictionary-encoded, one I/O thread reading the "
+        "next chunk and writing the previous one while the current one is scored, input checked against the signature, "
+        "writes ids, prediction, probability, model name/version, scored_at built in Arrow; model load excluded, reported "
+        "below); (b) naive: `pd.read_parquet` of the whole partition + "
         "`mlflow.pyfunc.load_model(...).predict` + `to_parquet` (model load excluded); (c) floor: `predict_proba` alone "
         "on data already in memory, and parquet read+write alone, at 1M.",
         "",
@@ -50,6 +52,8 @@ def write_report(res: dict[str, Any], path: Path) -> None:
             f"{ours_rate / naive_rate:.2f}x | {ours_rate / floor_rate:.2f}x |"
         )
     load = res["inference_ours_10M"]
+    serial_bound = floor["median"] / (floor["median"] + floor["io_seconds"])
+    ours_1m_ratio = floor["median"] / res["inference_ours_1M"]["median"]
     lines += [
         "",
         f"Model load per mapped task (registry lookup, `load_model`, signature): "
@@ -57,6 +61,17 @@ def write_report(res: dict[str, Any], path: Path) -> None:
         "",
         f"Floor at 1M: predict alone {floor_rate / 1000:.1f}k rows/s ({_t(floor)}); parquet read+write alone "
         f"{sizes['2025-01'] / floor['io_seconds'] / 1000:.0f}k rows/s.",
+        "",
+        f"Where the time goes (1M): predict alone keeps {floor['cores_busy']:.2f} of the {res['machine']['cpus']} cores busy "
+        f"(HistGradientBoosting's trees run on OpenMP threads, the pipeline's encoders in Python); (a) keeps "
+        f"{res['inference_ours_1M']['cores_busy']:.2f} busy. Done one after the other, predict + "
+        f"read + write would take {floor['median'] + floor['io_seconds']:.2f} s, i.e. "
+        f"{serial_bound:.2f}x of predict-alone throughput; (a) reaches {ours_1m_ratio:.2f}x by overlapping the I/O with "
+        "scoring. What is left is CPU: decoding the file, converting it to the DataFrame the pipeline needs and "
+        "encoding the output, on cores the model already keeps busy (a second thread for the pipeline's "
+        "preprocessing was tried and measured no gain). The naive "
+        "baseline is close to predict-alone here because reading and writing these files is cheap next to the model; "
+        "its cost is memory, which grows with the partition while (a) stays flat.",
         "",
         "## Drift check",
         "",
@@ -101,22 +116,38 @@ def write_report(res: dict[str, Any], path: Path) -> None:
         "",
         "## Parse time",
         "",
-        "`DagBag(dag_folder=<file>)` in a fresh process with Airflow already imported, as in a DAG-processor child: "
-        "first parse (cold: the DAG's imports are loaded) and a second parse in the same process (warm: only the DAG is built). "
-        "Two baselines: one EmptyOperator, and one `@task` (TaskFlow imports the standard provider's Python operators "
-        "and `packaging`, which every DAG using `@task` pays; the reference DAGs use `@task` and the HITL ApprovalOperator).",
+        "`DagBag(dag_folder=<file>)` the way Airflow 3.3's DAG processor parses a file: in a fresh process that has "
+        "imported Airflow, pre-imported the `airflow.*` modules the file names (`parsing_pre_import_modules`) and called "
+        "`gc.freeze()`, both of which the processor does before it forks the parsing child; with bytecode compiled, "
+        "as in a deployment. First parse (cold: the file's other imports are loaded) and a second parse in the same "
+        "process (warm: only the DAG is built). Two baselines: one EmptyOperator, and one `@task` (TaskFlow imports the "
+        "standard provider's Python operators and `packaging`, which every DAG using `@task` pays; the reference DAGs "
+        "use `@task`, `@task.branch` and the HITL ApprovalOperator).",
         "",
         "| file | cold parse | vs trivial | vs trivial @task | warm parse | vs trivial | vs trivial @task |",
         "|---|---|---|---|---|---|---|",
     ]
-    for name, r in [("bench/trivial_dag.py", trivial), ("bench/trivial_taskflow_dag.py", taskflow)] + [
-        (f"dags/{key.removeprefix('parse_')}.py", r) for key, r in sorted(res.items()) if key.startswith("parse_mlops_")
-    ]:
+
+    def _ms(r: dict[str, Any]) -> str:
+        return f"{r['median'] * 1000:.1f} ms [{r['min'] * 1000:.1f}-{r['max'] * 1000:.1f}]"
+
+    parsed = [(f"dags/{key.removeprefix('parse_')}.py", r) for key, r in sorted(res.items()) if key.startswith("parse_mlops_")]
+    for name, r in [("bench/trivial_dag.py", trivial), ("bench/trivial_taskflow_dag.py", taskflow), *parsed]:
         lines.append(
-            f"| {name} | {_t(r)} | {r['median'] / trivial['median']:.1f}x | {r['median'] / taskflow['median']:.2f}x | "
+            f"| {name} | {_ms(r)} | {r['median'] / trivial['median']:.1f}x | {r['median'] / taskflow['median']:.2f}x | "
             f"{r['warm_seconds'] * 1000:.1f} ms | {r['warm_seconds'] / trivial['warm_seconds']:.1f}x | "
             f"{r['warm_seconds'] / taskflow['warm_seconds']:.1f}x |"
         )
+    extra = [(name, (r["median"] - taskflow["median"]) * 1000, (r["warm_seconds"] - taskflow["warm_seconds"]) * 1000) for name, r in parsed]
+    lines += [
+        "",
+        "Beyond the `@task` baseline, a reference DAG costs "
+        + "; ".join(f"{name}: {cold:.1f} ms, of which {warm:.1f} ms building its tasks" for name, cold, warm in extra)
+        + ". The rest is importing this provider's operator, sensor and link modules (no heavy library: pandas, "
+        "pyarrow, sklearn, mlflow, GX and Evidently are imported inside `execute`). Building the tasks is Airflow "
+        "copying the DAG's `params` (the JSON-schema trigger form) and `default_args` into every task and validating "
+        "each Param against its schema.",
+    ]
     imp = res["import_provider"]
     train = res["training"]
     e2e = res["end_to_end"]
