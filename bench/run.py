@@ -128,9 +128,15 @@ def main() -> int:
     for baseline in ("trivial", "trivial_taskflow"):
         results[f"parse_{baseline}"] = r = repeat(max(n, 5), "parse", str(HERE / f"{baseline}_dag.py"), fresh=True)
         print(f"parse {baseline}: {fmt(r)}", flush=True)
+    from bench.control_dags import write_control
+
     for dag_file in sorted((REPO / "dags").glob("*.py")):
         results[f"parse_{dag_file.stem}"] = r = repeat(max(n, 5), "parse", str(dag_file), fresh=True)
         print(f"parse {dag_file.stem}: {fmt(r)}", flush=True)
+        control = write_control(dag_file, OUT / "control")
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(control)], check=True)
+        results[f"control_{dag_file.stem}"] = r = repeat(max(n, 5), "parse", str(control), fresh=True)
+        print(f"parse {control.stem}: {fmt(r)}", flush=True)
     results["import_provider"] = r = repeat(max(n, 5), "import_provider", fresh=True)
     print(f"import airflow_mlops + operators: {fmt(r)}", flush=True)
 
