@@ -160,7 +160,7 @@ def iter_file_batches(
             schema = parquet.schema_arrow
             text_columns = [c for c in dictionary_columns if c in schema.names and pa.types.is_string(schema.field(c).type)]
             if text_columns:
-                parquet = pq.ParquetFile(handle, pre_buffer=False, read_dictionary=text_columns)
+                parquet = pq.ParquetFile(handle, pre_buffer=False, read_dictionary=text_columns, metadata=parquet.metadata)  # footer read once
             _check_columns(schema.names, columns, text)
             if schema_only:
                 yield pa.RecordBatch.from_pylist([], schema=schema)

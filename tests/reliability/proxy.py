@@ -96,7 +96,7 @@ class _Relay:
 class CuttableProxy:
     """Test-side handle on a proxy process in front of ``127.0.0.1:target_port``.
 
-    :meth:`stop` (or, with :attr:`cut_after` set, the ``cut_after``-th byte sent by clients) resets
+    :meth:`stop` (or, after :meth:`cut_after`, the n-th byte sent by clients) resets
     every open connection and turns new ones away until :meth:`heal`. :attr:`url` is the proxy's
     address; :attr:`cuts` counts the deaths played so far.
     """
@@ -130,12 +130,8 @@ class CuttableProxy:
     def cuts(self) -> int:
         return int(self._ask("cuts"))
 
-    @property
-    def cut_after(self) -> None:
-        raise AttributeError("cut_after is write-only")
-
-    @cut_after.setter
     def cut_after(self, n_bytes: int) -> None:
+        """Play the death once clients have sent ``n_bytes`` more bytes."""
         self._ask(f"cut_after {n_bytes}")
 
     def stop(self) -> None:

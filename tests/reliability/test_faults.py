@@ -195,7 +195,7 @@ def test_s3_endpoint_dies_mid_upload_nothing_partial_is_visible_and_the_retry_pu
     tables.write_table(good, uri, conn_id="aws_flaky")
     big = pd.DataFrame({"id": np.arange(200_000), "x": np.random.default_rng(0).normal(size=200_000)})  # ~3 MB, uncompressible
 
-    proxy.cut_after = 400_000  # the endpoint dies a fraction of the way through the body
+    proxy.cut_after(400_000)  # the endpoint dies a fraction of the way through the body
     start = time.monotonic()
     with pytest.raises(TableError, match="upload failed, nothing was published") as err:
         tables.write_table(big, uri, conn_id="aws_flaky")
