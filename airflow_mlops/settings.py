@@ -70,3 +70,13 @@ def partition_poke_interval() -> float:
     """
     value = _conf_get("partition_poke_interval")
     return float(value) if value else 300.0
+
+
+def require_marker() -> bool:
+    """Whether readers demand a partition's ``_SUCCESS`` marker (``[mlops] require_marker``, default true).
+
+    Turn it off for producers that write no marker (pandas, most ETL tools); the partition sensor
+    then waits until the files have stopped changing.
+    """
+    value = _conf_get("require_marker")
+    return True if value is None else value.strip().lower() in ("true", "1", "yes")

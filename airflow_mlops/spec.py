@@ -5,6 +5,8 @@
     name: churn
     task: classification            # or regression
     target: churned
+    classes: [0, 1]                 # optional; classification only
+    positive_label: 1               # the positive class of a binary target (required unless 0/1 or false/true)
     id_columns: [customer_id]
     timestamp_column: snapshot_month   # optional
     numeric_features:
@@ -15,7 +17,8 @@
       region: {}
 
 Numeric features are non-null unless ``nullable: true``; categorical features are nullable unless
-``nullable: false``. A malformed spec raises :class:`~airflow_mlops.exceptions.FeatureSpecError`
+``nullable: false``. Labels may be strings, booleans or integers; quote text labels that YAML would
+read as booleans (``"Yes"``, ``"No"``, ``"on"``). A malformed spec raises :class:`~airflow_mlops.exceptions.FeatureSpecError`
 naming the key.
 """
 
@@ -29,8 +32,8 @@ from airflow_mlops.exceptions import FeatureSpecError
 
 TASKS = ("classification", "regression")
 _TOP_KEYS = {
-    "name", "task", "target", "id_columns", "timestamp_column", "numeric_features", "categorical_features",
-    "description",
+    "name", "task", "target", "classes", "positive_label", "id_columns", "timestamp_column", "numeric_features",
+    "categorical_features", "description",
 }
 _NUMERIC_KEYS = {"min", "max", "nullable", "description"}
 _CATEGORICAL_KEYS = {"values", "nullable", "description"}
@@ -62,6 +65,9 @@ class FeatureSpec:
     :param name: dataset name (used in experiment and asset names).
     :param task: ``"classification"`` or ``"regression"``.
     :param target: label column.
+    :param classes: the target's classes (classification), in any order; ``None`` = learnt from the data.
+    :param positive_label: the positive class of a binary target; ``None`` = ``1``/``True`` when the
+        classes are 0/1 or false/true (a binary target with other labels must name it).
     :param id_columns: columns that identify a row (carried into predictions, never used as features).
     :param timestamp_column: optional column with the row's time.
     :param numeric_features: numeric input columns.
@@ -71,6 +77,8 @@ class FeatureSpec:
     name: str
     task: str
     target: str
+    classes: tuple[Any, ...] | None = None
+    positive_label: Any = None
     id_columns: tuple[str, ...] = ()
     timestamp_column: str | None = None
     numeric_features: tuple[NumericFeature, ...] = ()
@@ -136,6 +144,10 @@ class FeatureSpec:
     def to_dict(self) -> dict[str, Any]:
         """Return the spec as a YAML/JSON-able document that :meth:`from_dict` reads back."""
         doc: dict[str, Any] = {"name": self.name, "task": self.task, "target": self.target}
+        if self.classes is not None:
+            doc["classes"] = list(self.classes)
+        if self.positive_label is not None:
+            doc["positive_label"] = self.positive_label
         if self.id_columns:
             doc["id_columns"] = list(self.id_columns)
         if self.timestamp_column:
@@ -220,6 +232,38 @@ def _flag(value: Any, default: bool, key: str, source: str | None) -> bool:
     return value
 
 
+def _label(value: Any, key: str, source: str | None) -> Any:
+    if isinstance(value, str | bool | int) and value != "":
+        return value
+    raise _fail(f"a class label must be a string, integer or boolean, got {value!r}", key, source)
+
+
+def _labels(doc: Mapping[str, Any], task: str, source: str | None) -> tuple[tuple[Any, ...] | None, Any]:
+    """Parse ``classes`` and ``positive_label`` (classification only)."""
+    raw, positive = doc.get("classes"), doc.get("positive_label")
+    if task != "classification":
+        for key in ("classes", "positive_label"):
+            if doc.get(key) is not None:
+                raise _fail(f"{key!r} applies to classification only (task is {task!r})", key, source)
+        return None, None
+    classes = None
+    if raw is not None:
+        if not isinstance(raw, list) or len(raw) < 2:
+            raise _fail(f"must be a list of at least two class labels, got {raw!r}", "classes", source)
+        classes = tuple(_label(v, f"classes[{i}]", source) for i, v in enumerate(raw))
+        if len({(type(v), v) for v in classes}) != len(classes):
+            raise _fail(f"class labels repeat: {list(classes)}", "classes", source)
+        if len({type(v) for v in classes}) > 1:
+            raise _fail(f"class labels mix types {sorted({type(v).__name__ for v in classes})}: {list(classes)} (quote them all)", "classes", source)
+    if positive is not None:
+        positive = _label(positive, "positive_label", source)
+        if classes is not None and len(classes) != 2:
+            raise _fail(f"positive_label applies to a binary target, but classes has {len(classes)} labels", "positive_label", source)
+        if classes is not None and not any(type(c) is type(positive) and c == positive for c in classes):
+            raise _fail(f"positive_label {positive!r} is not one of the classes {list(classes)}", "positive_label", source)
+    return classes, positive
+
+
 def _parse(doc: Any, source: str | None) -> FeatureSpec:
     if not isinstance(doc, dict):
         raise _fail(f"the document must be a mapping, got {type(doc).__name__}", None, source)
@@ -229,6 +273,7 @@ def _parse(doc: Any, source: str | None) -> FeatureSpec:
     if task not in TASKS:
         raise _fail(f"task must be one of {list(TASKS)}, got {task!r}", "task", source)
     target = _require_str(doc, "target", source) or ""
+    classes, positive = _labels(doc, task, source)
     timestamp = _require_str(doc, "timestamp_column", source, required=False)
     ids = doc.get("id_columns") or []
     if isinstance(ids, str):
@@ -277,6 +322,8 @@ def _parse(doc: Any, source: str | None) -> FeatureSpec:
         name=name,
         task=task,
         target=target,
+        classes=classes,
+        positive_label=positive,
         id_columns=tuple(ids),
         timestamp_column=timestamp,
         numeric_features=tuple(numeric),

@@ -5,6 +5,12 @@ and published in one step (an atomic rename on local disk, a single upload on ob
 PUT or a completed multipart upload is all-or-nothing). A partition (a folder of ``part-*.parquet``
 files) is complete only once its ``_SUCCESS`` marker exists; :func:`begin_partition` removes the
 marker before a rewrite and :func:`finish_partition` writes it last.
+
+Readiness is one policy for every reader (sensor, validation, drift, training, inference): a folder
+needs its ``_SUCCESS`` marker unless the reader opts out (``require_marker=False``, default
+``[mlops] require_marker``) for producers that write none (pandas, most ETL tools); the partition
+sensor then waits until the files have not changed for a while instead. CSV files are read with one
+dialect (:class:`CsvOptions`) by every reader, so the same file gives the same error everywhere.
 """
 
 from __future__ import annotations
@@ -13,8 +19,9 @@ import logging
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops import settings
@@ -30,6 +37,60 @@ log = logging.getLogger(__name__)
 SUCCESS_MARKER = "_SUCCESS"
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 DEFAULT_BATCH_ROWS = 131_072
+#: Byte-order marks of encodings that a UTF-8 reader turns into one garbled column.
+_BOMS = {b"\xff\xfe\x00\x00": "utf-32", b"\x00\x00\xfe\xff": "utf-32", b"\xff\xfe": "utf-16", b"\xfe\xff": "utf-16"}
+_DELIMITERS = {";": "';'", "\t": "a tab ('\\t')", "|": "'|'"}
+
+
+@dataclass(frozen=True)
+class CsvOptions:
+    """The dialect of CSV input: every table reader takes it, so validation, drift, training and
+    inference read a file the same way.
+
+    :param delimiter: one character (default ``,``).
+    :param encoding: text encoding (default ``utf-8``; e.g. ``utf-16``, ``latin-1``).
+    :param null_values: strings read as null (default pyarrow's: empty, ``NA``, ``NaN``, ``null``...).
+        Empty text fields are null either way, as pandas writes missing text.
+    """
+
+    delimiter: str = ","
+    encoding: str = "utf-8"
+    null_values: tuple[str, ...] | None = None
+
+    KEYS = ("delimiter", "encoding", "null_values")
+
+    @classmethod
+    def parse(cls, value: CsvOptions | Mapping[str, Any] | str | None) -> CsvOptions:
+        """Accept a mapping (or its JSON text, or ``None``); raise ``ValueError`` naming a bad key or value."""
+        import codecs
+        import json
+
+        if isinstance(value, CsvOptions):
+            return value
+        if value is None or value == "":
+            return cls()
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"csv_options must be a JSON object, got {value!r}") from exc
+        if not isinstance(value, Mapping):
+            raise ValueError(f"csv_options must be a mapping, got {type(value).__name__}")
+        unknown = sorted(set(value) - set(cls.KEYS))
+        if unknown:
+            raise ValueError(f"csv_options: unknown key(s) {unknown}; allowed: {list(cls.KEYS)}")
+        options = cls(
+            delimiter=value.get("delimiter") or ",",
+            encoding=value.get("encoding") or "utf-8",
+            null_values=tuple(value["null_values"]) if value.get("null_values") is not None else None,
+        )
+        if len(options.delimiter) != 1:
+            raise ValueError(f"csv_options.delimiter must be one character, got {options.delimiter!r}")
+        try:
+            codecs.lookup(options.encoding)
+        except LookupError as exc:
+            raise ValueError(f"csv_options.encoding: unknown encoding {options.encoding!r}") from exc
+        return options
 
 
 def storage_path(uri: str | ObjectStoragePath, *, conn_id: str | None = None) -> ObjectStoragePath:
@@ -68,16 +129,18 @@ def _is_data_file(name: str) -> bool:
 
 
 def list_data_files(
-    uri: str | ObjectStoragePath, *, conn_id: str | None = None, require_marker: bool = True
+    uri: str | ObjectStoragePath, *, conn_id: str | None = None, require_marker: bool | None = None
 ) -> list[str]:
     """Return the data files of a table: ``[uri]`` for a file, the sorted part files for a folder.
 
     :param uri: a file or a partition folder.
     :param conn_id: connection for remote stores.
     :param require_marker: for a folder, demand its ``_SUCCESS`` marker (a partition still being
-        written is not ready).
+        written is not ready); ``None`` = ``[mlops] require_marker`` (default true).
     :raises PartitionNotReadyError: the folder is missing, has no data files, or lacks the marker.
     """
+    if require_marker is None:
+        require_marker = settings.require_marker()
     path = storage_path(uri, conn_id=conn_id)
     if path.is_file():
         table_format(path)
@@ -89,9 +152,27 @@ def list_data_files(
     if not files:
         raise PartitionNotReadyError("partition has no data files (*.parquet, *.csv)", uri=str(uri))
     if require_marker and SUCCESS_MARKER not in names:
-        raise PartitionNotReadyError(f"partition has no {SUCCESS_MARKER} marker (still being written?)", uri=str(uri))
+        raise PartitionNotReadyError(
+            f"partition has no {SUCCESS_MARKER} marker (still being written?). If its producer writes no marker "
+            f"(pandas, most ETL tools), pass require_marker=False to this operator or sensor, or set "
+            f"[mlops] require_marker = False (AIRFLOW__MLOPS__REQUIRE_MARKER=False)",
+            uri=str(uri),
+        )
     base = str(uri).rstrip("/")
     return [f"{base}/{n}" for n in files]
+
+
+def seconds_since_change(files: Sequence[str], *, conn_id: str | None = None) -> float:
+    """Seconds since the newest of ``files`` was last modified (object stores: their upload time)."""
+    import time
+
+    newest = 0.0
+    for file_uri in files:
+        path = storage_path(file_uri, conn_id=conn_id)
+        info = path.fs.info(path.path)
+        stamp = info.get("mtime") or info.get("LastModified") or info.get("last_modified") or info.get("created")
+        newest = max(newest, stamp.timestamp() if hasattr(stamp, "timestamp") else float(stamp or 0))
+    return time.time() - newest
 
 
 def partition_ready(uri: str | ObjectStoragePath, *, conn_id: str | None = None) -> bool:
@@ -124,9 +205,9 @@ def _reading(uri: str) -> Iterator[None]:
         raise TableError(f"cannot read table: {type(exc).__name__}: {exc}", uri=uri) from exc
 
 
-def read_schema(uri: str | ObjectStoragePath, *, conn_id: str | None = None) -> pa.Schema:
+def read_schema(uri: str | ObjectStoragePath, *, conn_id: str | None = None, csv: CsvOptions | None = None) -> pa.Schema:
     """Return the arrow schema of one file (parquet footer, or the first block of a csv)."""
-    return next(iter_file_batches(uri, conn_id=conn_id, batch_rows=1, schema_only=True)).schema
+    return next(iter_file_batches(uri, conn_id=conn_id, batch_rows=1, schema_only=True, csv=csv)).schema
 
 
 def iter_file_batches(
@@ -137,18 +218,19 @@ def iter_file_batches(
     conn_id: str | None = None,
     schema_only: bool = False,
     dictionary_columns: Sequence[str] = (),
+    csv: CsvOptions | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Stream one file as record batches of at most ``batch_rows`` rows (csv: of a bounded block size).
 
     Parquet is read with ``pre_buffer=False``: pyarrow's pre-buffering makes memory grow with the file,
     not with the batch (see PERF_BASELINES). Parquet text columns named in ``dictionary_columns`` are
     read dictionary-encoded: low-cardinality columns (categories) then become pandas Categoricals that
-    share one Python string per distinct value instead of one per row.
+    share one Python string per distinct value instead of one per row. CSV is read with ``csv`` (the
+    default: comma, UTF-8); a file that another dialect would read is refused with the option to set.
 
     :raises TableError: unreadable, empty or corrupt file, or a requested column is missing.
     """
     import pyarrow as pa
-    import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
     text = str(uri)
@@ -173,20 +255,57 @@ def iter_file_batches(
                 empty = pa.schema([schema.field(c) for c in columns]) if columns else schema
                 yield pa.RecordBatch.from_pylist([], schema=empty)
         else:
-            # ~64 bytes a csv cell is a fair guess; a block never exceeds 64 MiB.
-            block = min(max(batch_rows * 64, 1 << 16), 64 << 20)
-            reader = pacsv.open_csv(handle, read_options=pacsv.ReadOptions(block_size=block))
-            # pyarrow types a text column that is not valid UTF-8 as binary and reads on; refuse it
-            # instead of carrying raw bytes into validation and predictions.
-            binary = [f.name for f in reader.schema if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
-            if binary:
-                raise TableError(f"column(s) {binary} are not valid UTF8 text (wrong encoding? csv files must be UTF-8)", uri=text)
+            reader = _open_csv(handle, csv or CsvOptions(), batch_rows, text)
             _check_columns(reader.schema.names, columns, text)
             if schema_only:
                 yield pa.RecordBatch.from_pylist([], schema=reader.schema)
                 return
             for batch in reader:
                 yield batch.select(list(columns)) if columns else batch
+
+
+def _open_csv(handle: Any, csv: CsvOptions, batch_rows: int, uri: str) -> Any:
+    """Open a CSV stream with ``csv``; refuse (naming the option to set) what another dialect would read."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    head = handle.read(4)
+    handle.seek(0)
+    bom = next((enc for mark, enc in _BOMS.items() if head.startswith(mark)), None)
+    if bom and not csv.encoding.lower().replace("_", "-").startswith(bom):
+        raise TableError(
+            f"the file starts with a {bom.upper()} byte-order mark but is read as {csv.encoding}; "
+            f"set csv_options={{'encoding': '{bom}'}}",
+            uri=uri,
+        )
+    # ~64 bytes a csv cell is a fair guess; a block never exceeds 64 MiB.
+    block = min(max(batch_rows * 64, 1 << 16), 64 << 20)
+    convert = pacsv.ConvertOptions(strings_can_be_null=True, **({"null_values": list(csv.null_values)} if csv.null_values is not None else {}))
+    reader = pacsv.open_csv(
+        handle,
+        read_options=pacsv.ReadOptions(block_size=block, encoding=csv.encoding),
+        parse_options=pacsv.ParseOptions(delimiter=csv.delimiter),
+        convert_options=convert,
+    )
+    names = reader.schema.names
+    if len(names) == 1:
+        seen = [label for mark, label in _DELIMITERS.items() if mark in names[0] and mark != csv.delimiter]
+        if seen:
+            mark = next(m for m, label in _DELIMITERS.items() if label == seen[0])
+            raise TableError(
+                f"the file parsed into a single column {names[0][:80]!r}, which contains {seen[0]}: it looks "
+                f"{seen[0]}-delimited; set csv_options={{'delimiter': {mark!r}}}",
+                uri=uri,
+            )
+    # pyarrow types a text column that does not decode as binary and reads on; refuse it instead of
+    # carrying raw bytes into validation and predictions.
+    binary = [f.name for f in reader.schema if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
+    if binary:
+        raise TableError(
+            f"column(s) {binary} are not valid {csv.encoding} text; set csv_options={{'encoding': ...}} to the file's encoding",
+            uri=uri,
+        )
+    return reader
 
 
 def parquet_row_count(uri: str | ObjectStoragePath, *, conn_id: str | None = None) -> int:
@@ -206,11 +325,12 @@ def iter_batches(
     columns: Sequence[str] | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     conn_id: str | None = None,
-    require_marker: bool = True,
+    require_marker: bool | None = None,
+    csv: CsvOptions | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Stream a file or a whole partition as record batches, file after file, in bounded memory."""
     for file_uri in list_data_files(uri, conn_id=conn_id, require_marker=require_marker):
-        yield from iter_file_batches(file_uri, columns=columns, batch_rows=batch_rows, conn_id=conn_id)
+        yield from iter_file_batches(file_uri, columns=columns, batch_rows=batch_rows, conn_id=conn_id, csv=csv)
 
 
 def read_table(
@@ -218,14 +338,16 @@ def read_table(
     *,
     columns: Sequence[str] | None = None,
     conn_id: str | None = None,
-    require_marker: bool = True,
+    require_marker: bool | None = None,
+    csv: CsvOptions | None = None,
 ) -> pd.DataFrame:
     """Read a file or a whole partition into one pandas DataFrame.
 
     :param uri: a ``.parquet``/``.csv`` file or a partition folder.
     :param columns: only these columns (each must exist).
     :param conn_id: connection for remote stores.
-    :param require_marker: demand a partition folder's ``_SUCCESS`` marker.
+    :param require_marker: demand a partition folder's ``_SUCCESS`` marker (default ``[mlops] require_marker``).
+    :param csv: the CSV dialect.
     :raises TableError: with the file named, on any unreadable input.
     """
     import pyarrow as pa
@@ -233,11 +355,46 @@ def read_table(
     tables = []
     for file_uri in list_data_files(uri, conn_id=conn_id, require_marker=require_marker):
         with _reading(file_uri):
-            batches = list(iter_file_batches(file_uri, columns=columns, conn_id=conn_id))
+            batches = list(iter_file_batches(file_uri, columns=columns, conn_id=conn_id, csv=csv))
             tables.append(pa.Table.from_batches(batches))
     with _reading(str(uri)):
         table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
     return table.to_pandas()
+
+
+@dataclass(frozen=True)
+class TableReader:
+    """How one operator reads its tables: the connection, the readiness policy and the CSV dialect,
+    given once and applied to every read.
+
+    :param conn_id: connection for remote stores.
+    :param require_marker: demand a partition's ``_SUCCESS`` marker; ``None`` = ``[mlops] require_marker``.
+    :param csv: the CSV dialect.
+    """
+
+    conn_id: str | None = None
+    require_marker: bool | None = None
+    csv: CsvOptions = CsvOptions()
+
+    def files(self, uri: str) -> list[str]:
+        """The data files of a file or partition (see :func:`list_data_files`)."""
+        return list_data_files(uri, conn_id=self.conn_id, require_marker=self.require_marker)
+
+    def schema(self, uri: str) -> pa.Schema:
+        """The arrow schema of one file."""
+        return read_schema(uri, conn_id=self.conn_id, csv=self.csv)
+
+    def file_batches(self, uri: str, **kwargs: Any) -> Iterator[pa.RecordBatch]:
+        """Stream one file (see :func:`iter_file_batches`)."""
+        return iter_file_batches(uri, conn_id=self.conn_id, csv=self.csv, **kwargs)
+
+    def batches(self, uri: str, *, columns: Sequence[str] | None = None, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+        """Stream a file or partition (see :func:`iter_batches`)."""
+        return iter_batches(uri, columns=columns, batch_rows=batch_rows, conn_id=self.conn_id, require_marker=self.require_marker, csv=self.csv)
+
+    def read(self, uri: str, *, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """Read a file or partition into pandas (see :func:`read_table`)."""
+        return read_table(uri, columns=columns, conn_id=self.conn_id, require_marker=self.require_marker, csv=self.csv)
 
 
 @contextmanager

@@ -15,8 +15,11 @@ if TYPE_CHECKING:
 
     from airflow_mlops.hooks.mlflow import MlflowHook
     from airflow_mlops.spec import FeatureSpec
+    from airflow_mlops.tables import TableReader
 
 CONN_TEMPLATE_FIELDS = ("mlflow_conn_id", "data_conn_id")
+#: Template fields of every operator that reads tables (:class:`MlopsTableOperator`).
+READ_TEMPLATE_FIELDS = ("csv_options",)
 
 
 def mlops_template_fields(*fields: str) -> tuple[str, ...]:
@@ -99,3 +102,34 @@ class MlopsBaseOperator(BaseOperator):
         from airflow_mlops.spec import FeatureSpec
 
         return FeatureSpec.load(spec_uri, conn_id=self.data_conn_id)
+
+
+class MlopsTableOperator(MlopsBaseOperator):
+    """Base of the operators that read tables: one readiness policy and one CSV dialect for all their reads.
+
+    :param require_marker: a partition folder must have its ``_SUCCESS`` marker; ``None`` (default)
+        = ``[mlops] require_marker`` (true). Pass ``False`` for producers that write no marker.
+    :param csv_options: how CSV input is read: ``{"delimiter": ";", "encoding": "utf-16",
+        "null_values": ["", "NA"]}``, a dict or JSON text (templated). Parquet ignores it.
+    """
+
+    def __init__(self, *, require_marker: bool | None = None, csv_options: dict[str, Any] | str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.require_marker = require_marker
+        self.csv_options = csv_options
+
+    @cached_property
+    def reader(self) -> TableReader:
+        """The :class:`~airflow_mlops.tables.TableReader` of this task (built after rendering, on first use).
+
+        :raises AirflowFailException: ``csv_options`` is malformed (a configuration error does not heal).
+        """
+        from airflow_mlops.tables import CsvOptions, TableReader
+
+        try:
+            csv = CsvOptions.parse(self.csv_options)
+        except ValueError as exc:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(str(exc)) from exc
+        return TableReader(conn_id=self.data_conn_id, require_marker=self.require_marker, csv=csv)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_mlops import settings, tables
 from airflow_mlops.links.reports import DriftReportLink
-from airflow_mlops.operators.base import MlopsBaseOperator, check_choice, mlops_template_fields
+from airflow_mlops.operators.base import MlopsTableOperator, check_choice, mlops_template_fields
 from airflow_mlops.operators.training import REFERENCE_ARTIFACT, as_mapping
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ ON_DRIFT = ("fail", "skip", "continue")
 DEFAULT_SAMPLE_ROWS = 100_000
 
 
-def sample_table(uri: str, columns: list[str], rows: int, seed: int, conn_id: str | None) -> pd.DataFrame:
+def sample_table(uri: str, columns: list[str], rows: int, seed: int, reader: tables.TableReader) -> pd.DataFrame:
     """Read at most ``rows`` rows of a table, streaming: a seeded uniform sample of each batch.
 
     Every batch keeps the same fraction (``rows / total rows``), so memory is bounded by the sample
@@ -32,17 +32,17 @@ def sample_table(uri: str, columns: list[str], rows: int, seed: int, conn_id: st
     import numpy as np
     import pandas as pd
 
-    files = tables.list_data_files(uri, conn_id=conn_id)
+    files = reader.files(uri)
     total = 0
     for file_uri in files:
         if tables.table_format(file_uri) != "parquet":
             total = -1  # csv has no cheap row count: read it whole
             break
-        total += tables.parquet_row_count(file_uri, conn_id=conn_id)  # a corrupt file fails here, named
+        total += tables.parquet_row_count(file_uri, conn_id=reader.conn_id)  # a corrupt file fails here, named
     fraction = 1.0 if total <= rows or total < 0 else rows / total
     rng = np.random.default_rng(seed)
     parts = []
-    for batch in tables.iter_batches(uri, columns=columns, conn_id=conn_id):
+    for batch in reader.batches(uri, columns=columns):
         frame = batch.to_pandas()
         if fraction < 1.0:
             frame = frame[rng.random(len(frame)) < fraction]
@@ -50,7 +50,7 @@ def sample_table(uri: str, columns: list[str], rows: int, seed: int, conn_id: st
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
-class EvidentlyDriftCheckOperator(MlopsBaseOperator):
+class EvidentlyDriftCheckOperator(MlopsTableOperator):
     """Compare a partition with a reference sample using Evidently's ``DataDriftPreset``.
 
     The reference is the sample the champion's training run logged (``reference/reference.parquet``)
@@ -134,7 +134,7 @@ class EvidentlyDriftCheckOperator(MlopsBaseOperator):
 
     def _reference(self, spec: FeatureSpec) -> tuple[pd.DataFrame, str]:
         if self.reference_uri:
-            return sample_table(self.reference_uri, spec.feature_columns, self.sample_rows, self.seed, self.data_conn_id), self.reference_uri
+            return sample_table(self.reference_uri, spec.feature_columns, self.sample_rows, self.seed, self.reader), self.reference_uri
         import tempfile
 
         import mlflow
@@ -146,7 +146,7 @@ class EvidentlyDriftCheckOperator(MlopsBaseOperator):
             uri = f"runs:/{version.run_id}/{REFERENCE_ARTIFACT}"
             with tempfile.TemporaryDirectory() as tmp:
                 local = mlflow.artifacts.download_artifacts(uri, dst_path=tmp)
-                frame = sample_table(local, spec.feature_columns, self.sample_rows, self.seed, None)
+                frame = sample_table(local, spec.feature_columns, self.sample_rows, self.seed, tables.TableReader())
         return frame, f"{uri} ({self.model_name} v{version.version})"
 
     def _run_report(self, spec: FeatureSpec, current: pd.DataFrame, reference: pd.DataFrame) -> Any:
@@ -191,7 +191,7 @@ class EvidentlyDriftCheckOperator(MlopsBaseOperator):
             raise ValueError(f"drift_share must be in (0, 1], got {share_limit}")
         consecutive = int(self.consecutive)
         spec = self.load_spec(self.spec_uri)
-        current = sample_table(self.current_uri, spec.feature_columns, self.sample_rows, self.seed, self.data_conn_id)
+        current = sample_table(self.current_uri, spec.feature_columns, self.sample_rows, self.seed, self.reader)
         reference, reference_label = self._reference(spec)
         if current.empty or reference.empty:
             raise ValueError(f"drift check needs rows on both sides: current {len(current)}, reference {len(reference)} ({self.current_uri})")

@@ -5,24 +5,29 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops import streaming, tables
 from airflow_mlops.exceptions import ModelResolutionError, TableError
 from airflow_mlops.links.mlflow import MlflowModelVersionLink
-from airflow_mlops.operators.base import MlopsBaseOperator, mlops_template_fields
+from airflow_mlops.operators.base import READ_TEMPLATE_FIELDS, MlopsTableOperator, check_choice, mlops_template_fields
 from airflow_mlops.utils import registry
 
 if TYPE_CHECKING:
     import pyarrow as pa
     from airflow.sdk import Context
 
+    from airflow_mlops.metrics import LabelSpace
     from airflow_mlops.spec import FeatureSpec
 
 DEFAULT_CHUNK_ROWS = 262_144
 #: Where models may be loaded from by default: the tracked registry and tracked runs only.
 ALLOWED_MODEL_URI_SCHEMES = ("models", "runs")
 PROGRESS_EVERY_SECONDS = 30.0
+ON_INVALID_ROWS = ("fail", "flag", "score")
+#: Column that ``on_invalid_rows="flag"`` adds: the spec rules a row breaks, null when it conforms.
+INVALID_REASON_COLUMN = "invalid_reason"
 _ARROW_KIND = {"double": "number", "float": "number", "long": "number", "integer": "number", "string": "string", "boolean": "bool"}
 
 
@@ -85,20 +90,25 @@ def split_model_uri(ref: str) -> tuple[str, str] | None:
     return scheme.lower(), rest
 
 
-class MlflowBatchPredictOperator(MlopsBaseOperator):
+class MlflowBatchPredictOperator(MlopsTableOperator):
     """Score one input file with a registered model and write its predictions as one parquet file.
 
     The model reference (alias or version) is resolved once, at the start, to a pinned version that
     is recorded in every row and in the result; pass a version resolved upstream to pin a whole
-    mapped fan-out. The input is checked against the model signature and the FeatureSpec before
-    anything is predicted, then streamed in chunks of ``chunk_rows`` rows (memory bounded by the
-    chunk, not the file), and the output is published atomically: a rerun replaces it, and with the
-    same model version gives a byte-identical file.
+    mapped fan-out. The input's columns are checked against the model signature and the FeatureSpec
+    before anything is predicted, then streamed in chunks of ``chunk_rows`` rows (memory bounded by
+    the chunk, not the file); each chunk's rows are checked against the spec's bounds, allowed values
+    and nullability before they are scored (``on_invalid_rows``), so the operator protects itself
+    without an upstream validate task. The output is published atomically: a rerun replaces it, and
+    with the same model version gives a byte-identical file; a failed run leaves an earlier output as it was.
 
-    Output columns: the spec's id (and timestamp) columns, ``prediction``, ``probability`` (positive
-    class, binary classifiers), ``model_name``, ``model_version``, ``scored_at`` (the run's logical
-    date, not the wall clock); with ``shadow_ref`` also ``shadow_prediction``, ``shadow_probability``,
-    ``shadow_model_version`` scored by e.g. the challenger for comparison before promotion.
+    Output columns: the spec's id (and timestamp) columns, ``prediction`` (in the target's own labels:
+    strings, booleans or integers), for classifiers ``probability`` = P(positive label) when binary
+    or one ``probability_<class>`` column per class when multiclass, ``model_name``,
+    ``model_version``, ``scored_at`` (the run's logical date, not the wall clock); with ``shadow_ref``
+    also ``shadow_prediction``, ``shadow_probability`` (or ``shadow_probability_<class>``),
+    ``shadow_model_version`` scored by e.g. the challenger for comparison before promotion; with
+    ``on_invalid_rows="flag"`` also ``invalid_reason``.
 
     :param input_uri: file to score (templated; map over a partition's files with ``expand``).
     :param output_uri: parquet file to write (templated).
@@ -112,12 +122,19 @@ class MlflowBatchPredictOperator(MlopsBaseOperator):
         an arbitrary ``file://`` or ``s3://`` path unless the DAG author allows that scheme here.
     :param scored_at: ISO timestamp written in ``scored_at`` (templated; default the logical date).
     :param chunk_rows: rows per chunk.
-    :return: (XCom) ``{"input_uri", "output_uri", "rows", "model_name", "model_version",
-        "shadow_version", "seconds", "rows_per_second"}``.
+    :param on_invalid_rows: rows that break the spec: ``fail`` (default: the task fails naming column,
+        count and a few values, and publishes nothing), ``flag`` (score them and add
+        ``invalid_reason``) or ``score`` (score them, log a warning) (templated).
+    :param allow_empty: publish an empty output for an input with no rows (default: fail). Even then
+        an earlier output with rows is never replaced by an empty one.
+    :param csv_options: CSV dialect of the input (see :class:`~airflow_mlops.operators.base.MlopsTableOperator`).
+    :return: (XCom) ``{"input_uri", "output_uri", "rows", "invalid_rows", "violations", "model_name",
+        "model_version", "shadow_version", "seconds", "rows_per_second"}``.
     """
 
     template_fields: Sequence[str] = mlops_template_fields(
-        "input_uri", "output_uri", "spec_uri", "model_name", "model_ref", "shadow_ref", "scored_at"
+        "input_uri", "output_uri", "spec_uri", "model_name", "model_ref", "shadow_ref", "scored_at", "on_invalid_rows",
+        *READ_TEMPLATE_FIELDS,
     )  # allow_model_uri_schemes is deliberately not templated: the UI form must not widen it
     operator_extra_links = (MlflowModelVersionLink(),)
     ui_color = "#e3f2fd"
@@ -134,6 +151,8 @@ class MlflowBatchPredictOperator(MlopsBaseOperator):
         scored_at: str | None = None,
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
         allow_model_uri_schemes: Sequence[str] = ALLOWED_MODEL_URI_SCHEMES,
+        on_invalid_rows: str = "fail",
+        allow_empty: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -146,6 +165,8 @@ class MlflowBatchPredictOperator(MlopsBaseOperator):
         self.scored_at = scored_at
         self.chunk_rows = chunk_rows
         self.allow_model_uri_schemes = allow_model_uri_schemes
+        self.on_invalid_rows = on_invalid_rows
+        self.allow_empty = allow_empty
 
     def _model_uri(self, ref: str) -> tuple[str, str]:
         """Turn ``ref`` into ``(version label, URI to load)``; registry references are pinned to a version."""
@@ -192,61 +213,119 @@ class MlflowBatchPredictOperator(MlopsBaseOperator):
         parsed = pd.Timestamp(stamp)
         return parsed.tz_localize("UTC") if parsed.tzinfo is None else parsed.tz_convert("UTC")
 
+    def _labels(self, spec: FeatureSpec, model: Any, version: str) -> LabelSpace | None:
+        """The classifier's label space: its classes and positive label, checked against the spec."""
+        if spec.task != "classification" or not hasattr(model, "predict_proba"):
+            return None
+        from airflow_mlops.metrics import LabelSpace
+
+        try:
+            return LabelSpace.resolve(spec, model.classes_, where=f"model {self.model_name} v{version}")
+        except ValueError as exc:
+            raise ModelResolutionError(str(exc), model_name=self.model_name) from exc
+
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from airflow_mlops import conformance
+
+        check_choice("on_invalid_rows", self.on_invalid_rows, ON_INVALID_ROWS)
         self.reset_links(context)
         spec = self.load_spec(self.spec_uri)
         scored_at = self._scored_at(context)
-        schema = tables.read_schema(self.input_uri, conn_id=self.data_conn_id)
+        reader = self.reader
+        schema = reader.schema(self.input_uri)
         with self.mlflow_hook.activated():
             version, model, signature = self._load(self.model_ref)
             check_signature(signature, spec, f"{self.model_name} v{version}")
             check_input_schema(schema, spec, signature, self.input_uri)
-            shadow = None
+            scorers = [Scorer("", version, model, self._labels(spec, model, version))]
             if self.shadow_ref:
                 shadow_version, shadow_model, shadow_signature = self._load(self.shadow_ref)
                 check_signature(shadow_signature, spec, f"{self.model_name} v{shadow_version}")
-                shadow = (shadow_version, shadow_model)
+                scorers.append(Scorer("shadow_", shadow_version, shadow_model, self._labels(spec, shadow_model, shadow_version)))
         MlflowModelVersionLink.persist(context, self.mlflow_hook.model_version_url(self.model_name, version) if version.isdigit() else "")
-        self.log.info("Scoring %s with %s v%s%s", self.input_uri, self.model_name, version, f" (shadow v{shadow[0]})" if shadow else "")
+        shadow = scorers[1].version if len(scorers) > 1 else None
+        self.log.info("Scoring %s with %s v%s%s", self.input_uri, self.model_name, version, f" (shadow v{shadow})" if shadow else "")
 
         columns = spec.passthrough_columns + spec.feature_columns
+        violations: list[conformance.Violation] = []
+        invalid = 0
+        flag = self.on_invalid_rows == "flag"
         start = last_log = time.monotonic()
         # One I/O thread reads the next chunk and writes the previous one while this one is scored.
         with tables.staged_output(self.output_uri, conn_id=self.data_conn_id) as local, ThreadPoolExecutor(1, "scoring-io") as io:
             sink = streaming.ParquetWriteBehind(local, io, row_group_size=self.chunk_rows)
             try:
-                batches = tables.iter_file_batches(
-                    self.input_uri, columns=columns, batch_rows=self.chunk_rows, conn_id=self.data_conn_id,
-                    dictionary_columns=spec.categorical_columns,
-                )  # fmt: skip
+                batches = reader.file_batches(
+                    self.input_uri, columns=columns, batch_rows=self.chunk_rows, dictionary_columns=spec.categorical_columns
+                )
                 for batch in streaming.read_ahead(batches, io):
-                    sink.write(self._score_chunk(spec, batch, model, version, scored_at, shadow))
+                    if batch.num_rows == 0 and sink.started:
+                        continue
+                    check = conformance.check_batch(spec, batch, want_reasons=flag)
+                    if check.violations:
+                        conformance.merge(violations, check.violations)
+                        invalid += check.invalid_rows
+                        if self.on_invalid_rows == "fail":
+                            raise AirflowFailException(self._invalid_message(violations, sink.rows + batch.num_rows, partial=True))
+                    table = self._score_chunk(spec, batch, scorers, scored_at)
+                    sink.write(table.append_column(INVALID_REASON_COLUMN, check.reasons) if flag else table)
                     if time.monotonic() - last_log >= PROGRESS_EVERY_SECONDS:
                         last_log = time.monotonic()
                         self.log.info("%d rows scored (%.0f rows/s)", sink.rows, sink.rows / (last_log - start))
-                if not sink.started:  # empty input: still publish an empty, well-typed file
-                    sink.write(self._score_chunk(spec, _empty_batch(schema, columns), model, version, scored_at, shadow))
+                if sink.rows == 0:
+                    self._check_empty_allowed()
+                if not sink.started:  # allowed empty input: still publish an empty, well-typed file
+                    table = self._score_chunk(spec, _empty_batch(schema, columns), scorers, scored_at)
+                    sink.write(table.append_column(INVALID_REASON_COLUMN, _no_reasons()) if flag else table)
             except BaseException:
                 sink.abort()
                 raise
             sink.close()
         rows = sink.rows
+        if violations:
+            self.log.warning("%s", self._invalid_message(violations, rows, partial=False))
         seconds = time.monotonic() - start
         self.log.info("Scored %d rows in %.1f s (%.0f rows/s) -> %s", rows, seconds, rows / max(seconds, 1e-9), self.output_uri)
         return {
             "input_uri": self.input_uri,
             "output_uri": self.output_uri,
             "rows": rows,
+            "invalid_rows": invalid,
+            "violations": [v.describe() for v in violations],
             "model_name": self.model_name,
             "model_version": version,
-            "shadow_version": shadow[0] if shadow else None,
+            "shadow_version": shadow,
             "seconds": round(seconds, 3),
             "rows_per_second": round(rows / max(seconds, 1e-9), 1),
         }
 
-    def _score_chunk(
-        self, spec: FeatureSpec, batch: pa.RecordBatch, model: Any, version: str, scored_at: Any, shadow: tuple[str, Any] | None
-    ) -> pa.Table:
+    def _invalid_message(self, violations: list[Any], rows: int, *, partial: bool) -> str:
+        what = "; ".join(v.describe() for v in violations)
+        if not partial:
+            return f"{self.input_uri}: scored rows that break the FeatureSpec {self.spec_uri} (on_invalid_rows={self.on_invalid_rows}): {what}"
+        return (
+            f"{self.input_uri}: rows break the FeatureSpec {self.spec_uri} (found in the first {rows} rows): {what}. "
+            f"Nothing was written. Fix the data or the spec, or pass on_invalid_rows='flag' (score and mark them) or 'score'."
+        )
+
+    def _check_empty_allowed(self) -> None:
+        """Refuse an input with no rows, unless allowed; never let an empty output replace one with rows."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        if not self.allow_empty:
+            raise AirflowFailException(
+                f"{self.input_uri}: the input has no rows; nothing was written (pass allow_empty=True if an empty input is expected)"
+            )
+        earlier = tables.storage_path(self.output_uri, conn_id=self.data_conn_id)
+        if earlier.exists() and tables.parquet_row_count(self.output_uri, conn_id=self.data_conn_id) > 0:
+            raise AirflowFailException(
+                f"{self.input_uri}: the input has no rows, but the earlier output {self.output_uri} has rows; it is kept. "
+                f"Delete it first if the period is really empty."
+            )
+
+    def _score_chunk(self, spec: FeatureSpec, batch: pa.RecordBatch, scorers: list[Scorer], scored_at: Any) -> pa.Table:
         """Score one input batch; return its output rows as an Arrow table.
 
         Only the model's features go through pandas (the pipeline wants a DataFrame); the id columns
@@ -260,27 +339,51 @@ class MlflowBatchPredictOperator(MlopsBaseOperator):
         x = modeling.feature_frame(batch.select(spec.feature_columns).to_pandas(), spec)
         n = batch.num_rows
         out: dict[str, pa.Array] = {name: batch.column(name) for name in spec.passthrough_columns}
-        for prefix, scorer in (("", model), ("shadow_", shadow[1] if shadow else None)):
-            if scorer is None:
-                continue
-            binary = spec.task == "classification" and hasattr(scorer, "predict_proba") and len(getattr(scorer, "classes_", [])) == 2
-            if n == 0:
-                out[f"{prefix}prediction"] = pa.array([], pa.int64() if spec.task == "classification" else pa.float64())
-                if binary:
-                    out[f"{prefix}probability"] = pa.array([], pa.float64())
-            elif binary:
-                # One pass of the model: the label is the arg-max of the probabilities (what predict() does).
-                proba = scorer.predict_proba(x)
-                out[f"{prefix}prediction"] = pa.array(scorer.classes_[proba.argmax(axis=1)])
-                out[f"{prefix}probability"] = pa.array(proba[:, 1])
-            else:
-                out[f"{prefix}prediction"] = pa.array(scorer.predict(x))
+        for scorer in scorers:
+            out.update(scorer.score(x, n, spec.task))
         out["model_name"] = pa.repeat(pa.scalar(self.model_name, pa.string()), n)
-        out["model_version"] = pa.repeat(pa.scalar(version, pa.string()), n)
-        if shadow:
-            out["shadow_model_version"] = pa.repeat(pa.scalar(shadow[0], pa.string()), n)
+        out["model_version"] = pa.repeat(pa.scalar(scorers[0].version, pa.string()), n)
+        if len(scorers) > 1:
+            out["shadow_model_version"] = pa.repeat(pa.scalar(scorers[1].version, pa.string()), n)
         out["scored_at"] = pa.repeat(pa.scalar(scored_at.to_pydatetime(), pa.timestamp("us", tz="UTC")), n)
         return pa.Table.from_pydict(out)
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """One model that scores every chunk: its output-column prefix, pinned version, model and labels."""
+
+    prefix: str
+    version: str
+    model: Any
+    labels: LabelSpace | None
+
+    def score(self, x: Any, n: int, task: str) -> dict[str, pa.Array]:
+        """Prediction (and probability) columns for the feature frame ``x`` of ``n`` rows."""
+        import numpy as np
+        import pyarrow as pa
+
+        p = self.prefix
+        labels = self.labels
+        if labels is None:  # regression, or a classifier without probabilities
+            kind = pa.float64() if task == "regression" else None
+            return {f"{p}prediction": pa.array(self.model.predict(x) if n else [], kind)}
+        label_type = pa.array(list(labels.classes)).type
+        # One pass of the model: the label is the arg-max of the probabilities (what predict() does).
+        proba = self.model.predict_proba(x) if n else np.empty((0, len(labels.classes)))
+        out = {f"{p}prediction": pa.array(self.model.classes_[proba.argmax(axis=1)] if n else [], label_type)}
+        if labels.binary:
+            out[f"{p}probability"] = pa.array(proba[:, labels.positive_index], pa.float64())
+        else:
+            for i, label in enumerate(labels.classes):
+                out[f"{p}probability_{label}"] = pa.array(proba[:, i], pa.float64())
+        return out
+
+
+def _no_reasons() -> pa.Array:
+    import pyarrow as pa
+
+    return pa.array([], pa.string())
 
 
 def _empty_batch(schema: pa.Schema, columns: list[str]) -> pa.RecordBatch:

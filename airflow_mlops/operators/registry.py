@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, Any
 from airflow_mlops import tables
 from airflow_mlops.exceptions import ModelRejectedError
 from airflow_mlops.links.mlflow import MlflowModelVersionLink, MlflowRunLink
-from airflow_mlops.operators.base import MlopsBaseOperator, check_choice, mlops_template_fields, run_tags
+from airflow_mlops.metrics import METRICS, LabelSpace
+from airflow_mlops.operators.base import (
+    READ_TEMPLATE_FIELDS,
+    MlopsBaseOperator,
+    MlopsTableOperator,
+    check_choice,
+    mlops_template_fields,
+    run_tags,
+)
 from airflow_mlops.operators.training import as_mapping
 from airflow_mlops.utils import registry
 
@@ -21,12 +29,6 @@ if TYPE_CHECKING:
     from airflow_mlops.spec import FeatureSpec
 
 ON_REJECT = ("fail", "skip", "succeed")
-#: Our metric names -> the names ``mlflow.models.evaluate``'s default evaluator reports.
-MLFLOW_METRIC = {
-    "roc_auc": "roc_auc", "f1": "f1_score", "precision": "precision_score", "recall": "recall_score",
-    "accuracy": "accuracy_score", "log_loss": "log_loss", "rmse": "root_mean_squared_error",
-    "mae": "mean_absolute_error", "r2": "r2_score",
-}  # fmt: skip
 
 
 def _optional_float(value: Any, name: str) -> float | None:
@@ -57,7 +59,7 @@ def recorded_rejection(version: Any, dag_run: str, metric: str, champion: str | 
     }
 
 
-class MlflowPromoteModelOperator(MlopsBaseOperator):
+class MlflowPromoteModelOperator(MlopsTableOperator):
     """Evaluate the challenger and the current champion on the same holdout with
     ``mlflow.models.evaluate``, judge with ``mlflow.validate_evaluation_results`` / ``MetricThreshold``,
     and move the ``champion`` alias only when the challenger wins.
@@ -83,6 +85,8 @@ class MlflowPromoteModelOperator(MlopsBaseOperator):
     :param evaluate_only: a dry run: evaluate and decide, change nothing in the registry (templated).
     :param on_reject: ``fail`` | ``skip`` | ``succeed`` when the challenger loses (templated).
     :param approver: who approved (recorded) (templated).
+    :param require_marker: ``holdout_uri``'s readiness policy (default ``[mlops] require_marker``).
+    :param csv_options: CSV dialect of ``holdout_uri`` (see :class:`~airflow_mlops.operators.base.MlopsTableOperator`).
     :param evaluation: the result of an earlier dry run of this operator (e.g. before a human
         approval); reused when it judged the same challenger against the same champion.
     :return: (XCom) the decision: ``{"model_name", "decision" (promoted | rejected | already_champion
@@ -93,6 +97,7 @@ class MlflowPromoteModelOperator(MlopsBaseOperator):
     template_fields: Sequence[str] = mlops_template_fields(
         "model_name", "spec_uri", "challenger", "holdout_uri", "metric", "min_value", "min_absolute_change",
         "min_relative_change", "greater_is_better", "evaluate_only", "on_reject", "approver", "evaluation",
+        *READ_TEMPLATE_FIELDS,
     )  # fmt: skip
     operator_extra_links = (MlflowRunLink(), MlflowModelVersionLink())
     ui_color = "#fff3c4"
@@ -135,7 +140,7 @@ class MlflowPromoteModelOperator(MlopsBaseOperator):
     def _holdout(self, spec: FeatureSpec, challenger_run_id: str) -> pd.DataFrame:
         columns = spec.feature_columns + [spec.target]
         if self.holdout_uri:
-            return tables.read_table(self.holdout_uri, columns=columns, conn_id=self.data_conn_id)
+            return self.reader.read(self.holdout_uri, columns=columns)
         import mlflow
 
         from airflow_mlops.operators.training import HOLDOUT_ARTIFACT
@@ -144,16 +149,20 @@ class MlflowPromoteModelOperator(MlopsBaseOperator):
             local = mlflow.artifacts.download_artifacts(f"runs:/{challenger_run_id}/{HOLDOUT_ARTIFACT}", dst_path=tmp)
             return tables.read_table(local, columns=columns)
 
-    def _score(self, spec: FeatureSpec, version: str, data: pd.DataFrame, mlflow_metric: str) -> float:
+    def _score(self, spec: FeatureSpec, version: str, data: pd.DataFrame, mlflow_metric: str, labels: LabelSpace | None, experiment_id: str) -> float:
         import mlflow
 
-        with mlflow.start_run(run_name=f"evaluate v{version}", nested=True, tags={"mlops.model_version": version}):
+        from airflow_mlops import metrics
+
+        # The experiment is named: a nested run otherwise lands in the Default experiment, whose
+        # artifacts an embedded store keeps in ./mlruns of the working directory.
+        with mlflow.start_run(run_name=f"evaluate v{version}", nested=True, experiment_id=experiment_id, tags={"mlops.model_version": version}):
             result = mlflow.models.evaluate(
                 model=f"models:/{self.model_name}/{version}",
                 data=data,
                 targets=spec.target,
                 model_type="classifier" if spec.task == "classification" else "regressor",
-                evaluator_config={"log_model_explainability": False},
+                evaluator_config=metrics.evaluator_config(labels),
             )
         if mlflow_metric not in result.metrics:
             raise ValueError(f"metric {mlflow_metric!r} was not computed for {self.model_name} v{version}; got {sorted(result.metrics)}")
@@ -182,7 +191,7 @@ class MlflowPromoteModelOperator(MlopsBaseOperator):
             )
         except MlflowException as exc:
             raise ValueError(f"invalid promotion thresholds: {exc.message}") from exc
-        return {MLFLOW_METRIC[metric]: rule}
+        return {METRICS[metric].mlflow_name: rule}
 
     def _judge(self, rules: dict[str, Any] | None, challenger: str, champion: str | None) -> tuple[bool, str]:
         import mlflow
@@ -209,12 +218,16 @@ class MlflowPromoteModelOperator(MlopsBaseOperator):
         self._results: dict[str, Any] = {}
         data = self._holdout(spec, challenger.run_id)
         data = modeling.feature_frame(data, spec).assign(**{spec.target: data[spec.target].to_numpy()})
+        labels = None
+        if spec.task == "classification":
+            labels = LabelSpace.from_tags(challenger.tags) or LabelSpace.resolve(spec, data[spec.target].unique(), where=f"the holdout of v{challenger.version}")
         experiment_id = self.mlflow_hook.get_or_create_experiment(f"mlops/{self.model_name}")
         with mlflow.start_run(
             experiment_id=experiment_id, run_name=f"promote {self.model_name} v{challenger.version}", tags=run_tags(context)
         ) as run:
-            challenger_score = self._score(spec, challenger.version, data, MLFLOW_METRIC[metric])
-            champion_score = self._score(spec, champion, data, MLFLOW_METRIC[metric]) if champion else None
+            name = METRICS[metric].mlflow_name
+            challenger_score = self._score(spec, challenger.version, data, name, labels, experiment_id)
+            champion_score = self._score(spec, champion, data, name, labels, experiment_id) if champion else None
             promote, reason = self._judge(rules, challenger.version, champion)
             mlflow.set_tags({"mlops.decision": "promote" if promote else "reject", "mlops.reason": reason[:5000]})
         MlflowRunLink.persist(context, self.mlflow_hook.run_url(experiment_id, run.info.run_id))
@@ -230,15 +243,15 @@ class MlflowPromoteModelOperator(MlopsBaseOperator):
     # -- execute -----------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_mlops.utils import modeling
+        from airflow_mlops import metrics
 
         check_choice("on_reject", self.on_reject, ON_REJECT)
         self.reset_links(context)
         dry_run = str(self.evaluate_only).lower() in ("true", "1", "yes")
         spec = self.load_spec(self.spec_uri)
-        metric = self.metric or modeling.default_metric(spec.task)
-        check_choice("metric", metric, list(MLFLOW_METRIC))
-        greater = modeling.GREATER_IS_BETTER[metric] if self.greater_is_better in (None, "", "None") else str(self.greater_is_better).lower() in ("true", "1")
+        metric = self.metric or metrics.default_metric(spec.task)
+        metrics.metric(metric, spec.task)
+        greater = METRICS[metric].greater_is_better if self.greater_is_better in (None, "", "None") else str(self.greater_is_better).lower() in ("true", "1")
 
         with self.mlflow_hook.activated():
             client = self.mlflow_hook.client

@@ -11,13 +11,21 @@ from typing import TYPE_CHECKING, Any
 from airflow_mlops import tables
 from airflow_mlops.exceptions import TableError
 from airflow_mlops.links.mlflow import MlflowModelVersionLink, MlflowRunLink
-from airflow_mlops.operators.base import MlopsBaseOperator, mlops_template_fields, run_tags, ti_key
+from airflow_mlops.metrics import LABELS_TAG
+from airflow_mlops.operators.base import (
+    READ_TEMPLATE_FIELDS,
+    MlopsTableOperator,
+    mlops_template_fields,
+    run_tags,
+    ti_key,
+)
 from airflow_mlops.utils.registry import quote_filter
 
 if TYPE_CHECKING:
     import pandas as pd
     from airflow.sdk import Context
 
+    from airflow_mlops.metrics import LabelSpace
     from airflow_mlops.spec import FeatureSpec
 
 REFERENCE_ARTIFACT = "reference/reference.parquet"
@@ -59,7 +67,7 @@ def lineage_dataset(frame: pd.DataFrame, source: str, target: str, name: str) ->
     return dataset
 
 
-class MlflowTrainModelOperator(MlopsBaseOperator):
+class MlflowTrainModelOperator(MlopsTableOperator):
     """Fit ``Pipeline(preprocessing from the FeatureSpec, estimator)``, log it to MLflow and register
     a new version of ``model_name`` with alias ``challenger``.
 
@@ -86,13 +94,15 @@ class MlflowTrainModelOperator(MlopsBaseOperator):
     :param experiment_name: MLflow experiment (default ``mlops/<model_name>``) (templated).
     :param reference_rows: rows in the reference sample logged for drift checks.
     :param alias: alias given to the new version (templated).
+    :param require_marker: a partition folder must have its ``_SUCCESS`` marker (default ``[mlops] require_marker``).
+    :param csv_options: CSV dialect (see :class:`~airflow_mlops.operators.base.MlopsTableOperator`).
     :return: (XCom) ``{"model_name", "version", "model_uri", "run_id", "experiment_id", "metrics",
         "train_rows", "holdout_rows", "reference_uri", "holdout_uri", "alias", "reused", "run_url"}``.
     """
 
     template_fields: Sequence[str] = mlops_template_fields(
         "train_uri", "spec_uri", "model_name", "estimator", "estimator_params", "validation_uri", "test_size",
-        "search", "experiment_name", "alias",
+        "search", "experiment_name", "alias", *READ_TEMPLATE_FIELDS,
     )  # fmt: skip
     template_fields_renderers = {"estimator_params": "json", "search": "json"}
     operator_extra_links = (MlflowRunLink(), MlflowModelVersionLink())
@@ -133,7 +143,7 @@ class MlflowTrainModelOperator(MlopsBaseOperator):
 
     def _split(self, spec: FeatureSpec, data: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         if self.validation_uri:
-            holdout = tables.read_table(self.validation_uri, columns=spec.training_columns(), conn_id=self.data_conn_id)
+            holdout = self.reader.read(self.validation_uri, columns=spec.training_columns())
             return data, holdout
         from sklearn.model_selection import train_test_split
 
@@ -168,12 +178,26 @@ class MlflowTrainModelOperator(MlopsBaseOperator):
         self.log.info("Search picked %s (cv score %.4f)", best, finder.best_score_)
         return finder.best_estimator_, {"search_best_params": json.dumps(best, default=str), "search_n_iter": n_iter}
 
-    def _evaluate(self, spec: FeatureSpec, model: Any, holdout: pd.DataFrame) -> dict[str, float]:
+    def _evaluate(self, spec: FeatureSpec, model: Any, holdout: pd.DataFrame, labels: LabelSpace | None) -> dict[str, float]:
+        from airflow_mlops import metrics
         from airflow_mlops.utils import modeling
 
         x = modeling.feature_frame(holdout, spec)
         proba = model.predict_proba(x) if spec.task == "classification" and hasattr(model, "predict_proba") else None
-        return modeling.compute_metrics(spec.task, holdout[spec.target].to_numpy(), model.predict(x), proba)
+        return metrics.compute(spec.task, holdout[spec.target].to_numpy(), model.predict(x), proba, labels)
+
+    def _label_space(self, spec: FeatureSpec, train: pd.DataFrame, holdout: pd.DataFrame) -> LabelSpace | None:
+        """The classes and positive label, checked against the spec before anything is fitted."""
+        if spec.task != "classification":
+            return None
+        from airflow_mlops.metrics import LabelSpace
+
+        labels = LabelSpace.resolve(spec, train[spec.target].unique(), where=self.train_uri)
+        if self.validation_uri:
+            stray = sorted({str(v) for v in holdout[spec.target].unique()} - {str(c) for c in labels.classes})
+            if stray:
+                raise ValueError(f"{self.validation_uri}: the holdout's target holds {stray}, never seen in training")
+        return labels
 
     def _existing_version(self, key: str) -> Any | None:
         found = self.mlflow_hook.client.search_model_versions(
@@ -229,10 +253,16 @@ class MlflowTrainModelOperator(MlopsBaseOperator):
                 self.log.info("Version %s of %s was registered by an earlier try of %s; reusing it", existing.version, self.model_name, key)
                 return self._summary(context, existing, reused=True)
 
-            data = tables.read_table(self.train_uri, columns=spec.training_columns(), conn_id=self.data_conn_id)
+            data = self.reader.read(self.train_uri, columns=spec.training_columns())
             if data.empty:  # sklearn would fail later with a message that names no file
                 raise TableError("the training table has no rows", uri=self.train_uri)
             train, holdout = self._split(spec, data)
+            try:
+                labels = self._label_space(spec, train, holdout)
+            except ValueError as exc:
+                from airflow.sdk.exceptions import AirflowFailException
+
+                raise AirflowFailException(f"{exc} (no retry: the data or the spec must change)") from exc
             experiment_id = self.mlflow_hook.get_or_create_experiment(self.experiment_name or f"mlops/{self.model_name}")
             for stale in client.search_runs(
                 [experiment_id], f"tags.`mlops.ti_key` = {quote_filter(key)} and attributes.status = 'RUNNING'"
@@ -244,18 +274,20 @@ class MlflowTrainModelOperator(MlopsBaseOperator):
             with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
                 self.log.info("Training %s on %d rows (MLflow run %s)", self.estimator, len(train), run.info.run_id)
                 model, search_params = self._fit(spec, estimator, train)
-                metrics = self._evaluate(spec, model, holdout)
+                metrics = self._evaluate(spec, model, holdout, labels)
                 mlflow.log_params(
                     {"estimator": self.estimator, **{f"param_{k}": v for k, v in params.items()}, **search_params,
                      "train_rows": len(train), "holdout_rows": len(holdout), "seed": self.seed,
                      "test_size": "" if self.validation_uri else float(self.test_size), "spec": spec.name}
+                    | ({LABELS_TAG: labels.to_json()} if labels else {})
                 )  # fmt: skip
                 mlflow.log_metrics(metrics)
                 self._log_lineage(spec, train, holdout)
                 model_info = self._log_model(spec, model, train)
                 self._log_samples(spec, train, holdout)
+            version_tags = tags | {f"mlops.metric.{k}": f"{v:.6f}" for k, v in metrics.items()}
             version = mlflow.register_model(
-                model_info.model_uri, self.model_name, tags=tags | {f"mlops.metric.{k}": f"{v:.6f}" for k, v in metrics.items()}
+                model_info.model_uri, self.model_name, tags=version_tags | ({LABELS_TAG: labels.to_json()} if labels else {})
             )
             self.log.info("Registered %s version %s (%s)", self.model_name, version.version, json.dumps(metrics))
             return self._summary(context, client.get_model_version(self.model_name, version.version), reused=False)

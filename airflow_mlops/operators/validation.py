@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_mlops import settings, tables
 from airflow_mlops.exceptions import DataValidationError
 from airflow_mlops.links.reports import ValidationReportLink
-from airflow_mlops.operators.base import MlopsBaseOperator, check_choice, mlops_template_fields
+from airflow_mlops.operators.base import READ_TEMPLATE_FIELDS, MlopsTableOperator, check_choice, mlops_template_fields
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -26,7 +26,7 @@ def run_folder(context: Context, kind: str) -> str:
     return f"{kind}/{ti.dag_id}/{run}/{ti.task_id}{mapped}"
 
 
-class GxValidateTableOperator(MlopsBaseOperator):
+class GxValidateTableOperator(MlopsTableOperator):
     """Validate a table (file or partition) with Great Expectations against expectations derived from
     a FeatureSpec: columns present, dtypes, non-null where required, ranges, allowed categories, at
     least one row; plus an optional user GX expectation suite (JSON).
@@ -44,13 +44,14 @@ class GxValidateTableOperator(MlopsBaseOperator):
     :param reports_uri: folder for ``result.json`` and ``data_docs.html`` (templated); default
         ``<reports root>/validation/<dag>/<run>/<task>``.
     :param batch_rows: rows per validated batch.
-    :param require_marker: a partition folder must have its ``_SUCCESS`` marker.
+    :param require_marker: a partition folder must have its ``_SUCCESS`` marker (default ``[mlops] require_marker``).
+    :param csv_options: CSV dialect (see :class:`~airflow_mlops.operators.base.MlopsTableOperator`).
     :return: (XCom) ``{"success", "table_uri", "rows", "batches", "evaluated", "successful",
         "failed": [{"expectation", "column", ...}] (at most 20), "report_uri", "data_docs_uri"}``;
         pushed before any failure is raised, so it survives one.
     """
 
-    template_fields: Sequence[str] = mlops_template_fields("table_uri", "spec_uri", "suite_uri", "on_failure", "reports_uri")
+    template_fields: Sequence[str] = mlops_template_fields("table_uri", "spec_uri", "suite_uri", "on_failure", "reports_uri", *READ_TEMPLATE_FIELDS)
     operator_extra_links = (ValidationReportLink(),)
     ui_color = "#ffefd5"
 
@@ -64,7 +65,6 @@ class GxValidateTableOperator(MlopsBaseOperator):
         on_failure: str = "fail",
         reports_uri: str | None = None,
         batch_rows: int = 500_000,
-        require_marker: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -75,12 +75,9 @@ class GxValidateTableOperator(MlopsBaseOperator):
         self.on_failure = on_failure
         self.reports_uri = reports_uri
         self.batch_rows = batch_rows
-        self.require_marker = require_marker
 
     def _frames(self) -> Iterator[pd.DataFrame]:
-        for batch in tables.iter_batches(
-            self.table_uri, batch_rows=self.batch_rows, conn_id=self.data_conn_id, require_marker=self.require_marker
-        ):
+        for batch in self.reader.batches(self.table_uri, batch_rows=self.batch_rows):
             yield batch.to_pandas()
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -93,7 +90,7 @@ class GxValidateTableOperator(MlopsBaseOperator):
         if self.suite_uri:
             configs += expectations.load_suite_json(tables.read_text(self.suite_uri, conn_id=self.data_conn_id), source=self.suite_uri)
         # Fail fast (and clearly) on an unreadable or incomplete table before GX starts.
-        files = tables.list_data_files(self.table_uri, conn_id=self.data_conn_id, require_marker=self.require_marker)
+        files = self.reader.files(self.table_uri)
         self.log.info("Validating %s (%d file(s)) against %d expectations from %s", self.table_uri, len(files), len(configs), self.spec_uri)
 
         merged = expectations.validate_frames(self._frames(), configs, suite_name=f"{spec.name}_{'labelled' if self.labelled else 'scoring'}")

@@ -1,4 +1,4 @@
-"""scikit-learn glue: estimators by dotted path, a preprocessing Pipeline from the FeatureSpec, metrics."""
+"""scikit-learn glue: estimators by dotted path, a preprocessing Pipeline from the FeatureSpec (metrics: :mod:`airflow_mlops.metrics`)."""
 
 from __future__ import annotations
 
@@ -7,27 +7,14 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import numpy as np
     import pandas as pd
     from sklearn.pipeline import Pipeline
 
     from airflow_mlops.spec import FeatureSpec
 
-CLASSIFICATION_METRICS = ("roc_auc", "f1", "precision", "recall", "accuracy", "log_loss")
-REGRESSION_METRICS = ("rmse", "mae", "r2")
-#: Whether a larger value of the metric is better (for promotion thresholds).
-GREATER_IS_BETTER = {
-    "roc_auc": True, "f1": True, "precision": True, "recall": True, "accuracy": True, "log_loss": False,
-    "rmse": False, "mae": False, "r2": True,
-}  # fmt: skip
 MAX_SEARCH_ITERATIONS = 50
 #: Packages pinned into the logged model's requirements, so MLflow skips its ~8 s inference.
 MODEL_REQUIREMENTS = ("scikit-learn", "pandas", "numpy", "scipy", "cloudpickle", "mlflow")
-
-
-def default_metric(task: str) -> str:
-    """The metric promotion compares by default: ROC AUC for classification, RMSE for regression."""
-    return "roc_auc" if task == "classification" else "rmse"
 
 
 def load_estimator(path: str, params: dict[str, Any] | None, task: str) -> Any:
@@ -93,30 +80,6 @@ def feature_frame(df: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
     for col in spec.categorical_columns:
         values = out[col] if out[col].dtype == object else out[col].astype(object)
         out[col] = values.where(values.notna(), None) if values.hasnans else values
-    return out
-
-
-def compute_metrics(task: str, y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray | None) -> dict[str, float]:
-    """Metrics of one model on one dataset (classification: ROC AUC needs ``proba`` of the positive class)."""
-    from sklearn import metrics as m
-
-    if task == "regression":
-        return {
-            "rmse": float(m.root_mean_squared_error(y_true, y_pred)),
-            "mae": float(m.mean_absolute_error(y_true, y_pred)),
-            "r2": float(m.r2_score(y_true, y_pred)),
-        }
-    binary = proba is not None and proba.ndim == 2 and proba.shape[1] == 2
-    average = "binary" if binary else "macro"
-    out = {
-        "f1": float(m.f1_score(y_true, y_pred, average=average, zero_division=0)),
-        "precision": float(m.precision_score(y_true, y_pred, average=average, zero_division=0)),
-        "recall": float(m.recall_score(y_true, y_pred, average=average, zero_division=0)),
-        "accuracy": float(m.accuracy_score(y_true, y_pred)),
-    }
-    if proba is not None:
-        out["log_loss"] = float(m.log_loss(y_true, proba))
-        out["roc_auc"] = float(m.roc_auc_score(y_true, proba[:, 1]) if binary else m.roc_auc_score(y_true, proba, multi_class="ovr"))
     return out
 
 

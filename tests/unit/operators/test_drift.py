@@ -14,6 +14,7 @@ from airflow_mlops import tables
 from airflow_mlops.example_data import SPEC_PATH, churn
 from airflow_mlops.exceptions import DriftDetectedError
 from airflow_mlops.operators.drift import EvidentlyDriftCheckOperator, sample_table
+from airflow_mlops.tables import TableReader
 from tests.helpers import task_context
 
 
@@ -105,8 +106,8 @@ def test_sampling_is_seeded_and_bounded(tmp_path) -> None:
         tables.write_table(frame.iloc[i * 2500 : (i + 1) * 2500], str(tmp_path / f"part-{i:05d}.parquet"))
     tables.finish_partition(str(tmp_path), keep=[f"part-{i:05d}.parquet" for i in range(4)])
 
-    a = sample_table(str(tmp_path), ["x"], 1000, seed=7, conn_id=None)
-    b = sample_table(str(tmp_path), ["x"], 1000, seed=7, conn_id=None)
+    a = sample_table(str(tmp_path), ["x"], 1000, seed=7, reader=TableReader())
+    b = sample_table(str(tmp_path), ["x"], 1000, seed=7, reader=TableReader())
 
     assert 850 < len(a) < 1150
     pd.testing.assert_frame_equal(a, b)
