@@ -35,13 +35,79 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--rows-per-file", type=int, default=250_000, help="rows per part file (default 250000)")
     gen.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     gen.add_argument("--conn-id", default=None, help="Airflow connection for s3:// (default [mlops] data_conn_id)")
+    _add_infer_spec(commands)
     return parser
+
+
+def _add_infer_spec(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    infer = commands.add_parser(
+        "infer-spec",
+        help="draft a FeatureSpec YAML from a real table",
+        description=(
+            "Read a table (a .parquet/.csv file or a partition folder) and draft its FeatureSpec: kinds, numeric "
+            "bounds with a margin, nullability, allowed values, task and classes. The YAML goes to stdout (or -o); "
+            "what was guessed and why goes to stderr, one line per column. Review the draft before use."
+        ),
+    )
+    infer.add_argument("table", metavar="TABLE", help="file or partition folder: file:///..., s3://... or a local path")
+    infer.add_argument("--target", required=True, help="the label column")
+    infer.add_argument("--positive-label", default=None, help="the positive class of a binary target")
+    infer.add_argument("--id", dest="ids", action="append", default=[], metavar="COL", help="an id column (repeatable); never a feature")
+    infer.add_argument("--timestamp", default=None, metavar="COL", help="the column with the row's time")
+    infer.add_argument("--name", default=None, help="spec name (default: from the table's file or folder name)")
+    infer.add_argument("--task", choices=["classification", "regression"], default=None, help="default: guessed from the target")
+    infer.add_argument("--delimiter", default=",", help="CSV delimiter (default ',')")
+    infer.add_argument("--encoding", default="utf-8", help="CSV encoding (default utf-8)")
+    infer.add_argument("--no-marker", action="store_true", help="read a partition folder that has no _SUCCESS marker")
+    infer.add_argument("--max-categories", type=int, default=50, metavar="N", help="list allowed values of text columns with at most N (default 50)")
+    infer.add_argument("--margin", type=float, default=0.1, metavar="F", help="numeric bounds: observed range widened by F x range per side (default 0.1)")
+    infer.add_argument("-o", "--output", default=None, metavar="FILE", help="write the YAML here (URI or path) instead of stdout")
+    infer.add_argument("--conn-id", default=None, help="Airflow connection for s3:// (default [mlops] data_conn_id)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit code."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.command == "infer-spec":
+        return _infer_spec(args)
+    return _generate_data(args)
+
+
+def _infer_spec(args: argparse.Namespace) -> int:
+    """Draft a spec: YAML to stdout or --output, the explanation to stderr (so stdout redirects cleanly)."""
+    from airflow_mlops import spec_inference, tables
+
+    try:
+        options = spec_inference.InferenceOptions(
+            target=args.target,
+            positive_label=args.positive_label,
+            id_columns=tuple(args.ids),
+            timestamp_column=args.timestamp,
+            name=args.name,
+            task=args.task,
+            max_categories=args.max_categories,
+            margin=args.margin,
+        )
+        csv = tables.CsvOptions.parse({"delimiter": args.delimiter, "encoding": args.encoding})
+        reader = tables.TableReader(conn_id=args.conn_id, require_marker=False if args.no_marker else None, csv=csv)
+        draft = spec_inference.infer_spec(args.table, options, reader=reader)
+        for line in draft.notes:
+            print(line, file=sys.stderr)
+        if args.output:
+            tables.write_text(draft.yaml, args.output, conn_id=args.conn_id)
+            print(f"wrote {args.output}", file=sys.stderr)
+        else:
+            sys.stdout.write(draft.yaml)
+    except (ValueError, OSError) as exc:
+        hint = " (on this command: --delimiter, --encoding)" if "csv_options" in str(exc) else ""
+        print(f"airflow-mlops infer-spec: error: {exc}{hint}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _generate_data(args: argparse.Namespace) -> int:
+    """Write the synthetic churn dataset and print its summary."""
     from airflow_mlops.example_data import churn
 
     try:

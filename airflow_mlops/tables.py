@@ -175,6 +175,29 @@ def seconds_since_change(files: Sequence[str], *, conn_id: str | None = None) ->
     return time.time() - newest
 
 
+def ready_files(
+    uri: str | ObjectStoragePath, *, conn_id: str | None = None, require_marker: bool | None = None, stable_seconds: float = 0.0
+) -> list[str]:
+    """The data files of a partition that is ready to read, by the readiness policy.
+
+    With the marker required, a partition is ready once its ``_SUCCESS`` marker exists. Without it,
+    once its data files exist and none has changed for ``stable_seconds`` (the producer is done writing).
+
+    :raises PartitionNotReadyError: not ready yet, saying why.
+    """
+    if require_marker is None:
+        require_marker = settings.require_marker()
+    files = list_data_files(uri, conn_id=conn_id, require_marker=require_marker)
+    if not require_marker and stable_seconds > 0:
+        quiet = seconds_since_change(files, conn_id=conn_id)
+        if quiet < stable_seconds:
+            raise PartitionNotReadyError(
+                f"files changed {quiet:.0f} s ago; ready once unchanged for {stable_seconds:.0f} s (no {SUCCESS_MARKER} marker required)",
+                uri=str(uri),
+            )
+    return files
+
+
 def partition_ready(uri: str | ObjectStoragePath, *, conn_id: str | None = None) -> bool:
     """Return whether a partition folder has data files and its ``_SUCCESS`` marker."""
     try:

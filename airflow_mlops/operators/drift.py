@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_mlops import settings, tables
 from airflow_mlops.links.reports import DriftReportLink
-from airflow_mlops.operators.base import MlopsTableOperator, check_choice, mlops_template_fields
+from airflow_mlops.operators.base import READ_TEMPLATE_FIELDS, MlopsTableOperator, check_choice, mlops_template_fields
 from airflow_mlops.operators.training import REFERENCE_ARTIFACT, as_mapping
+from airflow_mlops.utils import drift_methods
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -50,6 +51,11 @@ def sample_table(uri: str, columns: list[str], rows: int, seed: int, reader: tab
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
+def _text(value: str | None) -> str | None:
+    """A rendered template's empty or ``"None"`` as ``None``."""
+    return None if value in (None, "", "None") else value
+
+
 class EvidentlyDriftCheckOperator(MlopsTableOperator):
     """Compare a partition with a reference sample using Evidently's ``DataDriftPreset``.
 
@@ -72,8 +78,14 @@ class EvidentlyDriftCheckOperator(MlopsTableOperator):
     :param model_ref: alias or version whose training reference is used (templated; ``champion``).
     :param period: label of the checked period, e.g. ``{{ ds[:7] }}`` (templated).
     :param drift_share: share of drifted columns that means dataset drift (templated).
-    :param method: Evidently method for all columns, e.g. ``"psi"``; per-column via ``column_methods``.
-    :param column_methods: ``{column: method}`` (templated).
+    :param numeric_method: Evidently method for every numeric column, e.g. ``"psi"`` (templated);
+        default chosen per column from both sample sizes (:mod:`airflow_mlops.utils.drift_methods`:
+        KS / chi-square / z when the smaller side has at most ``small_sample_rows`` rows, Wasserstein /
+        Jensen-Shannon beyond).
+    :param categorical_method: the same for categorical columns (templated).
+    :param method: one method for both kinds (it must apply to both, e.g. ``"psi"``).
+    :param column_methods: ``{column: method}`` overrides (templated).
+    :param small_sample_rows: the smaller side's row count up to which hypothesis tests are used.
     :param threshold: per-method drift threshold override (templated).
     :param sample_rows: rows per side (seeded sample).
     :param seed: sampling seed.
@@ -81,13 +93,17 @@ class EvidentlyDriftCheckOperator(MlopsTableOperator):
     :param consecutive: drifted periods in a row needed before ``trigger_retraining`` (templated).
     :param reports_uri: where the HTML report and JSON summary go (templated); default
         ``<reports root>/drift/<model>/period=<period>``.
+    :param require_marker: a partition folder must have its ``_SUCCESS`` marker (default ``[mlops] require_marker``).
+    :param csv_options: CSV dialect (see :class:`~airflow_mlops.operators.base.MlopsTableOperator`).
     :return: (XCom) ``{"drift_detected", "share", "drifted_columns", "columns", "drift_share",
-        "trigger_retraining", "period", "report_uri", "summary_uri", "reference_uri", "rows"}``.
+        "trigger_retraining", "period", "report_uri", "summary_uri", "reference_uri", "rows",
+        "methods" ({column: method})}``.
     """
 
     template_fields: Sequence[str] = mlops_template_fields(
         "current_uri", "spec_uri", "model_name", "reference_uri", "model_ref", "period", "drift_share",
-        "column_methods", "threshold", "on_drift", "consecutive", "reports_uri",
+        "column_methods", "threshold", "on_drift", "consecutive", "reports_uri", "numeric_method", "categorical_method",
+        *READ_TEMPLATE_FIELDS,
     )  # fmt: skip
     operator_extra_links = (DriftReportLink(),)
     ui_color = "#f3e5f5"
@@ -103,7 +119,10 @@ class EvidentlyDriftCheckOperator(MlopsTableOperator):
         model_ref: str = "champion",
         drift_share: float | str = 0.5,
         method: str | None = None,
+        numeric_method: str | None = None,
+        categorical_method: str | None = None,
         column_methods: dict[str, str] | str | None = None,
+        small_sample_rows: int = drift_methods.SMALL_SAMPLE_ROWS,
         threshold: float | str | None = None,
         sample_rows: int = DEFAULT_SAMPLE_ROWS,
         seed: int = 42,
@@ -121,7 +140,10 @@ class EvidentlyDriftCheckOperator(MlopsTableOperator):
         self.model_ref = model_ref
         self.drift_share = drift_share
         self.method = method
+        self.numeric_method = numeric_method
+        self.categorical_method = categorical_method
         self.column_methods = column_methods
+        self.small_sample_rows = small_sample_rows
         self.threshold = threshold
         self.sample_rows = sample_rows
         self.seed = seed
@@ -149,7 +171,22 @@ class EvidentlyDriftCheckOperator(MlopsTableOperator):
                 frame = sample_table(local, spec.feature_columns, self.sample_rows, self.seed, tables.TableReader())
         return frame, f"{uri} ({self.model_name} v{version.version})"
 
-    def _run_report(self, spec: FeatureSpec, current: pd.DataFrame, reference: pd.DataFrame) -> Any:
+    def _methods(self, spec: FeatureSpec, current: pd.DataFrame, reference: pd.DataFrame) -> dict[str, str]:
+        """Each column's drift method (a bad choice fails here, before Evidently runs, without retry)."""
+        try:
+            return drift_methods.choose(
+                spec, reference, current,
+                numeric_method=_text(self.numeric_method) or _text(self.method),
+                categorical_method=_text(self.categorical_method) or _text(self.method),
+                column_methods=as_mapping(self.column_methods, "column_methods"),
+                small_sample_rows=int(self.small_sample_rows),
+            )  # fmt: skip
+        except ValueError as exc:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(f"{exc} (no retry: a configuration error does not heal)") from exc
+
+    def _run_report(self, spec: FeatureSpec, current: pd.DataFrame, reference: pd.DataFrame, methods: dict[str, str]) -> Any:
         import os
 
         os.environ.setdefault("DO_NOT_TRACK", "1")  # Evidently telemetry off unless the user opted in
@@ -160,8 +197,7 @@ class EvidentlyDriftCheckOperator(MlopsTableOperator):
         preset = DataDriftPreset(
             columns=spec.feature_columns,
             drift_share=float(self.drift_share),
-            method=self.method,
-            per_column_method=as_mapping(self.column_methods, "column_methods") or None,
+            per_column_method=methods,
             threshold=None if self.threshold in (None, "", "None") else float(self.threshold),
         )
         current_ds = Dataset.from_pandas(current, data_definition=definition)
@@ -197,7 +233,8 @@ class EvidentlyDriftCheckOperator(MlopsTableOperator):
             raise ValueError(f"drift check needs rows on both sides: current {len(current)}, reference {len(reference)} ({self.current_uri})")
         self.log.info("Drift check of %s (%d rows) against %s (%d rows)", self.current_uri, len(current), reference_label, len(reference))
 
-        snapshot = self._run_report(spec, current, reference)
+        methods = self._methods(spec, current, reference)
+        snapshot = self._run_report(spec, current, reference, methods)
         result = snapshot.dict()
         counted = next(m for m in result["metrics"] if m["config"]["type"].endswith("DriftedColumnsCount"))
         drifted = sorted(
@@ -227,6 +264,7 @@ class EvidentlyDriftCheckOperator(MlopsTableOperator):
             "trigger_retraining": trigger,
             "consecutive": consecutive,
             "rows": {"current": len(current), "reference": len(reference)},
+            "methods": methods,
             "current_uri": self.current_uri,
             "reference_uri": reference_label,
             "report_uri": html_uri,

@@ -116,10 +116,7 @@ class GxValidateTableOperator(MlopsTableOperator):
         if merged.success:
             self.log.info("Validation of %s passed: %d rows, %d expectations", self.table_uri, merged.rows, stats["evaluated_expectations"])
             return summary
-        described = "; ".join(
-            f"{f['expectation']}({f['column']})" + (f": {f['error']}" if "error" in f else f": {f.get('unexpected_count', '?')} unexpected")
-            for f in merged.failures[:5]
-        )
+        described = "; ".join(expectations.describe_failure(f) for f in merged.failures[:5])
         message = f"{self.table_uri} failed {len(merged.failures)} expectation(s): {described}. Report: {docs_uri}"
         if self.on_failure == "warn":
             self.log.warning("%s", message)

@@ -131,20 +131,36 @@ def _merge_into(total: Any, part: Any) -> None:
     if "partial_unexpected_list" in b:
         a["partial_unexpected_list"] = (a.get("partial_unexpected_list") or []) + b["partial_unexpected_list"]
         a["partial_unexpected_list"] = a["partial_unexpected_list"][:MAX_SAMPLES]
+    if "partial_unexpected_counts" in b:  # GX's counts are per batch: add them up by value
+        counts: dict[Any, int] = {}
+        for item in (a.get("partial_unexpected_counts") or []) + b["partial_unexpected_counts"]:
+            counts[item["value"]] = counts.get(item["value"], 0) + item["count"]
+        a["partial_unexpected_counts"] = [{"value": v, "count": c} for v, c in sorted(counts.items(), key=lambda vc: -vc[1])][:MAX_SAMPLES]
     if a.get("element_count"):
         a["unexpected_percent"] = 100.0 * (a.get("unexpected_count") or 0) / a["element_count"]
     if not part.success and part.exception_info and not total.exception_info:
         total.exception_info = part.exception_info
 
 
-def _failure(evr: Any, missing: set[str]) -> dict[str, Any]:
+def _failure(evr: Any, missing: set[str], ranges: dict[str, list[float]]) -> dict[str, Any]:
     cfg = evr.expectation_config
     kwargs = {k: v for k, v in cfg.kwargs.items() if k != "batch_id"}
     res = evr.result or {}
     failure: dict[str, Any] = {"expectation": cfg.type, "column": kwargs.get("column")}
-    for key in ("observed_value", "unexpected_count", "unexpected_percent"):
+    for key in ("min_value", "max_value"):
+        if kwargs.get(key) is not None:
+            failure[key] = kwargs[key]
+    if kwargs.get("value_set") is not None:
+        failure["value_set"] = list(kwargs["value_set"])[:20]
+    for key in ("observed_value", "element_count", "unexpected_count", "unexpected_percent"):
         if res.get(key) is not None:
             failure[key] = res[key]
+    if cfg.type == "expect_column_values_to_be_between" and kwargs.get("column") in ranges:
+        failure["observed_min"], failure["observed_max"] = ranges[kwargs["column"]]
+    if res.get("partial_unexpected_counts"):
+        failure["unexpected_counts"] = [
+            {"value": None if c["value"] != c["value"] else c["value"], "count": c["count"]} for c in res["partial_unexpected_counts"][:5]
+        ]  # NaN -> None
     if res.get("partial_unexpected_list"):
         failure["unexpected_sample"] = [None if v != v else v for v in res["partial_unexpected_list"][:5]]  # NaN -> None
     info = evr.exception_info or {}
@@ -172,6 +188,8 @@ def validate_frames(frames: Iterator[pd.DataFrame], configs: list[dict[str, Any]
 
     merged: Any = None
     columns: set[str] | None = None
+    bounded = {c["kwargs"]["column"] for c in configs if c["type"] == "expect_column_values_to_be_between"}
+    ranges: dict[str, list[float]] = {}
     rows = batches = 0
     empty: pd.DataFrame | None = None
     for frame in frames:
@@ -180,6 +198,7 @@ def validate_frames(frames: Iterator[pd.DataFrame], configs: list[dict[str, Any]
             empty = frame if empty is None else empty
             continue
         result = definition.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
+        _track_ranges(frame, bounded, ranges)
         rows += len(frame)
         batches += 1
         if merged is None:
@@ -206,8 +225,51 @@ def validate_frames(frames: Iterator[pd.DataFrame], configs: list[dict[str, Any]
     required = {c["kwargs"]["column"] for c in configs if c["type"] == "expect_column_to_exist"}
     missing = required - (columns or set())
     failed = sorted((evr for evr in merged.results if not evr.success), key=lambda evr: evr.expectation_config.type != "expect_column_to_exist")
-    failures = [_failure(evr, missing) for evr in failed]
+    failures = [_failure(evr, missing, ranges) for evr in failed]
     return MergedValidation(result=merged, rows=rows, batches=batches, failures=failures)
+
+
+def _track_ranges(frame: pd.DataFrame, columns: set[str], ranges: dict[str, list[float]]) -> None:
+    """Keep the observed min and max of ``columns`` over the batches (for messages on out-of-range values)."""
+    import pandas as pd
+
+    for column in columns & set(frame.columns):
+        values = pd.to_numeric(frame[column], errors="coerce")
+        if values.notna().any():
+            low, high = float(values.min()), float(values.max())
+            seen = ranges.setdefault(column, [low, high])
+            seen[0], seen[1] = min(seen[0], low), max(seen[1], high)
+
+
+def _num(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else repr(value)
+
+
+def describe_failure(failure: dict[str, Any]) -> str:
+    """One line saying what a failed expectation found: values found against the bound, a few
+    unexpected values with counts, rows found against rows expected."""
+    kind, column = failure["expectation"], failure.get("column")
+    if "error" in failure:
+        return f"{kind}({column}): {failure['error']}"
+    count = failure.get("unexpected_count")
+    of_rows = f" of {failure['element_count']} rows" if failure.get("element_count") is not None else ""
+    found = ", ".join(f"{c['value']!r} x{c['count']}" for c in failure.get("unexpected_counts", []))
+    if kind == "expect_table_row_count_to_be_between":
+        want = " and ".join(f"{word} {failure[key]}" for key, word in (("min_value", "at least"), ("max_value", "at most")) if key in failure)
+        return f"the table has {failure.get('observed_value', '?')} row(s), expected {want}"
+    if kind == "expect_column_values_to_be_between":
+        bounds = f"[{_num(failure.get('min_value', '-inf'))}, {_num(failure.get('max_value', 'inf'))}]"
+        seen = f"found min {_num(failure['observed_min'])}, max {_num(failure['observed_max'])}" if "observed_min" in failure else ""
+        return f"{column!r}: {count} value(s){of_rows} outside {bounds} ({seen}; e.g. {found})"
+    if kind == "expect_column_values_to_be_in_set":
+        return f"{column!r}: {count} value(s){of_rows} not in the allowed {failure.get('value_set')} (found {found})"
+    if kind == "expect_column_values_to_not_be_null":
+        return f"{column!r}: {count} null value(s){of_rows}, but the column is not nullable"
+    if kind == "expect_column_values_to_be_in_type_list":
+        return f"{column!r}: {count} value(s){of_rows} of the wrong type (e.g. {found})"
+    if count is not None:
+        return f"{kind}({column}): {count} unexpected value(s){of_rows}" + (f" (e.g. {found})" if found else "")
+    return f"{kind}({column}): observed {failure.get('observed_value')!r}"
 
 
 def render_data_docs(result: ExpectationSuiteValidationResult) -> str:
