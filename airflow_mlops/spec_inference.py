@@ -336,7 +336,13 @@ def _round_out(value: float, pad: float, *, down: bool) -> float:
         return value
     digits = 1 - math.floor(math.log10(pad))
     step = 10.0**-digits
-    steps = math.floor(value / step) if down else math.ceil(value / step)
+    quotient = value / step
+    # 6.3 / 0.01 is 629.999...: snap such float noise to the whole step instead of widening one step more.
+    nearest = round(quotient)
+    if math.isclose(quotient, nearest, rel_tol=1e-9, abs_tol=1e-9):
+        steps = nearest
+    else:
+        steps = math.floor(quotient) if down else math.ceil(quotient)
     return float(round(steps * step, digits))
 
 
