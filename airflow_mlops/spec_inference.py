@@ -186,6 +186,9 @@ def _target_entries(series: pd.Series, options: InferenceOptions, notes: list[st
         entries["positive_label"] = positive
     shown = f"; positive label {positive!r}" if positive is not None else ""
     notes.append(f"{options.target}: target, classification ({why}); classes {classes}{shown}")
+    if kind == "numeric" and str(labels.dtype).lower().startswith("float"):
+        # LabelSpace compares label types: 1.0 in the data is not the class 1 of the spec.
+        notes.append(f"warning: {options.target!r} is stored as {labels.dtype}; store it as integers to match these classes")
     if len(classes) > MAX_FLOAT_CLASSES:
         notes.append(f"warning: {options.target!r} has {len(classes)} classes; pass --task regression if it is a quantity")
     return entries

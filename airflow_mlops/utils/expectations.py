@@ -142,7 +142,7 @@ def _merge_into(total: Any, part: Any) -> None:
         total.exception_info = part.exception_info
 
 
-def _failure(evr: Any, missing: set[str], ranges: dict[str, list[float]]) -> dict[str, Any]:
+def _failure(evr: Any, missing: set[str], ranges: dict[str, list[float]], strays: dict[str, dict[Any, int]]) -> dict[str, Any]:
     cfg = evr.expectation_config
     kwargs = {k: v for k, v in cfg.kwargs.items() if k != "batch_id"}
     res = evr.result or {}
@@ -157,7 +157,10 @@ def _failure(evr: Any, missing: set[str], ranges: dict[str, list[float]]) -> dic
             failure[key] = res[key]
     if cfg.type == "expect_column_values_to_be_between" and kwargs.get("column") in ranges:
         failure["observed_min"], failure["observed_max"] = ranges[kwargs["column"]]
-    if res.get("partial_unexpected_counts"):
+    if cfg.type == "expect_column_values_to_be_in_set" and strays.get(kwargs.get("column") or ""):
+        counted = sorted(strays[kwargs["column"]].items(), key=lambda vc: (-vc[1], str(vc[0])))
+        failure["unexpected_counts"] = [{"value": v, "count": c} for v, c in counted[:5]]  # exact, over every batch
+    elif res.get("partial_unexpected_counts"):  # GX counts its sample of unexpected values
         failure["unexpected_counts"] = [
             {"value": None if c["value"] != c["value"] else c["value"], "count": c["count"]} for c in res["partial_unexpected_counts"][:5]
         ]  # NaN -> None
@@ -189,7 +192,9 @@ def validate_frames(frames: Iterator[pd.DataFrame], configs: list[dict[str, Any]
     merged: Any = None
     columns: set[str] | None = None
     bounded = {c["kwargs"]["column"] for c in configs if c["type"] == "expect_column_values_to_be_between"}
+    allowed = {c["kwargs"]["column"]: set(c["kwargs"]["value_set"]) for c in configs if c["type"] == "expect_column_values_to_be_in_set"}
     ranges: dict[str, list[float]] = {}
+    strays: dict[str, dict[Any, int]] = {}
     rows = batches = 0
     empty: pd.DataFrame | None = None
     for frame in frames:
@@ -199,6 +204,7 @@ def validate_frames(frames: Iterator[pd.DataFrame], configs: list[dict[str, Any]
             continue
         result = definition.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
         _track_ranges(frame, bounded, ranges)
+        _track_strays(frame, allowed, strays)
         rows += len(frame)
         batches += 1
         if merged is None:
@@ -225,7 +231,7 @@ def validate_frames(frames: Iterator[pd.DataFrame], configs: list[dict[str, Any]
     required = {c["kwargs"]["column"] for c in configs if c["type"] == "expect_column_to_exist"}
     missing = required - (columns or set())
     failed = sorted((evr for evr in merged.results if not evr.success), key=lambda evr: evr.expectation_config.type != "expect_column_to_exist")
-    failures = [_failure(evr, missing, ranges) for evr in failed]
+    failures = [_failure(evr, missing, ranges, strays) for evr in failed]
     return MergedValidation(result=merged, rows=rows, batches=batches, failures=failures)
 
 
@@ -239,6 +245,18 @@ def _track_ranges(frame: pd.DataFrame, columns: set[str], ranges: dict[str, list
             low, high = float(values.min()), float(values.max())
             seen = ranges.setdefault(column, [low, high])
             seen[0], seen[1] = min(seen[0], low), max(seen[1], high)
+
+
+def _track_strays(frame: pd.DataFrame, allowed: dict[str, set[Any]], strays: dict[str, dict[Any, int]]) -> None:
+    """Count, per column with allowed values, every value outside them (for exact counts in messages)."""
+    for column, values in allowed.items():
+        if column not in frame.columns:
+            continue
+        series = frame[column]
+        outside = series[series.notna() & ~series.isin(values)]
+        for value, count in outside.value_counts().items():
+            counts = strays.setdefault(column, {})
+            counts[value] = counts.get(value, 0) + int(count)
 
 
 def _num(value: Any) -> str:
