@@ -126,7 +126,7 @@ with DAG(
         """Drop stale files, write the _SUCCESS marker last, and announce the predictions."""
         from airflow_mlops import tables
 
-        results = list(results)
+        results = list(results[:])  # one slice request: iterating probes one index past the end (an error line)
         versions = sorted({r["model_version"] for r in results})
         names = [r["output_uri"].rsplit("/", 1)[-1] for r in results]
         rows = sum(r["rows"] for r in results)

@@ -222,6 +222,7 @@ class EvidentlyDriftCheckOperator(MlopsTableOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         check_choice("on_drift", self.on_drift, ON_DRIFT)
+        self.reset_links(context)
         share_limit = float(self.drift_share)
         if not 0 < share_limit <= 1:
             raise ValueError(f"drift_share must be in (0, 1], got {share_limit}")

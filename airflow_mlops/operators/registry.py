@@ -21,6 +21,7 @@ from airflow_mlops.operators.base import (
 )
 from airflow_mlops.operators.training import as_mapping
 from airflow_mlops.utils import registry
+from airflow_mlops.utils.noise import mlflow_quiet
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -156,7 +157,10 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
 
         # The experiment is named: a nested run otherwise lands in the Default experiment, whose
         # artifacts an embedded store keeps in ./mlruns of the working directory.
-        with mlflow.start_run(run_name=f"evaluate v{version}", nested=True, experiment_id=experiment_id, tags={"mlops.model_version": version}):
+        with (
+            mlflow.start_run(run_name=f"evaluate v{version}", nested=True, experiment_id=experiment_id, tags={"mlops.model_version": version}),
+            mlflow_quiet("evaluate"),
+        ):
             result = mlflow.models.evaluate(
                 model=f"models:/{self.model_name}/{version}",
                 data=data,

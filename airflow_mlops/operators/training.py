@@ -19,6 +19,7 @@ from airflow_mlops.operators.base import (
     run_tags,
     ti_key,
 )
+from airflow_mlops.utils.noise import mlflow_quiet
 from airflow_mlops.utils.registry import quote_filter
 
 if TYPE_CHECKING:
@@ -295,11 +296,12 @@ class MlflowTrainModelOperator(MlopsTableOperator):
     def _log_lineage(self, spec: FeatureSpec, train: pd.DataFrame, holdout: pd.DataFrame) -> None:
         import mlflow
 
-        mlflow.log_input(lineage_dataset(train, self.train_uri, spec.target, f"{spec.name}-train"), context="training")
-        mlflow.log_input(
-            lineage_dataset(holdout, self.validation_uri or self.train_uri, spec.target, f"{spec.name}-holdout"),
-            context="validation",
-        )
+        with mlflow_quiet():
+            mlflow.log_input(lineage_dataset(train, self.train_uri, spec.target, f"{spec.name}-train"), context="training")
+            mlflow.log_input(
+                lineage_dataset(holdout, self.validation_uri or self.train_uri, spec.target, f"{spec.name}-holdout"),
+                context="validation",
+            )
 
     def _log_model(self, spec: FeatureSpec, model: Any, train: pd.DataFrame) -> Any:
         import mlflow
@@ -311,14 +313,15 @@ class MlflowTrainModelOperator(MlopsTableOperator):
         output = model.predict_proba(example) if hasattr(model, "predict_proba") else model.predict(example)
         # cloudpickle, deliberately: MLflow's default skops format refuses HistGradientBoosting's
         # TreePredictor as an untrusted type. Models are only loaded from our own registry.
-        return mlflow.sklearn.log_model(
-            model,
-            name="model",
-            signature=infer_signature(example, output),
-            input_example=example,
-            pip_requirements=modeling.pip_requirements(),  # explicit: skips ~8 s of inference
-            serialization_format="cloudpickle",
-        )
+        with mlflow_quiet("log_model"):
+            return mlflow.sklearn.log_model(
+                model,
+                name="model",
+                signature=infer_signature(example, output),
+                input_example=example,
+                pip_requirements=modeling.pip_requirements(),  # explicit: skips ~8 s of inference
+                serialization_format="cloudpickle",
+            )
 
     def _log_samples(self, spec: FeatureSpec, train: pd.DataFrame, holdout: pd.DataFrame) -> None:
         import mlflow

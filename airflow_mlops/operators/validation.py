@@ -82,6 +82,7 @@ class GxValidateTableOperator(MlopsTableOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         check_choice("on_failure", self.on_failure, ON_FAILURE)
+        self.reset_links(context)
         from airflow_mlops.utils import expectations
 
         expectations.gx_analytics_off()

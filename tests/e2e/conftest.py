@@ -57,3 +57,8 @@ def xcom(dag_run: Any, task_id: str, key: str = "return_value") -> Any:
     with create_session() as session:
         row = session.query(XComModel).filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id, task_id=task_id, key=key).first()
         return XComModel.deserialize_value(row) if row else None
+
+
+def error_lines(captured: str) -> list[str]:
+    """The ``[error]`` log lines in a run's captured output (a green run must have none)."""
+    return [line for line in captured.splitlines() if "[error" in line]

@@ -10,7 +10,7 @@ import pytest
 
 from airflow_mlops import settings
 from airflow_mlops.hooks.mlflow import MlflowHook
-from tests.e2e.conftest import task_states, xcom
+from tests.e2e.conftest import error_lines, task_states, xcom
 
 pytestmark = pytest.mark.e2e
 
@@ -53,10 +53,14 @@ def unpause_retraining() -> None:
         session.query(DagModel).filter_by(dag_id="mlops_retraining").update({"is_paused": False})
 
 
-def test_three_months_drift_only_in_the_drifted_one_and_it_queues_retraining(run_dag, champion, demo_data) -> None:
+def test_three_months_drift_only_in_the_drifted_one_and_it_queues_retraining(run_dag, champion, demo_data, capfd) -> None:
     unpause_retraining()  # the scheduler queues asset-triggered runs only for unpaused DAGs
     queued_before = queued_retraining()
+    capfd.readouterr()
     runs = {month: run_dag("mlops_batch_prediction", logical_date=when) for month, when in MONTHS.items()}
+    logged = capfd.readouterr()
+    assert error_lines(logged.out + logged.err) == []  # green runs log no error line
+    assert "Scored 2000 rows" in logged.out + logged.err  # the task logs were captured
 
     for month, run in runs.items():
         states = task_states(run)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from airflow_mlops.hooks.mlflow import MlflowHook
-from tests.e2e.conftest import task_states, xcom
+from tests.e2e.conftest import error_lines, task_states, xcom
 
 pytestmark = pytest.mark.e2e
 
@@ -27,8 +27,12 @@ def fresh_registry() -> None:
         client.delete_registered_model("churn")
 
 
-def test_first_run_promotes_then_same_data_with_required_gain_does_not(run_dag, demo_data, fresh_registry) -> None:
+def test_first_run_promotes_then_same_data_with_required_gain_does_not(run_dag, demo_data, fresh_registry, capfd) -> None:
+    capfd.readouterr()
     first = run_dag("mlops_retraining", run_conf={"hyperparameters": {"max_iter": 60}})
+    logged = capfd.readouterr()
+    assert error_lines(logged.out + logged.err) == []  # a green run logs no error line
+    assert "Training sklearn.ensemble.HistGradientBoostingClassifier" in logged.out + logged.err  # the task logs were captured
 
     states = task_states(first)
     assert str(first.state) == "success", states
