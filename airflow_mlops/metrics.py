@@ -171,7 +171,8 @@ def compute(task: str, y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray
             "mae": float(m.mean_absolute_error(y_true, y_pred)),
             "r2": float(m.r2_score(y_true, y_pred)),
         }
-    assert labels is not None, "classification metrics need the label space"
+    if labels is None:
+        raise ValueError("classification metrics need the label space (LabelSpace.resolve)")
     classes = list(labels.classes)
     if labels.binary:
         average: dict[str, Any] = {"average": "binary", "pos_label": labels.positive}

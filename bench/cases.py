@@ -31,11 +31,31 @@ def _context(task_id: str = "bench") -> dict[str, Any]:
 
 # -- batch inference -------------------------------------------------------------------------------
 
+def inference_unchecked(partition: str, out_dir: str, model: str, version: str) -> None:
+    """(a) without the FeatureSpec row checks: what the spec enforcement costs, side by side with (a)."""
+    from airflow_mlops import conformance
+
+    conformance.check_batch = lambda spec, batch, want_reasons=False: conformance.BatchCheck([], 0, None)  # type: ignore[assignment]
+    inference_ours(partition, out_dir, model, version)
+
+
 def inference_ours(partition: str, out_dir: str, model: str, version: str) -> None:
     """(a) this project's code path: MlflowBatchPredictOperator over each file of the partition."""
-    from airflow_mlops import tables
+    from airflow_mlops import conformance, tables
     from airflow_mlops.operators.inference import MlflowBatchPredictOperator
 
+    checking = 0.0
+    real_check = conformance.check_batch
+
+    def timed_check(*args: Any, **kwargs: Any) -> Any:  # the spec enforcement's own time, inside (a)'s figure
+        nonlocal checking
+        start = time.perf_counter()
+        try:
+            return real_check(*args, **kwargs)
+        finally:
+            checking += time.perf_counter() - start
+
+    conformance.check_batch = timed_check  # type: ignore[assignment]
     files = tables.list_data_files(partition)
     load_cpu = load_wall = 0.0
     real_load = MlflowBatchPredictOperator._load
@@ -60,7 +80,9 @@ def inference_ours(partition: str, out_dir: str, model: str, version: str) -> No
         rows += result["rows"]
         scoring += result["seconds"]  # read + check + predict + write, without the model load
     total = time.perf_counter() - start
-    emit(seconds=scoring, with_model_loads=total, model_loads=len(files), model_load_seconds=load_wall / len(files), rows=rows, cores_busy=(time.process_time() - cpu - load_cpu) / (total - load_wall))
+    conformance.check_batch = real_check  # type: ignore[assignment]
+    emit(seconds=scoring, with_model_loads=total, model_loads=len(files), model_load_seconds=load_wall / len(files), rows=rows,
+         cores_busy=(time.process_time() - cpu - load_cpu) / (total - load_wall), spec_check_seconds=checking)
 
 
 def inference_naive(partition: str, out_dir: str, model: str, version: str) -> None:
@@ -113,15 +135,30 @@ def drift_ours(current: str, reference: str, sample_rows: str) -> None:
     """The operator's path: seeded sample of each side, DataDriftPreset, verdict from the share."""
     import evidently.presets  # noqa: F401 - imported before timing, as in the bare case
 
+    from airflow_mlops.operators import drift
     from airflow_mlops.operators.drift import EvidentlyDriftCheckOperator
 
+    choosing = 0.0
+    real_choose = drift.drift_methods.choose
+
+    def timed_choose(*args: Any, **kwargs: Any) -> Any:  # the per-column test choice, inside the figure
+        nonlocal choosing
+        start = time.perf_counter()
+        try:
+            return real_choose(*args, **kwargs)
+        finally:
+            choosing += time.perf_counter() - start
+
+    drift.drift_methods.choose = timed_choose  # type: ignore[assignment]
     op = EvidentlyDriftCheckOperator(
         task_id="drift", current_uri=current, reference_uri=reference, spec_uri=str(SPEC_PATH), model_name="bench",
         period="bench", drift_share=0.2, sample_rows=int(sample_rows), reports_uri=f"{os.environ['BENCH_OUT']}/drift",
     )
     start = time.perf_counter()
     result = op.execute(_context())
-    emit(seconds=time.perf_counter() - start, drift=result["drift_detected"], share=result["share"], columns=result["drifted_columns"])
+    drift.drift_methods.choose = real_choose  # type: ignore[assignment]
+    emit(seconds=time.perf_counter() - start, drift=result["drift_detected"], share=result["share"], columns=result["drifted_columns"],
+         method_choice_seconds=choosing)
 
 
 def drift_bare(current: str, reference: str, sample_rows: str) -> None:
