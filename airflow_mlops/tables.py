@@ -63,19 +63,12 @@ class CsvOptions:
     def parse(cls, value: CsvOptions | Mapping[str, Any] | str | None) -> CsvOptions:
         """Accept a mapping (or its JSON text, or ``None``); raise ``ValueError`` naming a bad key or value."""
         import codecs
-        import json
+
+        from airflow_mlops.utils.values import as_mapping
 
         if isinstance(value, CsvOptions):
             return value
-        if value is None or value == "":
-            return cls()
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"csv_options must be a JSON object, got {value!r}") from exc
-        if not isinstance(value, Mapping):
-            raise ValueError(f"csv_options must be a mapping, got {type(value).__name__}")
+        value = as_mapping(value, "csv_options")
         unknown = sorted(set(value) - set(cls.KEYS))
         if unknown:
             raise ValueError(f"csv_options: unknown key(s) {unknown}; allowed: {list(cls.KEYS)}")

@@ -29,6 +29,20 @@ def _context(task_id: str = "bench") -> dict[str, Any]:
     return {"ti": ti, "logical_date": None}
 
 
+def _stopwatch(fn: Any) -> tuple[Any, list[float]]:
+    """``fn`` wrapped to add its wall time to the returned one-item list at every call."""
+    total = [0.0]
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            total[0] += time.perf_counter() - start
+
+    return timed, total
+
+
 # -- batch inference -------------------------------------------------------------------------------
 
 def inference_unchecked(partition: str, out_dir: str, model: str, version: str) -> None:
@@ -44,18 +58,8 @@ def inference_ours(partition: str, out_dir: str, model: str, version: str) -> No
     from airflow_mlops import conformance, tables
     from airflow_mlops.operators.inference import MlflowBatchPredictOperator
 
-    checking = 0.0
     real_check = conformance.check_batch
-
-    def timed_check(*args: Any, **kwargs: Any) -> Any:  # the spec enforcement's own time, inside (a)'s figure
-        nonlocal checking
-        start = time.perf_counter()
-        try:
-            return real_check(*args, **kwargs)
-        finally:
-            checking += time.perf_counter() - start
-
-    conformance.check_batch = timed_check  # type: ignore[assignment]
+    conformance.check_batch, checking = _stopwatch(real_check)  # the spec enforcement's own time, inside (a)'s figure
     files = tables.list_data_files(partition)
     load_cpu = load_wall = 0.0
     real_load = MlflowBatchPredictOperator._load
@@ -82,7 +86,7 @@ def inference_ours(partition: str, out_dir: str, model: str, version: str) -> No
     total = time.perf_counter() - start
     conformance.check_batch = real_check  # type: ignore[assignment]
     emit(seconds=scoring, with_model_loads=total, model_loads=len(files), model_load_seconds=load_wall / len(files), rows=rows,
-         cores_busy=(time.process_time() - cpu - load_cpu) / (total - load_wall), spec_check_seconds=checking)
+         cores_busy=(time.process_time() - cpu - load_cpu) / (total - load_wall), spec_check_seconds=checking[0])
 
 
 def inference_naive(partition: str, out_dir: str, model: str, version: str) -> None:
@@ -138,18 +142,8 @@ def drift_ours(current: str, reference: str, sample_rows: str) -> None:
     from airflow_mlops.operators import drift
     from airflow_mlops.operators.drift import EvidentlyDriftCheckOperator
 
-    choosing = 0.0
     real_choose = drift.drift_methods.choose
-
-    def timed_choose(*args: Any, **kwargs: Any) -> Any:  # the per-column test choice, inside the figure
-        nonlocal choosing
-        start = time.perf_counter()
-        try:
-            return real_choose(*args, **kwargs)
-        finally:
-            choosing += time.perf_counter() - start
-
-    drift.drift_methods.choose = timed_choose  # type: ignore[assignment]
+    drift.drift_methods.choose, choosing = _stopwatch(real_choose)  # the per-column test choice, inside the figure
     op = EvidentlyDriftCheckOperator(
         task_id="drift", current_uri=current, reference_uri=reference, spec_uri=str(SPEC_PATH), model_name="bench",
         period="bench", drift_share=0.2, sample_rows=int(sample_rows), reports_uri=f"{os.environ['BENCH_OUT']}/drift",
@@ -158,7 +152,7 @@ def drift_ours(current: str, reference: str, sample_rows: str) -> None:
     result = op.execute(_context())
     drift.drift_methods.choose = real_choose  # type: ignore[assignment]
     emit(seconds=time.perf_counter() - start, drift=result["drift_detected"], share=result["share"], columns=result["drifted_columns"],
-         method_choice_seconds=choosing)
+         method_choice_seconds=choosing[0])
 
 
 def drift_bare(current: str, reference: str, sample_rows: str) -> None:

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 from airflow_mlops import settings, tables
 from airflow_mlops.links.reports import DriftReportLink
 from airflow_mlops.operators.base import READ_TEMPLATE_FIELDS, MlopsTableOperator, check_choice, mlops_template_fields
-from airflow_mlops.operators.training import REFERENCE_ARTIFACT, as_mapping
+from airflow_mlops.operators.training import REFERENCE_ARTIFACT
 from airflow_mlops.utils import drift_methods
+from airflow_mlops.utils.values import as_mapping
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -19,9 +19,9 @@ from airflow_mlops.operators.base import (
     mlops_template_fields,
     run_tags,
 )
-from airflow_mlops.operators.training import as_mapping
 from airflow_mlops.utils import registry
 from airflow_mlops.utils.noise import mlflow_quiet
+from airflow_mlops.utils.values import as_mapping
 
 if TYPE_CHECKING:
     import pandas as pd

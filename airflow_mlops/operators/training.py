@@ -21,6 +21,7 @@ from airflow_mlops.operators.base import (
 )
 from airflow_mlops.utils.noise import mlflow_quiet
 from airflow_mlops.utils.registry import quote_filter
+from airflow_mlops.utils.values import as_mapping
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -32,20 +33,6 @@ if TYPE_CHECKING:
 REFERENCE_ARTIFACT = "reference/reference.parquet"
 HOLDOUT_ARTIFACT = "holdout/holdout.parquet"
 LINEAGE_SCHEMA_ROWS = 1_000
-
-
-def as_mapping(value: Any, name: str) -> dict[str, Any]:
-    """Accept a dict or its JSON text (a rendered template); raise ``ValueError`` otherwise."""
-    if value in (None, ""):
-        return {}
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{name} must be a JSON object, got {value!r}") from exc
-    if not isinstance(value, dict):
-        raise ValueError(f"{name} must be a mapping, got {type(value).__name__}")
-    return value
 
 
 def lineage_dataset(frame: pd.DataFrame, source: str, target: str, name: str) -> Any:

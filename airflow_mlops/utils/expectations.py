@@ -278,7 +278,8 @@ def describe_failure(failure: dict[str, Any]) -> str:
     if kind == "expect_column_values_to_be_between":
         bounds = f"[{_num(failure.get('min_value', '-inf'))}, {_num(failure.get('max_value', 'inf'))}]"
         seen = f"found min {_num(failure['observed_min'])}, max {_num(failure['observed_max'])}" if "observed_min" in failure else ""
-        return f"{column!r}: {count} value(s){of_rows} outside {bounds} ({seen}; e.g. {found})"
+        sample = ", ".join(_num(c["value"]) for c in failure.get("unexpected_counts", []))
+        return f"{column!r}: {count} value(s){of_rows} outside {bounds} ({seen}; e.g. {sample})"
     if kind == "expect_column_values_to_be_in_set":
         return f"{column!r}: {count} value(s){of_rows} not in the allowed {failure.get('value_set')} (found {found})"
     if kind == "expect_column_values_to_not_be_null":
