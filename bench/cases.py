@@ -15,6 +15,12 @@ from airflow_mlops.example_data import SPEC_PATH
 
 
 def peak_rss_mb() -> float:
+    """This process's own peak RSS: ``VmHWM``, which exec resets. ``ru_maxrss`` is not: Linux carries it
+    over fork and exec, so a case started by a parent that had generated the data reported the parent's peak."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
