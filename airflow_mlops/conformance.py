@@ -8,8 +8,9 @@ NaN counts as null, as in validation.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -52,31 +53,60 @@ def _bound(value: float) -> int | float:
     return int(value) if float(value).is_integer() else value
 
 
-def _rules(spec: FeatureSpec, batch: pa.RecordBatch) -> list[tuple[str, str, pa.Array]]:
-    """``(column, rule, mask of the rows that break it)`` for every rule of the spec."""
+def _rules(spec: FeatureSpec, batch: pa.RecordBatch) -> list[tuple[str, str, Callable[[], pa.Array] | None]]:
+    """``(column, rule, mask)`` for every rule of the spec: ``mask()`` gives the rows that break it, and is
+    ``None`` when a cheap look (null count, min/max, the dictionary of a categorical) rules out any."""
     import pyarrow as pa
     import pyarrow.compute as pc
+    import pyarrow.types as t
 
-    out: list[tuple[str, str, pa.Array]] = []
+    def nulls(col: pa.Array) -> Callable[[], pa.Array] | None:
+        has_nan = t.is_floating(col.type) and bool(pc.any(pc.is_nan(col)).as_py())
+        return (lambda: pc.is_null(col, nan_is_null=True)) if col.null_count or has_nan else None
+
+    out: list[tuple[str, str, Callable[[], pa.Array] | None]] = []
     for name in spec.passthrough_columns:
-        out.append((name, "not null", pc.is_null(batch.column(name), nan_is_null=True)))
+        out.append((name, "not null", nulls(batch.column(name))))
     for num in spec.numeric_features:
         col = batch.column(num.name)
         if not num.nullable:
-            out.append((num.name, "not null", pc.is_null(col, nan_is_null=True)))
+            out.append((num.name, "not null", nulls(col)))
+        if num.min is None and num.max is None:
+            continue
+        extremes = pc.min_max(col)
+        low, high = extremes["min"], extremes["max"]
         if num.min is not None:
-            out.append((num.name, f">= {_bound(num.min)}", pc.fill_null(pc.less(col, num.min), False)))
+            below = low.is_valid and low.as_py() < num.min
+            out.append((num.name, f">= {_bound(num.min)}", partial(_beyond, pc.less, col, num.min) if below else None))
         if num.max is not None:
-            out.append((num.name, f"<= {_bound(num.max)}", pc.fill_null(pc.greater(col, num.max), False)))
+            above = high.is_valid and high.as_py() > num.max
+            out.append((num.name, f"<= {_bound(num.max)}", partial(_beyond, pc.greater, col, num.max) if above else None))
     for cat in spec.categorical_features:
         col = batch.column(cat.name)
         if not cat.nullable:
-            out.append((cat.name, "not null", pc.is_null(col)))
+            out.append((cat.name, "not null", nulls(col)))
         if cat.values is not None:
-            text = col if _is_text(col.type) else pc.cast(col, pa.string())
-            allowed = pc.is_in(text, value_set=pa.array(list(cat.values), pa.string()))
-            out.append((cat.name, f"in {list(cat.values)}", pc.and_(pc.invert(allowed), pc.is_valid(col))))
+            allowed = pa.array(list(cat.values), pa.string())
+            # a dictionary-encoded column can only hold its dictionary's values: check those few first
+            known = t.is_dictionary(col.type) and bool(pc.all(pc.is_in(col.dictionary, value_set=allowed)).as_py())
+            out.append((cat.name, f"in {list(cat.values)}", None if known else partial(_outside, col, allowed)))
     return out
+
+
+def _beyond(compare: Callable[..., pa.Array], col: pa.Array, bound: float) -> pa.Array:
+    import pyarrow.compute as pc
+
+    return pc.fill_null(compare(col, bound), False)
+
+
+def _outside(col: pa.Array, allowed: pa.Array) -> pa.Array:
+    """Rows whose (non-null) value is not one of ``allowed``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    text = col if _is_text(col.type) else pc.cast(col, pa.string())
+    present = pc.invert(pc.is_null(col, nan_is_null=True))
+    return pc.and_(pc.invert(pc.is_in(text, value_set=allowed)), present)
 
 
 def _is_text(dtype: pa.DataType) -> bool:
@@ -107,7 +137,10 @@ def check_batch(spec: FeatureSpec, batch: pa.RecordBatch, *, want_reasons: bool 
 
     violations: list[Violation] = []
     broken: list[tuple[str, str, pa.Array]] = []
-    for column, rule, mask in _rules(spec, batch):
+    for column, rule, make_mask in _rules(spec, batch):
+        if make_mask is None:
+            continue
+        mask = make_mask()
         count = pc.sum(mask).as_py() or 0
         if not count:
             continue
@@ -123,11 +156,15 @@ def check_batch(spec: FeatureSpec, batch: pa.RecordBatch, *, want_reasons: bool 
         invalid = int(pc.sum(any_broken).as_py() or 0)
     if not want_reasons:
         return BatchCheck(violations, invalid, None)
-    reasons: list[list[str]] = [[] for _ in range(batch.num_rows)]
+    if not broken:
+        return BatchCheck(violations, 0, pa.nulls(batch.num_rows, pa.string()))
+    # Python touches only the rows that break a rule: one reason text each, scattered into a null column.
+    per_row: dict[int, list[str]] = {}
     for column, rule, mask in broken:
         for i in pc.indices_nonzero(mask).to_pylist():
-            reasons[i].append(f"{column} {rule}")
-    return BatchCheck(violations, invalid, pa.array(["; ".join(r) if r else None for r in reasons], pa.string()))
+            per_row.setdefault(i, []).append(f"{column} {rule}")
+    texts = pa.array(["; ".join(per_row[i]) for i in sorted(per_row)], pa.string())  # in the order of the mask's rows
+    return BatchCheck(violations, invalid, pc.replace_with_mask(pa.nulls(batch.num_rows, pa.string()), any_broken, texts))
 
 
 def merge(total: list[Violation], found: Sequence[Violation]) -> None:

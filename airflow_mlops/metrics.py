@@ -1,4 +1,4 @@
-"""Model-quality metrics, defined once for training, promotion and monitoring.
+"""Model-quality metrics, defined once for training and promotion.
 
 A metric has one name here, one direction (greater is better or not) and one averaging rule, and the
 same numbers come out whether the training operator computes it on its holdout or promotion has
@@ -71,12 +71,14 @@ def metric(name: str, task: str) -> Metric:
     return METRICS[name]
 
 
-def _plain(value: Any) -> Any:
-    """A numpy scalar as the Python scalar it holds (labels travel through JSON and YAML)."""
-    return value.item() if hasattr(value, "item") else value
+def plain_label(value: Any) -> Any:
+    """A label as the Python scalar JSON and YAML carry: numpy scalars unwrapped, and whole floats as
+    integers (pandas stores an integer column that once held a null as float)."""
+    value = value.item() if hasattr(value, "item") else value
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
-def _same(a: Any, b: Any) -> bool:
+def same_label(a: Any, b: Any) -> bool:
     """Label equality that keeps ``True`` apart from ``1`` and ``"1"`` from ``1``."""
     return type(a) is type(b) and a == b
 
@@ -100,7 +102,7 @@ class LabelSpace:
     @property
     def positive_index(self) -> int:
         """Column of P(positive class) in ``predict_proba`` output."""
-        return next(i for i, c in enumerate(self.classes) if _same(c, self.positive))
+        return next(i for i, c in enumerate(self.classes) if same_label(c, self.positive))
 
     @classmethod
     def resolve(cls, spec: FeatureSpec, observed: Iterable[Any], *, where: str) -> LabelSpace:
@@ -110,9 +112,9 @@ class LabelSpace:
         :raises ValueError: a label the spec does not list, a spec class missing from the data, or a
             binary target with labels other than 0/1 or false/true and no ``positive_label``.
         """
-        seen = sorted({_plain(v) for v in observed}, key=lambda v: (type(v).__name__, v))
+        seen = sorted({plain_label(v) for v in observed}, key=lambda v: (type(v).__name__, v))
         if spec.classes is not None:
-            unknown = [v for v in seen if not any(_same(v, c) for c in spec.classes)]
+            unknown = [v for v in seen if not any(same_label(v, c) for c in spec.classes)]
             if unknown:
                 hint = ""
                 if any(isinstance(c, bool) for c in spec.classes) and any(isinstance(v, str) for v in unknown):
@@ -120,7 +122,7 @@ class LabelSpace:
                 raise ValueError(
                     f"{where}: target {spec.target!r} holds {unknown}, which the spec's classes {list(spec.classes)} do not list{hint}"
                 )
-            absent = [c for c in spec.classes if not any(_same(c, v) for v in seen)]
+            absent = [c for c in spec.classes if not any(same_label(c, v) for v in seen)]
             if absent:
                 raise ValueError(f"{where}: class(es) {absent} of the spec never occur in target {spec.target!r}; a model cannot learn them")
         if len(seen) < 2:
@@ -129,14 +131,14 @@ class LabelSpace:
             return cls(tuple(seen))
         positive = spec.positive_label
         if positive is None:
-            defaults = [v for v in seen if _same(v, 1) or _same(v, True)]
+            defaults = [v for v in seen if same_label(v, 1) or same_label(v, True)]
             if sorted(map(str, seen)) not in (["0", "1"], ["False", "True"]) or not defaults:
                 raise ValueError(
                     f"{where}: target {spec.target!r} is binary with labels {seen}; name the positive one in the spec, "
                     f"e.g. positive_label: {seen[-1]!r}"
                 )
             positive = defaults[0]
-        if not any(_same(positive, v) for v in seen):
+        if not any(same_label(positive, v) for v in seen):
             raise ValueError(f"{where}: positive_label {positive!r} is not one of the target's labels {seen}")
         return cls(tuple(seen), positive)
 
@@ -163,6 +165,7 @@ def compute(task: str, y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray
     :param proba: ``predict_proba`` output, columns in ``labels.classes`` order (classification).
     :param labels: the classifier's label space (``None`` for regression).
     """
+    import numpy as np
     from sklearn import metrics as m
 
     if task == "regression":
@@ -187,16 +190,10 @@ def compute(task: str, y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray
     if proba is not None:
         out["log_loss"] = float(m.log_loss(y_true, proba, labels=classes))
         if labels.binary:
-            out["roc_auc"] = float(m.roc_auc_score(_is(y_true, labels.positive), proba[:, labels.positive_index]))
+            out["roc_auc"] = float(m.roc_auc_score(np.asarray(y_true) == labels.positive, proba[:, labels.positive_index]))
         else:
             out["roc_auc"] = float(m.roc_auc_score(y_true, proba, multi_class="ovr", average=MULTICLASS_AVERAGE, labels=classes))
     return out
-
-
-def _is(values: np.ndarray, label: Any) -> np.ndarray:
-    import numpy as np
-
-    return np.array([_same(_plain(v), label) for v in values], dtype=bool)
 
 
 def evaluator_config(labels: LabelSpace | None) -> dict[str, Any]:

@@ -76,7 +76,9 @@ def require_marker() -> bool:
     """Whether readers demand a partition's ``_SUCCESS`` marker (``[mlops] require_marker``, default true).
 
     Turn it off for producers that write no marker (pandas, most ETL tools); the partition sensor
-    then waits until the files have stopped changing.
+    then waits until the files have stopped changing. A value that is not a boolean fails (a typo
+    must not silently turn the markers off).
     """
-    value = _conf_get("require_marker")
-    return True if value is None else value.strip().lower() in ("true", "1", "yes")
+    from airflow.configuration import conf
+
+    return conf.getboolean("mlops", "require_marker", fallback=True)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_mlops.exceptions import FeatureSpecError
+from airflow_mlops.metrics import same_label
 
 TASKS = ("classification", "regression")
 _TOP_KEYS = {
@@ -259,7 +260,7 @@ def _labels(doc: Mapping[str, Any], task: str, source: str | None) -> tuple[tupl
         positive = _label(positive, "positive_label", source)
         if classes is not None and len(classes) != 2:
             raise _fail(f"positive_label applies to a binary target, but classes has {len(classes)} labels", "positive_label", source)
-        if classes is not None and not any(type(c) is type(positive) and c == positive for c in classes):
+        if classes is not None and not any(same_label(c, positive) for c in classes):
             raise _fail(f"positive_label {positive!r} is not one of the classes {list(classes)}", "positive_label", source)
     return classes, positive
 

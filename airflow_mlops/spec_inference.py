@@ -33,6 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from airflow_mlops.metrics import plain_label, same_label
 from airflow_mlops.spec import TASKS, FeatureSpec
 from airflow_mlops.tables import FORMATS, TableReader
 
@@ -215,9 +216,8 @@ def _classes(labels: pd.Series, target: str) -> list[Any]:
     """The target's distinct labels as Python str/bool/int, sorted; refuse fewer than two."""
     if _column_kind(labels) == "numeric" and not _whole(labels):
         raise ValueError(f"target {target!r} holds fractional numbers; a class label must be a string, integer or boolean")
-    plain = {_plain(v) for v in labels.unique()}
     # A float target of whole numbers (an integer column with nulls) becomes integer labels.
-    classes = sorted({int(v) if isinstance(v, float) else v for v in plain}, key=lambda v: (type(v).__name__, v))
+    classes = sorted({plain_label(v) for v in labels.unique()}, key=lambda v: (type(v).__name__, v))
     if len(classes) < 2:
         raise ValueError(f"target {target!r} has {len(classes)} distinct label(s) {classes}; classification needs two or more")
     return classes
@@ -241,7 +241,7 @@ def _positive_label(classes: list[Any], given: str | None, target: str) -> Any:
         value = {"true": True, "false": False}.get(given.lower(), given)
     elif isinstance(classes[0], int):
         value = int(given) if re.fullmatch(r"[+-]?\d+", given.strip()) else given
-    if not any(_same_labels([value], [c]) for c in classes):
+    if not any(same_label(value, c) for c in classes):
         raise ValueError(f"--positive-label {given!r} is not one of the labels of {target!r}: {classes}")
     return value
 
@@ -392,15 +392,10 @@ def _whole(values: pd.Series) -> bool:
     return bool(((present % 1) == 0).all())
 
 
-def _plain(value: Any) -> Any:
-    """A numpy scalar as the Python scalar it holds (YAML cannot write numpy types)."""
-    return value.item() if hasattr(value, "item") else value
-
-
 def _same_labels(a: Iterable[Any], b: Iterable[Any]) -> bool:
     """Label-list equality that keeps ``True`` apart from ``1``."""
     a, b = list(a), list(b)
-    return len(a) == len(b) and all(type(x) is type(y) and x == y for x, y in zip(a, b, strict=True))
+    return len(a) == len(b) and all(same_label(x, y) for x, y in zip(a, b, strict=True))
 
 
 def _nullability(nulls: int) -> str:

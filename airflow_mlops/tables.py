@@ -32,13 +32,18 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from airflow.sdk import ObjectStoragePath
 
+    from airflow_mlops.spec import FeatureSpec
+
 log = logging.getLogger(__name__)
 
 SUCCESS_MARKER = "_SUCCESS"
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 DEFAULT_BATCH_ROWS = 131_072
 #: Byte-order marks of encodings that a UTF-8 reader turns into one garbled column.
-_BOMS = {b"\xff\xfe\x00\x00": "utf-32", b"\x00\x00\xfe\xff": "utf-32", b"\xff\xfe": "utf-16", b"\xfe\xff": "utf-16"}
+_BOMS = {
+    b"\xff\xfe\x00\x00": "utf-32", b"\x00\x00\xfe\xff": "utf-32", b"\xff\xfe": "utf-16", b"\xfe\xff": "utf-16",
+    b"\xef\xbb\xbf": "utf-8",
+}  # fmt: skip
 _DELIMITERS = {";": "';'", "\t": "a tab ('\\t')", "|": "'|'"}
 
 
@@ -51,11 +56,15 @@ class CsvOptions:
     :param encoding: text encoding (default ``utf-8``; e.g. ``utf-16``, ``latin-1``).
     :param null_values: strings read as null (default pyarrow's: empty, ``NA``, ``NaN``, ``null``...).
         Empty text fields are null either way, as pandas writes missing text.
+    :param column_types: arrow types of known columns (set by operators from the FeatureSpec, not by
+        users), so a column's type does not depend on what its first block holds: a numeric column
+        empty at the top stays numeric, a categorical of digits (zip codes) stays text.
     """
 
     delimiter: str = ","
     encoding: str = "utf-8"
     null_values: tuple[str, ...] | None = None
+    column_types: tuple[tuple[str, str], ...] = ()
 
     KEYS = ("delimiter", "encoding", "null_values")
 
@@ -72,10 +81,11 @@ class CsvOptions:
         unknown = sorted(set(value) - set(cls.KEYS))
         if unknown:
             raise ValueError(f"csv_options: unknown key(s) {unknown}; allowed: {list(cls.KEYS)}")
+        nulls = value.get("null_values")
         options = cls(
             delimiter=value.get("delimiter") or ",",
             encoding=value.get("encoding") or "utf-8",
-            null_values=tuple(value["null_values"]) if value.get("null_values") is not None else None,
+            null_values=(nulls,) if isinstance(nulls, str) else tuple(nulls) if nulls is not None else None,
         )
         if len(options.delimiter) != 1:
             raise ValueError(f"csv_options.delimiter must be one character, got {options.delimiter!r}")
@@ -135,6 +145,10 @@ def list_data_files(
     if require_marker is None:
         require_marker = settings.require_marker()
     path = storage_path(uri, conn_id=conn_id)
+    if not _is_local(path):
+        # s3fs caches listings for the life of the filesystem object, which Airflow keeps per process:
+        # a sensor or trigger polling the same folder would see its first listing forever.
+        path.fs.invalidate_cache(path.path)
     if path.is_file():
         table_format(path)
         return [str(uri)]
@@ -155,16 +169,25 @@ def list_data_files(
     return [f"{base}/{n}" for n in files]
 
 
-def seconds_since_change(files: Sequence[str], *, conn_id: str | None = None) -> float:
-    """Seconds since the newest of ``files`` was last modified (object stores: their upload time)."""
+def seconds_since_change(uri: str | ObjectStoragePath, *, conn_id: str | None = None) -> float:
+    """Seconds since anything in the file or folder ``uri`` last changed: its newest file, hidden and
+    staging files included (a writer still writing ``.part.tmp`` or ``_temporary/`` is not done).
+
+    :raises TableError: the store reports no modification time for a file.
+    """
     import time
 
+    path = storage_path(uri, conn_id=conn_id)
     newest = 0.0
-    for file_uri in files:
-        path = storage_path(file_uri, conn_id=conn_id)
-        info = path.fs.info(path.path)
-        stamp = info.get("mtime") or info.get("LastModified") or info.get("last_modified") or info.get("created")
-        newest = max(newest, stamp.timestamp() if hasattr(stamp, "timestamp") else float(stamp or 0))
+    for info in path.fs.find(path.path, withdirs=False, detail=True).values():
+        stamp = info.get("mtime") or info.get("LastModified") or info.get("last_modified") or info.get("updated")
+        if stamp is None:
+            raise TableError(f"the store reports no modification time for {info.get('name')}; use a _SUCCESS marker", uri=str(uri))
+        if isinstance(stamp, str):
+            import datetime as dt
+
+            stamp = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        newest = max(newest, stamp.timestamp() if hasattr(stamp, "timestamp") else float(stamp))
     return time.time() - newest
 
 
@@ -182,22 +205,13 @@ def ready_files(
         require_marker = settings.require_marker()
     files = list_data_files(uri, conn_id=conn_id, require_marker=require_marker)
     if not require_marker and stable_seconds > 0:
-        quiet = seconds_since_change(files, conn_id=conn_id)
+        quiet = seconds_since_change(uri, conn_id=conn_id)
         if quiet < stable_seconds:
             raise PartitionNotReadyError(
                 f"files changed {quiet:.0f} s ago; ready once unchanged for {stable_seconds:.0f} s (no {SUCCESS_MARKER} marker required)",
                 uri=str(uri),
             )
     return files
-
-
-def partition_ready(uri: str | ObjectStoragePath, *, conn_id: str | None = None) -> bool:
-    """Return whether a partition folder has data files and its ``_SUCCESS`` marker."""
-    try:
-        list_data_files(uri, conn_id=conn_id, require_marker=True)
-    except PartitionNotReadyError:
-        return False
-    return True
 
 
 def _check_columns(available: Sequence[str], columns: Sequence[str] | None, uri: str) -> None:
@@ -282,13 +296,17 @@ def iter_file_batches(
 
 def _open_csv(handle: Any, csv: CsvOptions, batch_rows: int, uri: str) -> Any:
     """Open a CSV stream with ``csv``; refuse (naming the option to set) what another dialect would read."""
+    import codecs
+
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     head = handle.read(4)
     handle.seek(0)
     bom = next((enc for mark, enc in _BOMS.items() if head.startswith(mark)), None)
-    if bom and not csv.encoding.lower().replace("_", "-").startswith(bom):
+    # utf-16/32 read the byte-order mark and drop it; their -le/-be variants, or any other codec, keep it in the header.
+    reads_bom = {"utf-8": ("utf-8", "utf-8-sig"), "utf-16": ("utf-16",), "utf-32": ("utf-32",)}
+    if bom and codecs.lookup(csv.encoding).name not in reads_bom[bom]:
         raise TableError(
             f"the file starts with a {bom.upper()} byte-order mark but is read as {csv.encoding}; "
             f"set csv_options={{'encoding': '{bom}'}}",
@@ -296,7 +314,11 @@ def _open_csv(handle: Any, csv: CsvOptions, batch_rows: int, uri: str) -> Any:
         )
     # ~64 bytes a csv cell is a fair guess; a block never exceeds 64 MiB.
     block = min(max(batch_rows * 64, 1 << 16), 64 << 20)
-    convert = pacsv.ConvertOptions(strings_can_be_null=True, **({"null_values": list(csv.null_values)} if csv.null_values is not None else {}))
+    convert = pacsv.ConvertOptions(
+        strings_can_be_null=True,
+        column_types={name: pa.type_for_alias(kind) for name, kind in csv.column_types},
+        **({"null_values": list(csv.null_values)} if csv.null_values is not None else {}),
+    )
     reader = pacsv.open_csv(
         handle,
         read_options=pacsv.ReadOptions(block_size=block, encoding=csv.encoding),
@@ -391,6 +413,13 @@ class TableReader:
     conn_id: str | None = None
     require_marker: bool | None = None
     csv: CsvOptions = CsvOptions()
+
+    def for_spec(self, spec: FeatureSpec) -> TableReader:
+        """This reader with the CSV types of ``spec``'s features: numeric as double, categorical as text."""
+        import dataclasses
+
+        types = tuple((c, "double") for c in spec.numeric_columns) + tuple((c, "string") for c in spec.categorical_columns)
+        return dataclasses.replace(self, csv=dataclasses.replace(self.csv, column_types=types))
 
     def files(self, uri: str) -> list[str]:
         """The data files of a file or partition (see :func:`list_data_files`)."""

@@ -133,3 +133,9 @@ class MlopsTableOperator(MlopsBaseOperator):
 
             raise AirflowFailException(str(exc)) from exc
         return TableReader(conn_id=self.data_conn_id, require_marker=self.require_marker, csv=csv)
+
+    def load_spec(self, spec_uri: str) -> FeatureSpec:
+        """Load the FeatureSpec, and type this task's CSV reads by it (features as double or text)."""
+        spec = super().load_spec(spec_uri)
+        self.__dict__["reader"] = self.reader.for_spec(spec)  # replaces the cached_property's value
+        return spec

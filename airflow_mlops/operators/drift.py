@@ -11,7 +11,7 @@ from airflow_mlops.links.reports import DriftReportLink
 from airflow_mlops.operators.base import READ_TEMPLATE_FIELDS, MlopsTableOperator, check_choice, mlops_template_fields
 from airflow_mlops.operators.training import REFERENCE_ARTIFACT
 from airflow_mlops.utils import drift_methods
-from airflow_mlops.utils.values import as_mapping
+from airflow_mlops.utils.values import as_mapping, optional_float, optional_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -52,11 +52,6 @@ def sample_table(uri: str, columns: list[str], rows: int, seed: int, reader: tab
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
-def _text(value: str | None) -> str | None:
-    """A rendered template's empty or ``"None"`` as ``None``."""
-    return None if value in (None, "", "None") else value
-
-
 class EvidentlyDriftCheckOperator(MlopsTableOperator):
     """Compare a partition with a reference sample using Evidently's ``DataDriftPreset``.
 
@@ -87,7 +82,9 @@ class EvidentlyDriftCheckOperator(MlopsTableOperator):
     :param method: one method for both kinds (it must apply to both, e.g. ``"psi"``).
     :param column_methods: ``{column: method}`` overrides (templated).
     :param small_sample_rows: the smaller side's row count up to which hypothesis tests are used.
-    :param threshold: per-method drift threshold override (templated).
+    :param threshold: drift threshold of the chosen methods (templated): a p-value for tests, a distance
+        for distances. The default choice switches between the two with the sample sizes, so a
+        threshold needs ``numeric_method`` and ``categorical_method`` (or ``method``) set too.
     :param sample_rows: rows per side (seeded sample).
     :param seed: sampling seed.
     :param on_drift: ``fail`` | ``skip`` | ``continue`` when drift is detected (templated).
@@ -175,10 +172,16 @@ class EvidentlyDriftCheckOperator(MlopsTableOperator):
     def _methods(self, spec: FeatureSpec, current: pd.DataFrame, reference: pd.DataFrame) -> dict[str, str]:
         """Each column's drift method (a bad choice fails here, before Evidently runs, without retry)."""
         try:
+            explicit = optional_text(self.method) or (optional_text(self.numeric_method) and optional_text(self.categorical_method))
+            if optional_text(self.threshold) is not None and not explicit:
+                raise ValueError(
+                    "threshold needs the methods it applies to: set numeric_method and categorical_method (or method); "
+                    "the default switches between p-value tests and distances with the sample sizes"
+                )
             return drift_methods.choose(
                 spec, reference, current,
-                numeric_method=_text(self.numeric_method) or _text(self.method),
-                categorical_method=_text(self.categorical_method) or _text(self.method),
+                numeric_method=optional_text(self.numeric_method) or optional_text(self.method),
+                categorical_method=optional_text(self.categorical_method) or optional_text(self.method),
                 column_methods=as_mapping(self.column_methods, "column_methods"),
                 small_sample_rows=int(self.small_sample_rows),
             )  # fmt: skip
@@ -199,7 +202,7 @@ class EvidentlyDriftCheckOperator(MlopsTableOperator):
             columns=spec.feature_columns,
             drift_share=float(self.drift_share),
             per_column_method=methods,
-            threshold=None if self.threshold in (None, "", "None") else float(self.threshold),
+            threshold=optional_float(self.threshold, "threshold"),
         )
         current_ds = Dataset.from_pandas(current, data_definition=definition)
         reference_ds = Dataset.from_pandas(reference, data_definition=definition)

@@ -13,6 +13,7 @@ from airflow_mlops.exceptions import ModelResolutionError, TableError
 from airflow_mlops.links.mlflow import MlflowModelVersionLink
 from airflow_mlops.operators.base import READ_TEMPLATE_FIELDS, MlopsTableOperator, check_choice, mlops_template_fields
 from airflow_mlops.utils import registry
+from airflow_mlops.utils.values import optional_text
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -207,22 +208,37 @@ class MlflowBatchPredictOperator(MlopsTableOperator):
     def _scored_at(self, context: Context) -> Any:
         import pandas as pd
 
-        stamp = self.scored_at or context.get("logical_date") or context.get("data_interval_end")
-        if stamp in (None, "", "None"):
+        stamp = optional_text(self.scored_at) or context.get("logical_date") or context.get("data_interval_end")
+        if optional_text(stamp) is None:
             raise ValueError("scored_at is needed when the run has no logical date (e.g. an asset-triggered run)")
         parsed = pd.Timestamp(stamp)
         return parsed.tz_localize("UTC") if parsed.tzinfo is None else parsed.tz_convert("UTC")
 
     def _labels(self, spec: FeatureSpec, model: Any, version: str) -> LabelSpace | None:
-        """The classifier's label space: its classes and positive label, checked against the spec."""
+        """The classifier's label space: its classes and positive label, checked against the spec and
+        against what the version recorded at training (an edited ``positive_label`` would silently
+        flip what ``probability`` means).
+
+        :raises AirflowFailException: the spec and the model disagree (no retry: the spec must change).
+        """
         if spec.task != "classification" or not hasattr(model, "predict_proba"):
             return None
+        from airflow.sdk.exceptions import AirflowFailException
+
         from airflow_mlops.metrics import LabelSpace
 
+        where = f"model {self.model_name} v{version}"
         try:
-            return LabelSpace.resolve(spec, model.classes_, where=f"model {self.model_name} v{version}")
+            labels = LabelSpace.resolve(spec, model.classes_, where=where)
         except ValueError as exc:
-            raise ModelResolutionError(str(exc), model_name=self.model_name) from exc
+            raise AirflowFailException(str(exc)) from exc
+        recorded = LabelSpace.from_tags(self.mlflow_hook.client.get_model_version(self.model_name, version).tags) if version.isdigit() else None
+        if recorded is not None and recorded != labels:
+            raise AirflowFailException(
+                f"{where} was trained with classes {list(recorded.classes)} and positive label {recorded.positive!r}, but the "
+                f"FeatureSpec {spec.source or spec.name!r} now says {list(labels.classes)} and {labels.positive!r}"
+            )
+        return labels
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException

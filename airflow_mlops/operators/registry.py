@@ -21,7 +21,7 @@ from airflow_mlops.operators.base import (
 )
 from airflow_mlops.utils import registry
 from airflow_mlops.utils.noise import mlflow_quiet
-from airflow_mlops.utils.values import as_mapping
+from airflow_mlops.utils.values import as_mapping, optional_float, optional_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,15 +30,6 @@ if TYPE_CHECKING:
     from airflow_mlops.spec import FeatureSpec
 
 ON_REJECT = ("fail", "skip", "succeed")
-
-
-def _optional_float(value: Any, name: str) -> float | None:
-    if value in (None, "", "None"):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a number, got {value!r}") from exc
 
 
 def recorded_rejection(version: Any, dag_run: str, metric: str, champion: str | None) -> dict[str, Any] | None:
@@ -159,7 +150,7 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
         # artifacts an embedded store keeps in ./mlruns of the working directory.
         with (
             mlflow.start_run(run_name=f"evaluate v{version}", nested=True, experiment_id=experiment_id, tags={"mlops.model_version": version}),
-            mlflow_quiet("evaluate"),
+            mlflow_quiet(),
         ):
             result = mlflow.models.evaluate(
                 model=f"models:/{self.model_name}/{version}",
@@ -182,9 +173,9 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
         from mlflow.exceptions import MlflowException
         from mlflow.models import MetricThreshold
 
-        threshold = _optional_float(self.min_value, "min_value")
-        absolute = _optional_float(self.min_absolute_change, "min_absolute_change") if has_champion else None
-        relative = _optional_float(self.min_relative_change, "min_relative_change") if has_champion else None
+        threshold = optional_float(self.min_value, "min_value")
+        absolute = optional_float(self.min_absolute_change, "min_absolute_change") if has_champion else None
+        relative = optional_float(self.min_relative_change, "min_relative_change") if has_champion else None
         if has_champion and not absolute and not relative:
             absolute = 1e-12
         if threshold is None and absolute is None and relative is None:
@@ -224,7 +215,14 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
         data = modeling.feature_frame(data, spec).assign(**{spec.target: data[spec.target].to_numpy()})
         labels = None
         if spec.task == "classification":
-            labels = LabelSpace.from_tags(challenger.tags) or LabelSpace.resolve(spec, data[spec.target].unique(), where=f"the holdout of v{challenger.version}")
+            try:
+                labels = LabelSpace.from_tags(challenger.tags) or LabelSpace.resolve(
+                    spec, data[spec.target].unique(), where=f"the holdout of v{challenger.version}"
+                )
+            except ValueError as exc:
+                from airflow.sdk.exceptions import AirflowFailException
+
+                raise AirflowFailException(f"{exc} (no retry: the data or the spec must change)") from exc
         experiment_id = self.mlflow_hook.get_or_create_experiment(f"mlops/{self.model_name}")
         with mlflow.start_run(
             experiment_id=experiment_id, run_name=f"promote {self.model_name} v{challenger.version}", tags=run_tags(context)
@@ -253,9 +251,14 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
         self.reset_links(context)
         dry_run = str(self.evaluate_only).lower() in ("true", "1", "yes")
         spec = self.load_spec(self.spec_uri)
-        metric = self.metric or metrics.default_metric(spec.task)
-        metrics.metric(metric, spec.task)
-        greater = METRICS[metric].greater_is_better if self.greater_is_better in (None, "", "None") else str(self.greater_is_better).lower() in ("true", "1")
+        try:
+            chosen = metrics.metric(self.metric or metrics.default_metric(spec.task), spec.task)
+        except ValueError as exc:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(f"{exc} (no retry: a configuration error does not heal)") from exc
+        metric = chosen.name
+        greater = chosen.greater_is_better if optional_text(self.greater_is_better) is None else str(self.greater_is_better).lower() in ("true", "1")
 
         with self.mlflow_hook.activated():
             client = self.mlflow_hook.client

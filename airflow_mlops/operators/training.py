@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_mlops import tables
 from airflow_mlops.exceptions import TableError
 from airflow_mlops.links.mlflow import MlflowModelVersionLink, MlflowRunLink
-from airflow_mlops.metrics import LABELS_TAG
+from airflow_mlops.metrics import LABELS_TAG, plain_label, same_label
 from airflow_mlops.operators.base import (
     READ_TEMPLATE_FIELDS,
     MlopsTableOperator,
@@ -53,6 +53,21 @@ def lineage_dataset(frame: pd.DataFrame, source: str, target: str, name: str) ->
     # ``schema`` is a functools.cached_property: filling its cache slot replaces the full-frame inference.
     dataset.__dict__["schema"] = infer_signature(frame.iloc[rows]).inputs
     return dataset
+
+
+def labelled(spec: FeatureSpec, frame: pd.DataFrame, uri: str) -> pd.DataFrame:
+    """``frame`` ready to learn from: no null target (refused, counted), and a classification target of
+    whole floats (pandas' type for an integer column that once held a null) as integers.
+
+    :raises ValueError: the target has nulls, naming the table and the count.
+    """
+    missing = int(frame[spec.target].isna().sum())
+    if missing:
+        raise ValueError(f"{uri}: target {spec.target!r} is null in {missing} of {len(frame)} rows; drop or label them")
+    target = frame[spec.target]
+    if spec.task == "classification" and target.dtype.kind == "f" and (target % 1 == 0).all():
+        frame = frame.assign(**{spec.target: target.astype("int64")})
+    return frame
 
 
 class MlflowTrainModelOperator(MlopsTableOperator):
@@ -131,7 +146,7 @@ class MlflowTrainModelOperator(MlopsTableOperator):
 
     def _split(self, spec: FeatureSpec, data: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         if self.validation_uri:
-            holdout = self.reader.read(self.validation_uri, columns=spec.training_columns())
+            holdout = labelled(spec, self.reader.read(self.validation_uri, columns=spec.training_columns()), self.validation_uri)
             return data, holdout
         from sklearn.model_selection import train_test_split
 
@@ -181,10 +196,9 @@ class MlflowTrainModelOperator(MlopsTableOperator):
         from airflow_mlops.metrics import LabelSpace
 
         labels = LabelSpace.resolve(spec, train[spec.target].unique(), where=self.train_uri)
-        if self.validation_uri:
-            stray = sorted({str(v) for v in holdout[spec.target].unique()} - {str(c) for c in labels.classes})
-            if stray:
-                raise ValueError(f"{self.validation_uri}: the holdout's target holds {stray}, never seen in training")
+        stray = [v for v in map(plain_label, holdout[spec.target].unique()) if not any(same_label(v, c) for c in labels.classes)]
+        if stray:
+            raise ValueError(f"{self.validation_uri}: the holdout's target holds {stray}, never seen in training")
         return labels
 
     def _existing_version(self, key: str) -> Any | None:
@@ -244,8 +258,8 @@ class MlflowTrainModelOperator(MlopsTableOperator):
             data = self.reader.read(self.train_uri, columns=spec.training_columns())
             if data.empty:  # sklearn would fail later with a message that names no file
                 raise TableError("the training table has no rows", uri=self.train_uri)
-            train, holdout = self._split(spec, data)
             try:
+                train, holdout = self._split(spec, labelled(spec, data, self.train_uri))
                 labels = self._label_space(spec, train, holdout)
             except ValueError as exc:
                 from airflow.sdk.exceptions import AirflowFailException
@@ -262,7 +276,10 @@ class MlflowTrainModelOperator(MlopsTableOperator):
             with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
                 self.log.info("Training %s on %d rows (MLflow run %s)", self.estimator, len(train), run.info.run_id)
                 model, search_params = self._fit(spec, estimator, train)
-                metrics = self._evaluate(spec, model, holdout, labels)
+                try:
+                    metrics = self._evaluate(spec, model, holdout, labels)
+                except ValueError as exc:  # e.g. a holdout without every class: ROC AUC is undefined
+                    raise TableError(f"cannot score the holdout ({len(holdout)} rows): {exc}", uri=self.validation_uri or self.train_uri) from exc
                 mlflow.log_params(
                     {"estimator": self.estimator, **{f"param_{k}": v for k, v in params.items()}, **search_params,
                      "train_rows": len(train), "holdout_rows": len(holdout), "seed": self.seed,
@@ -300,7 +317,7 @@ class MlflowTrainModelOperator(MlopsTableOperator):
         output = model.predict_proba(example) if hasattr(model, "predict_proba") else model.predict(example)
         # cloudpickle, deliberately: MLflow's default skops format refuses HistGradientBoosting's
         # TreePredictor as an untrusted type. Models are only loaded from our own registry.
-        with mlflow_quiet("log_model"):
+        with mlflow_quiet():
             return mlflow.sklearn.log_model(
                 model,
                 name="model",

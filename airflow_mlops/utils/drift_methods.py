@@ -37,9 +37,15 @@ KINDS = ("numeric", "categorical")
 
 
 def valid_methods() -> dict[str, list[str]]:
-    """Evidently's registered drift methods that apply to each kind of column."""
-    from evidently.legacy.calculations.stattests.registry import _registered_stat_tests
-    from evidently.legacy.core import ColumnType
+    """Evidently's registered drift methods that apply to each kind of column.
+
+    Read from Evidently's registry, so a method Evidently adds or drops is known without a change here.
+    """
+    try:  # the registry is Evidently's own table of methods; it has no public accessor in 0.7
+        from evidently.legacy.calculations.stattests.registry import _registered_stat_tests
+        from evidently.legacy.core import ColumnType
+    except ImportError as exc:  # pragma: no cover - a future Evidently that moved it
+        raise RuntimeError(f"cannot read Evidently's drift methods ({exc}); this Evidently version is not supported") from exc
 
     types = {"numeric": ColumnType.Numerical, "categorical": ColumnType.Categorical}
     return {kind: sorted(name for name, by_type in _registered_stat_tests.items() if types[kind] in by_type) for kind in KINDS}

@@ -61,6 +61,8 @@ def spec_expectations(spec: FeatureSpec, *, labelled: bool) -> list[dict[str, An
             out.append({"type": "expect_column_values_to_be_in_set", "kwargs": {"column": cat.name, "value_set": list(cat.values)}})
     if labelled:
         out.append({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": spec.target}})
+        if spec.classes is not None:
+            out.append({"type": "expect_column_values_to_be_in_set", "kwargs": {"column": spec.target, "value_set": list(spec.classes)}})
         if spec.task == "regression":
             out.append({"type": "expect_column_values_to_be_in_type_list", "kwargs": {"column": spec.target, "type_list": NUMERIC_DTYPES}})
     return out
@@ -276,16 +278,17 @@ def describe_failure(failure: dict[str, Any]) -> str:
         want = " and ".join(f"{word} {failure[key]}" for key, word in (("min_value", "at least"), ("max_value", "at most")) if key in failure)
         return f"the table has {failure.get('observed_value', '?')} row(s), expected {want}"
     if kind == "expect_column_values_to_be_between":
-        bounds = f"[{_num(failure.get('min_value', '-inf'))}, {_num(failure.get('max_value', 'inf'))}]"
-        seen = f"found min {_num(failure['observed_min'])}, max {_num(failure['observed_max'])}" if "observed_min" in failure else ""
+        bounds = f"[{_num(failure['min_value']) if 'min_value' in failure else '-inf'}, {_num(failure['max_value']) if 'max_value' in failure else 'inf'}]"
         sample = ", ".join(_num(c["value"]) for c in failure.get("unexpected_counts", []))
-        return f"{column!r}: {count} value(s){of_rows} outside {bounds} ({seen}; e.g. {sample})"
+        seen = [f"found min {_num(failure['observed_min'])}, max {_num(failure['observed_max'])}"] if "observed_min" in failure else []
+        details = "; ".join(seen + ([f"e.g. {sample}"] if sample else []))
+        return f"{column!r}: {count} value(s){of_rows} outside {bounds}" + (f" ({details})" if details else "")
     if kind == "expect_column_values_to_be_in_set":
-        return f"{column!r}: {count} value(s){of_rows} not in the allowed {failure.get('value_set')} (found {found})"
+        return f"{column!r}: {count} value(s){of_rows} not in the allowed {failure.get('value_set')}" + (f" (found {found})" if found else "")
     if kind == "expect_column_values_to_not_be_null":
         return f"{column!r}: {count} null value(s){of_rows}, but the column is not nullable"
     if kind == "expect_column_values_to_be_in_type_list":
-        return f"{column!r}: {count} value(s){of_rows} of the wrong type (e.g. {found})"
+        return f"{column!r}: {count} value(s){of_rows} of the wrong type" + (f" (e.g. {found})" if found else "")
     if count is not None:
         return f"{kind}({column}): {count} unexpected value(s){of_rows}" + (f" (e.g. {found})" if found else "")
     return f"{kind}({column}): observed {failure.get('observed_value')!r}"

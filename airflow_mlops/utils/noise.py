@@ -1,12 +1,13 @@
 """Library messages that are noise in this provider, muted where they arise, each with the reason.
 
-Only messages that say nothing a user should act on are muted, and only around the call that makes
-them; everything else from MLflow, GX and Evidently reaches the task log as it is.
+Only messages that say nothing a user should act on are muted, each matched by its own text and only
+around the call that makes it; everything else from MLflow, GX and Evidently reaches the task log.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,29 +23,39 @@ MLFLOW_WARNINGS = {
     # sorts the labels itself, and the probability columns are in sorted order, so the value is right.
     "But this function assumes labels are ordered lexicographically": UserWarning,
 }
-#: MLflow loggers muted (below ERROR) around one call, and why.
-MLFLOW_LOGGERS = {
+#: MLflow log records muted, by logger and the start of their text, and why.
+MLFLOW_RECORDS = {
     # cloudpickle is chosen deliberately (skops refuses HistGradientBoosting's TreePredictor) and
-    # models are only loaded from the project's own registry: the caution is said once, in the docs.
-    "log_model": ("mlflow.sklearn",),
-    # The model type comes from the FeatureSpec; MLflow's guess from label values ("looks like None")
-    # cannot tell string or 0/1 labels apart and adds nothing.
-    "evaluate": ("mlflow.models.evaluation.evaluators.classifier", "mlflow.models.evaluation.default_evaluator"),
+    # models are only loaded from the project's own registry (see the training operator).
+    "mlflow.sklearn": "Saving scikit-learn models in the pickle or cloudpickle format",
+    # The model type comes from the FeatureSpec; MLflow's guess from label values cannot tell string
+    # or 0/1 labels apart ("looks like None").
+    "mlflow.models.evaluation.evaluators.classifier": "According to the evaluation dataset label values, the model type looks like",
 }
 
 
+class _Drop(logging.Filter):
+    """Drops the records whose message starts with ``prefix``."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.prefix)
+
+
 @contextmanager
-def mlflow_quiet(call: str | None = None) -> Iterator[None]:
-    """Mute MLflow's noise (see :data:`MLFLOW_WARNINGS`) and, for ``call``, its loggers in :data:`MLFLOW_LOGGERS`."""
-    loggers = [logging.getLogger(name) for name in MLFLOW_LOGGERS.get(call or "", ())]
-    levels = [lg.level for lg in loggers]
+def mlflow_quiet() -> Iterator[None]:
+    """Mute the MLflow warnings of :data:`MLFLOW_WARNINGS` and the records of :data:`MLFLOW_RECORDS`."""
+    filters = [(logging.getLogger(name), _Drop(prefix)) for name, prefix in MLFLOW_RECORDS.items()]
     with warnings.catch_warnings():
         for text, category in MLFLOW_WARNINGS.items():
-            warnings.filterwarnings("ignore", message=f".*{text}", category=category)
-        for lg in loggers:
-            lg.setLevel(logging.ERROR)
+            warnings.filterwarnings("ignore", message=f".*{re.escape(text)}", category=category)
+        for logger, drop in filters:
+            logger.addFilter(drop)
         try:
             yield
         finally:
-            for lg, level in zip(loggers, levels, strict=True):
-                lg.setLevel(level)
+            for logger, drop in filters:
+                logger.removeFilter(drop)

@@ -18,3 +18,18 @@ def as_mapping(value: Any, name: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValueError(f"{name} must be a mapping, got {type(value).__name__}")
     return value
+
+
+def optional_text(value: Any) -> Any:
+    """``None`` for an unset value as a template renders it (``None``, ``""`` or the text ``"None"``), else the value."""
+    return None if value in (None, "", "None") else value
+
+
+def optional_float(value: Any, name: str) -> float | None:
+    """A number, or ``None`` when unset (see :func:`optional_text`); raise ``ValueError`` naming ``name`` otherwise."""
+    if optional_text(value) is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a number, got {value!r}") from exc

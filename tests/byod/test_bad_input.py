@@ -12,6 +12,7 @@ from airflow_mlops.exceptions import DataValidationError, TableError
 from airflow_mlops.operators.inference import MlflowBatchPredictOperator
 from airflow_mlops.operators.training import MlflowTrainModelOperator
 from airflow_mlops.operators.validation import GxValidateTableOperator
+from airflow_mlops.tables import CsvOptions
 from tests.byod.conftest import PENGUINS_SPEC
 from tests.helpers import task_context
 
@@ -154,3 +155,21 @@ def test_an_allowed_empty_input_never_replaces_an_output_with_rows(scored, tmp_p
     result = predict_op(str(empty), str(fresh), scored["model"], allow_empty=True).execute(task_context("predict"))
     assert result["rows"] == 0 and pd.read_parquet(fresh).empty
     assert "probability_Adelie" in pd.read_parquet(fresh).columns
+
+
+def test_csv_columns_are_typed_by_the_spec_not_by_their_first_block(scored, tmp_path) -> None:
+    """A nullable numeric column empty in the first blocks of a CSV stays numeric (pyarrow alone would
+    type it null from the first block and fail on the first value); a UTF-8 byte-order mark is read."""
+    frame = pd.concat([scored["month"]] * 50, ignore_index=True)
+    frame.loc[: len(frame) // 2, "bill_length_mm"] = None  # empty in the first half of the file
+    bad = tmp_path / "late_values.csv"
+    frame.to_csv(bad, index=False, encoding="utf-8-sig")
+    out = tmp_path / "late_values.parquet"
+
+    result = predict_op(str(bad), str(out), scored["model"], chunk_rows=100).execute(task_context("predict"))  # 64 KiB blocks
+
+    assert result["rows"] == len(frame) == 3000
+    assert pd.read_parquet(out)["prediction"].notna().all()
+    validate(str(bad))
+    # a single null marker given as text is one marker, not two letters
+    assert CsvOptions.parse({"null_values": "NA"}).null_values == ("NA",)

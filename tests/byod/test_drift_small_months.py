@@ -84,6 +84,8 @@ def test_a_method_that_does_not_fit_the_kind_fails_before_evidently_runs(churn_m
         check(churn_months["stable-120"], churn_months["reference"], CHURN_SPEC, tmp_path, method="ks")
     with pytest.raises(AirflowFailException, match=r"column_methods\['contract'\]: drift method 'wasserstein'"):
         check(churn_months["stable-120"], churn_months["reference"], CHURN_SPEC, tmp_path, column_methods={"contract": "wasserstein"})
+    with pytest.raises(AirflowFailException, match="threshold needs the methods it applies to"):
+        check(churn_months["stable-120"], churn_months["reference"], CHURN_SPEC, tmp_path, threshold=0.01)
     assert not any(tmp_path.iterdir())  # no report: it failed before Evidently ran
 
     psi = check(churn_months["stable-120"], churn_months["reference"], CHURN_SPEC, tmp_path, method="psi")

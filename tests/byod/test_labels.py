@@ -64,7 +64,6 @@ def test_multiclass_string_labels_train_promote_and_predict_in_their_own_labels(
     evaluated = evaluation_metrics(decision, trained["version"])
     for name, mlflow_name in MLFLOW_NAMES.items():
         assert evaluated[mlflow_name] == pytest.approx(trained["metrics"][name], abs=1e-9), name
-    # macro averaging, not MLflow's default "weighted": recompute from the holdout the promotion read
     assert decision["challenger_score"] == pytest.approx(trained["metrics"]["roc_auc"], abs=1e-9)
 
     scored = predict(tmp_path, str(penguins / "monthly/month=2009-01/part-0.parquet"), spec, model_name)
@@ -111,6 +110,28 @@ def test_binary_string_labels_name_their_positive_class(tmp_path, sexed, model_n
     assert ((scored["probability"] > 0.5) == (scored["prediction"] == "female")).all()
 
 
+def test_multiclass_averaging_is_macro_in_training_and_in_mlflow_evaluation(tmp_path, penguins, model_name) -> None:
+    """The island a penguin was measured on: three unbalanced classes a model gets partly wrong, so
+    macro and weighted averages differ and only one definition can match."""
+    from sklearn import metrics as m
+
+    doc = FeatureSpec.load(str(PENGUINS_SPEC)).to_dict()
+    categorical = {"sex": doc["categorical_features"]["sex"], "species": {"values": ["Adelie", "Chinstrap", "Gentoo"]}}
+    spec = write_spec(tmp_path, target="island", classes=["Biscoe", "Dream", "Torgersen"], categorical_features=categorical)
+    trained = train(str(penguins / "training"), spec, model_name)
+    decision = MlflowPromoteModelOperator(task_id="promote", model_name=model_name, spec_uri=spec).execute(task_context("promote"))
+
+    client = MlflowHook().client
+    holdout = client.download_artifacts(trained["run_id"], "holdout/holdout.parquet", str(tmp_path))
+    frame = pd.read_parquet(holdout)
+    scored = predict(tmp_path, holdout, spec, model_name)
+    weighted = m.f1_score(frame["island"], scored["prediction"], average="weighted")
+    macro = m.f1_score(frame["island"], scored["prediction"], average="macro")
+    assert abs(weighted - macro) > 0.01  # the two definitions differ on this holdout
+    assert trained["metrics"]["f1"] == pytest.approx(macro, abs=1e-9)
+    assert evaluation_metrics(decision, trained["version"])["f1_score"] == pytest.approx(macro, abs=1e-9)
+
+
 def test_boolean_and_integer_labels(tmp_path, sexed, model_name) -> None:
     frame = pd.read_parquet(sexed)
     frame["is_female"] = frame.pop("sex") == "female"
@@ -124,6 +145,29 @@ def test_boolean_and_integer_labels(tmp_path, sexed, model_name) -> None:
     assert LabelSpace.from_json(tags[LABELS_TAG]) == LabelSpace((False, True), True)  # true is positive by default
     scored = predict(tmp_path, str(path), spec, model_name)
     assert scored["prediction"].dtype == bool
+
+    # 0/1 integers, stored as float as pandas does once the column held a null: integer labels, 1 positive
+    frame["is_female"] = frame["is_female"].astype("float64")
+    frame.loc[frame.index[:3], "is_female"] = None
+    floats = tmp_path / "float.parquet"
+    frame.to_parquet(floats, index=False)
+    int_spec = _sex_spec(tmp_path, target="is_female", classes=[0, 1])
+    with pytest.raises(AirflowFailException, match=r"target 'is_female' is null in 3 of \d+ rows"):
+        train(str(floats), int_spec, f"{model_name}_int")
+    frame.dropna(subset=["is_female"]).to_parquet(floats, index=False)
+    ints = train(str(floats), int_spec, f"{model_name}_int")
+    tags = MlflowHook().client.get_model_version(f"{model_name}_int", ints["version"]).tags
+    assert LabelSpace.from_json(tags[LABELS_TAG]) == LabelSpace((0, 1), 1)
+    assert set(predict(tmp_path, str(floats), int_spec, f"{model_name}_int")["prediction"]) == {0, 1}
+
+
+def test_scoring_refuses_a_spec_whose_positive_label_changed_after_training(tmp_path, sexed, model_name) -> None:
+    trained_with = _sex_spec(tmp_path, classes=None, positive_label="female")
+    train(sexed, trained_with, model_name)
+    edited = _sex_spec(tmp_path, classes=None, positive_label="male")
+
+    with pytest.raises(AirflowFailException, match=r"positive label 'female', but the FeatureSpec .* now says \['female', 'male'\] and 'male'"):
+        predict(tmp_path, sexed, edited, model_name)
 
 
 def test_label_space_errors_name_the_labels_and_the_fix() -> None:

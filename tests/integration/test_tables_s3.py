@@ -56,3 +56,38 @@ def test_corrupt_object_names_the_key(aws_conn: str) -> None:
 
     with pytest.raises(TableError, match="bad/x.parquet"):
         tables.read_table(f"{aws_conn}/bad/x.parquet", conn_id=CONN)
+
+
+def test_one_sensor_polling_s3_sees_files_and_markers_that_arrive_between_pokes(aws_conn: str) -> None:
+    """One sensor instance keeps one s3fs filesystem: each poke must list the folder afresh. The files
+    arrive through another client (boto3), as from another process: s3fs's listing cache cannot know."""
+    import io
+    import time
+
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    from airflow_mlops.sensors.partition import DataPartitionSensor
+    from tests.helpers import task_context
+
+    month = f"{aws_conn}/feed/month=2025-01"
+    df = pd.DataFrame({"id": np.arange(10), "x": np.arange(10.0)})
+    parquet = io.BytesIO()
+    df.to_parquet(parquet, index=False)
+    s3, bucket = S3Hook(aws_conn_id=CONN), aws_conn.removeprefix("s3://")
+
+    def put(name: str, body: bytes) -> None:
+        s3.load_bytes(body, key=f"feed/month=2025-01/{name}", bucket_name=bucket, replace=True)
+
+    put("part-0.parquet", parquet.getvalue())
+    marked = DataPartitionSensor(task_id="wait", uri=month, data_conn_id=CONN, require_marker=True)
+    quiet = DataPartitionSensor(task_id="wait", uri=month, data_conn_id=CONN, require_marker=False, stable_seconds=2)
+
+    assert marked.poke(task_context("wait")).is_done is False
+    assert quiet.poke(task_context("wait")).is_done is False  # written just now
+    time.sleep(2.5)
+    assert quiet.poke(task_context("wait")).xcom_value["files"] == [f"{month}/part-0.parquet"]
+
+    put("part-1.parquet", parquet.getvalue())  # a late file: the folder changed again
+    assert quiet.poke(task_context("wait")).is_done is False
+    put("_SUCCESS", b"{}")
+    assert marked.poke(task_context("wait")).xcom_value["files"] == [f"{month}/part-0.parquet", f"{month}/part-1.parquet"]

@@ -8,11 +8,11 @@ import sys
 
 from tests.conftest import REPO
 
-HEAVY = ("sklearn", "mlflow", "great_expectations", "evidently", "pandas", "pyarrow")
+HEAVY = ("sklearn", "mlflow", "great_expectations", "evidently", "pandas", "pyarrow", "numpy", "scipy")
 
 PROBE = r"""
 import importlib, json, pathlib, runpy, sys
-HEAVY = ("sklearn", "mlflow", "great_expectations", "evidently", "pandas", "pyarrow")
+HEAVY = ("sklearn", "mlflow", "great_expectations", "evidently", "pandas", "pyarrow", "numpy", "scipy")
 loaded = []
 importlib.import_module("airflow_mlops")
 for f in sorted(pathlib.Path("airflow_mlops").rglob("*.py")):
@@ -22,7 +22,7 @@ for f in sorted(pathlib.Path("airflow_mlops").rglob("*.py")):
     mod = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
     importlib.import_module(mod)
     loaded.append(mod)
-for f in sorted(pathlib.Path("dags").glob("*.py")):
+for f in sorted(pathlib.Path("dags").glob("*.py")) + sorted(pathlib.Path("examples").glob("team_*_dag.py")):
     runpy.run_path(str(f))
     loaded.append(str(f))
 print(json.dumps({"loaded": loaded, "heavy": sorted(m for m in HEAVY if m in sys.modules)}))
@@ -35,7 +35,8 @@ def test_provider_modules_and_dags_import_no_heavy_library() -> None:
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert "airflow_mlops.hooks.mlflow" in result["loaded"]
-    assert "airflow_mlops.tables" in result["loaded"]
+    assert "airflow_mlops.tables" in result["loaded"] and "airflow_mlops.spec_inference" in result["loaded"]
+    assert "examples/team_penguins_dag.py" in result["loaded"]
     assert result["heavy"] == []
 
 

@@ -102,11 +102,10 @@ def test_partition_needs_files_and_marker(tmp_path) -> None:
     tables.write_table(frame(), str(part / "part-00000.parquet"))
     with pytest.raises(PartitionNotReadyError, match="_SUCCESS"):
         tables.read_table(str(part))
-    assert not tables.partition_ready(str(part))
 
     tables.finish_partition(str(part), keep=["part-00000.parquet"])
 
-    assert tables.partition_ready(str(part))
+    assert tables.ready_files(str(part), require_marker=True) == [f"{part}/part-00000.parquet"]
     assert len(tables.read_table(str(part))) == 10
 
 
@@ -117,7 +116,8 @@ def test_rewrite_of_partition_drops_stale_parts(tmp_path) -> None:
     tables.finish_partition(part, keep=[f"part-{i:05d}.parquet" for i in range(3)])
 
     tables.begin_partition(part)
-    assert not tables.partition_ready(part)
+    with pytest.raises(PartitionNotReadyError, match="_SUCCESS"):
+        tables.ready_files(part, require_marker=True)
     tables.write_table(frame(), f"{part}/part-00000.parquet")
     tables.finish_partition(part, keep=["part-00000.parquet"])
 
