@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_mlops.exceptions import FeatureSpecError
-from airflow_mlops.metrics import same_label
 
 TASKS = ("classification", "regression")
 _TOP_KEYS = {
@@ -241,6 +240,7 @@ def _label(value: Any, key: str, source: str | None) -> Any:
 
 def _labels(doc: Mapping[str, Any], task: str, source: str | None) -> tuple[tuple[Any, ...] | None, Any]:
     """Parse ``classes`` and ``positive_label`` (classification only)."""
+    from airflow_mlops.metrics import same_label
     raw, positive = doc.get("classes"), doc.get("positive_label")
     if task != "classification":
         for key in ("classes", "positive_label"):

@@ -21,8 +21,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from airflow_mlops import settings
 from airflow_mlops.exceptions import PartitionNotReadyError, TableError
@@ -44,11 +43,12 @@ _BOMS = {
     b"\xff\xfe\x00\x00": "utf-32", b"\x00\x00\xfe\xff": "utf-32", b"\xff\xfe": "utf-16", b"\xfe\xff": "utf-16",
     b"\xef\xbb\xbf": "utf-8",
 }  # fmt: skip
+#: The keys ``csv_options`` takes (the rest of :class:`CsvOptions` is set by the operators).
+CSV_KEYS = ("delimiter", "encoding", "null_values")
 _DELIMITERS = {";": "';'", "\t": "a tab ('\\t')", "|": "'|'"}
 
 
-@dataclass(frozen=True)
-class CsvOptions:
+class CsvOptions(NamedTuple):
     """The dialect of CSV input: every table reader takes it, so validation, drift, training and
     inference read a file the same way.
 
@@ -66,8 +66,6 @@ class CsvOptions:
     null_values: tuple[str, ...] | None = None
     column_types: tuple[tuple[str, str], ...] = ()
 
-    KEYS = ("delimiter", "encoding", "null_values")
-
     @classmethod
     def parse(cls, value: CsvOptions | Mapping[str, Any] | str | None) -> CsvOptions:
         """Accept a mapping (or its JSON text, or ``None``); raise ``ValueError`` naming a bad key or value."""
@@ -78,9 +76,9 @@ class CsvOptions:
         if isinstance(value, CsvOptions):
             return value
         value = as_mapping(value, "csv_options")
-        unknown = sorted(set(value) - set(cls.KEYS))
+        unknown = sorted(set(value) - set(CSV_KEYS))
         if unknown:
-            raise ValueError(f"csv_options: unknown key(s) {unknown}; allowed: {list(cls.KEYS)}")
+            raise ValueError(f"csv_options: unknown key(s) {unknown}; allowed: {list(CSV_KEYS)}")
         nulls = value.get("null_values")
         options = cls(
             delimiter=value.get("delimiter") or ",",
@@ -400,8 +398,7 @@ def read_table(
     return table.to_pandas()
 
 
-@dataclass(frozen=True)
-class TableReader:
+class TableReader(NamedTuple):
     """How one operator reads its tables: the connection, the readiness policy and the CSV dialect,
     given once and applied to every read.
 
@@ -416,10 +413,8 @@ class TableReader:
 
     def for_spec(self, spec: FeatureSpec) -> TableReader:
         """This reader with the CSV types of ``spec``'s features: numeric as double, categorical as text."""
-        import dataclasses
-
         types = tuple((c, "double") for c in spec.numeric_columns) + tuple((c, "string") for c in spec.categorical_columns)
-        return dataclasses.replace(self, csv=dataclasses.replace(self.csv, column_types=types))
+        return self._replace(csv=self.csv._replace(column_types=types))
 
     def files(self, uri: str) -> list[str]:
         """The data files of a file or partition (see :func:`list_data_files`)."""

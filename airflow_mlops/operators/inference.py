@@ -5,8 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from airflow_mlops import streaming, tables
 from airflow_mlops.exceptions import ModelResolutionError, TableError
@@ -365,8 +364,7 @@ class MlflowBatchPredictOperator(MlopsTableOperator):
         return pa.Table.from_pydict(out)
 
 
-@dataclass(frozen=True)
-class Scorer:
+class Scorer(NamedTuple):
     """One model that scores every chunk: its output-column prefix, pinned version, model and labels."""
 
     prefix: str

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 from airflow_mlops import tables
 from airflow_mlops.exceptions import ModelRejectedError
 from airflow_mlops.links.mlflow import MlflowModelVersionLink, MlflowRunLink
-from airflow_mlops.metrics import METRICS, LabelSpace
 from airflow_mlops.operators.base import (
     READ_TEMPLATE_FIELDS,
     MlopsBaseOperator,
@@ -20,13 +19,13 @@ from airflow_mlops.operators.base import (
     run_tags,
 )
 from airflow_mlops.utils import registry
-from airflow_mlops.utils.noise import mlflow_quiet
 from airflow_mlops.utils.values import as_mapping, optional_float, optional_text
 
 if TYPE_CHECKING:
     import pandas as pd
     from airflow.sdk import Context
 
+    from airflow_mlops.metrics import LabelSpace
     from airflow_mlops.spec import FeatureSpec
 
 ON_REJECT = ("fail", "skip", "succeed")
@@ -145,6 +144,7 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
         import mlflow
 
         from airflow_mlops import metrics
+        from airflow_mlops.utils.noise import mlflow_quiet
 
         # The experiment is named: a nested run otherwise lands in the Default experiment, whose
         # artifacts an embedded store keeps in ./mlruns of the working directory.
@@ -186,6 +186,8 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
             )
         except MlflowException as exc:
             raise ValueError(f"invalid promotion thresholds: {exc.message}") from exc
+        from airflow_mlops.metrics import METRICS
+
         return {METRICS[metric].mlflow_name: rule}
 
     def _judge(self, rules: dict[str, Any] | None, challenger: str, champion: str | None) -> tuple[bool, str]:
@@ -208,6 +210,7 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
     def _evaluate(self, spec: FeatureSpec, metric: str, rules: dict[str, Any] | None, challenger: Any, champion: str | None, context: Context) -> dict[str, Any]:
         import mlflow
 
+        from airflow_mlops.metrics import METRICS, LabelSpace
         from airflow_mlops.utils import modeling
 
         self._results: dict[str, Any] = {}

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 from airflow_mlops import tables
 from airflow_mlops.exceptions import TableError
 from airflow_mlops.links.mlflow import MlflowModelVersionLink, MlflowRunLink
-from airflow_mlops.metrics import LABELS_TAG, plain_label, same_label
 from airflow_mlops.operators.base import (
     READ_TEMPLATE_FIELDS,
     MlopsTableOperator,
@@ -19,7 +18,6 @@ from airflow_mlops.operators.base import (
     run_tags,
     ti_key,
 )
-from airflow_mlops.utils.noise import mlflow_quiet
 from airflow_mlops.utils.registry import quote_filter
 from airflow_mlops.utils.values import as_mapping
 
@@ -193,7 +191,7 @@ class MlflowTrainModelOperator(MlopsTableOperator):
         """The classes and positive label, checked against the spec before anything is fitted."""
         if spec.task != "classification":
             return None
-        from airflow_mlops.metrics import LabelSpace
+        from airflow_mlops.metrics import LabelSpace, plain_label, same_label
 
         labels = LabelSpace.resolve(spec, train[spec.target].unique(), where=self.train_uri)
         stray = [v for v in map(plain_label, holdout[spec.target].unique()) if not any(same_label(v, c) for c in labels.classes)]
@@ -233,6 +231,7 @@ class MlflowTrainModelOperator(MlopsTableOperator):
     # -- execute -----------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_mlops.metrics import LABELS_TAG
         from airflow_mlops.utils import modeling
 
         self.reset_links(context)
@@ -300,6 +299,8 @@ class MlflowTrainModelOperator(MlopsTableOperator):
     def _log_lineage(self, spec: FeatureSpec, train: pd.DataFrame, holdout: pd.DataFrame) -> None:
         import mlflow
 
+        from airflow_mlops.utils.noise import mlflow_quiet
+
         with mlflow_quiet():
             mlflow.log_input(lineage_dataset(train, self.train_uri, spec.target, f"{spec.name}-train"), context="training")
             mlflow.log_input(
@@ -315,6 +316,8 @@ class MlflowTrainModelOperator(MlopsTableOperator):
 
         example = modeling.feature_frame(train.head(5), spec)
         output = model.predict_proba(example) if hasattr(model, "predict_proba") else model.predict(example)
+        from airflow_mlops.utils.noise import mlflow_quiet
+
         # cloudpickle, deliberately: MLflow's default skops format refuses HistGradientBoosting's
         # TreePredictor as an untrusted type. Models are only loaded from our own registry.
         with mlflow_quiet():
