@@ -23,3 +23,8 @@ def promoted_asset(model_name: str) -> Asset:
 def predictions_asset(model_name: str) -> Asset:
     """The Asset that gets an event when a month of predictions of ``model_name`` is published."""
     return Asset(name=f"mlops_{model_name}_predictions", group="mlops")
+
+
+def decay_asset(model_name: str) -> Asset:
+    """The Asset that gets an event when the labelled quality of ``model_name`` is confirmed to have decayed."""
+    return Asset(name=f"mlops_{model_name}_decay", group="mlops")

@@ -16,7 +16,7 @@ def _parser() -> argparse.ArgumentParser:
         "generate-data",
         help="write synthetic churn data (training snapshot + monthly partitions + FeatureSpec)",
         description=(
-            "Write deterministic synthetic customer-churn data: <to>/training/ (labelled), "
+            "Write deterministic synthetic customer-churn data: <to>/training/ (labelled), <to>/labels/month=YYYY-MM/ (the outcomes of each month), "
             "<to>/monthly/month=YYYY-MM/ (unlabelled) and <to>/churn_spec.yaml. Each partition ends with a "
             "_SUCCESS marker. Memory is bounded by --rows-per-file whatever --rows is."
         ),
@@ -32,6 +32,12 @@ def _parser() -> argparse.ArgumentParser:
         help="comma-separated features the drift shifts (default monthly_charges,support_calls,contract)",
     )
     gen.add_argument("--drift-strength", type=float, default=1.0, help="size of the shift (default 1.0)")
+    gen.add_argument(
+        "--concept-drift-from", default=None,
+        help="first month whose outcomes follow a changed relation to the features (concept drift; YYYY-MM)",
+    )
+    gen.add_argument("--concept-drift-strength", type=float, default=1.0, help="size of the concept drift (default 1.0)")
+    gen.add_argument("--no-labels", action="store_true", help="write no labels/month=YYYY-MM/ feed")
     gen.add_argument("--rows-per-file", type=int, default=250_000, help="rows per part file (default 250000)")
     gen.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     gen.add_argument("--conn-id", default=None, help="Airflow connection for s3:// (default [mlops] data_conn_id)")
@@ -119,6 +125,9 @@ def _generate_data(args: argparse.Namespace) -> int:
             drift_from=args.drift_from,
             drift_features=args.drift_features.split(",") if args.drift_features else churn.DEFAULT_DRIFT_FEATURES,
             drift_strength=args.drift_strength,
+            labels_feed=not args.no_labels,
+            concept_drift_from=args.concept_drift_from,
+            concept_drift_strength=args.concept_drift_strength,
             rows_per_file=args.rows_per_file,
             seed=args.seed,
             conn_id=args.conn_id,

@@ -126,3 +126,17 @@ class DriftDetectedError(MlopsError, RuntimeError):
     def __init__(self, detail: str, *, summary: dict[str, Any]) -> None:
         super().__init__(detail)
         self.summary = summary
+
+
+class ModelDecayError(MlopsError, RuntimeError):
+    """A model's quality on a labelled period decayed below its limits, and the policy says to fail.
+
+    :param detail: which model and version, which period, the metric against its baseline.
+    :param summary: the JSON summary pushed to XCom.
+    """
+
+    _pickle_fields = ("summary",)
+
+    def __init__(self, detail: str, *, summary: dict[str, Any]) -> None:
+        super().__init__(detail)
+        self.summary = summary

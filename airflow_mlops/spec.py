@@ -9,6 +9,7 @@
     positive_label: 1               # the positive class of a binary target (required unless 0/1 or false/true)
     id_columns: [customer_id]
     timestamp_column: snapshot_month   # optional
+    segments: [contract]            # optional: categorical features whose values are judged one by one
     numeric_features:
       tenure_months: {min: 0, max: 120}
       monthly_charges: {min: 0, nullable: true}
@@ -33,7 +34,7 @@ from airflow_mlops.exceptions import FeatureSpecError
 TASKS = ("classification", "regression")
 _TOP_KEYS = {
     "name", "task", "target", "classes", "positive_label", "id_columns", "timestamp_column", "numeric_features",
-    "categorical_features", "description",
+    "categorical_features", "segments", "description",
 }
 _NUMERIC_KEYS = {"min", "max", "nullable", "description"}
 _CATEGORICAL_KEYS = {"values", "nullable", "description"}
@@ -72,6 +73,8 @@ class FeatureSpec:
     :param timestamp_column: optional column with the row's time.
     :param numeric_features: numeric input columns.
     :param categorical_features: categorical input columns.
+    :param segments: categorical features by whose values quality is also measured (each value a
+        segment); batch inference carries them into its output.
     """
 
     name: str
@@ -83,6 +86,7 @@ class FeatureSpec:
     timestamp_column: str | None = None
     numeric_features: tuple[NumericFeature, ...] = ()
     categorical_features: tuple[CategoricalFeature, ...] = ()
+    segments: tuple[str, ...] = ()
     source: str | None = field(default=None, compare=False)
 
     @property
@@ -156,6 +160,8 @@ class FeatureSpec:
             f.name: {k: v for k, v in (("min", f.min), ("max", f.max)) if v is not None} | ({"nullable": True} if f.nullable else {})
             for f in self.numeric_features
         }
+        if self.segments:
+            doc["segments"] = list(self.segments)
         doc["categorical_features"] = {
             f.name: ({"values": list(f.values)} if f.values is not None else {}) | ({} if f.nullable else {"nullable": False})
             for f in self.categorical_features
@@ -319,6 +325,12 @@ def _parse(doc: Any, source: str | None) -> FeatureSpec:
         if col in seen:
             raise _fail(f"duplicate column {col!r} (in {seen[col]} and {role})", f"{role}.{col}", source)
         seen[col] = role
+    segments = doc.get("segments") or []
+    if isinstance(segments, str):
+        segments = [segments]
+    categorical_names = [f.name for f in categorical]
+    if not isinstance(segments, list) or any(s not in categorical_names for s in segments):
+        raise _fail(f"must list categorical features (one of {categorical_names}), got {segments!r}", "segments", source)
     return FeatureSpec(
         name=name,
         task=task,
@@ -329,5 +341,6 @@ def _parse(doc: Any, source: str | None) -> FeatureSpec:
         timestamp_column=timestamp,
         numeric_features=tuple(numeric),
         categorical_features=tuple(categorical),
+        segments=tuple(segments),
         source=source,
     )

@@ -1,6 +1,7 @@
 """Retraining: wait for data -> validate -> train -> evaluate challenger vs champion -> (approve) -> promote.
 
-Runs weekly, or as soon as the batch-prediction DAG reports drift (asset-or-time schedule), or when
+Runs weekly, or as soon as the batch-prediction DAG reports drift or the monitoring DAG reports decay
+(asset-or-time schedule), or when
 triggered from the UI, whose form exposes the estimator, hyperparameters and promotion thresholds.
 """
 
@@ -12,7 +13,7 @@ from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, TriggerRule, chain, task
 
 from airflow_mlops import settings
-from airflow_mlops.assets import drift_asset, promoted_asset
+from airflow_mlops.assets import decay_asset, drift_asset, promoted_asset
 from airflow_mlops.defaults import task_defaults
 from airflow_mlops.operators.registry import MlflowPromoteModelOperator
 from airflow_mlops.operators.training import MlflowTrainModelOperator
@@ -34,7 +35,7 @@ with DAG(
     dag_id="mlops_retraining",
     description="Validate, train, and promote the churn model only when it beats the champion",
     schedule=AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable("0 4 * * 1", timezone="UTC"), assets=drift_asset(MODEL_NAME)
+        timetable=CronTriggerTimetable("0 4 * * 1", timezone="UTC"), assets=drift_asset(MODEL_NAME) | decay_asset(MODEL_NAME)
     ),
     start_date=dt.datetime(2025, 1, 1, tzinfo=dt.UTC),
     catchup=False,

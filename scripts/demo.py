@@ -45,7 +45,7 @@ def main() -> int:
     print(f"AIRFLOW_HOME={home}\nSeeding demo data under {root}")
     summary = churn.generate_dataset(
         root, rows=20_000, months=churn.month_range("2025-01:2025-03"), training_rows=40_000, drift_from="2025-03",
-        rows_per_file=10_000,
+        concept_drift_from="2025-02", rows_per_file=10_000,
     )
     db.initdb()
     bag = DagBag()
@@ -66,7 +66,7 @@ def main() -> int:
     print("  metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())))
     print(f"  MLflow store: {MlflowHook().config.tracking_uri}")
 
-    print("Running mlops_batch_prediction for three months (the last one drifted by the generator) ...")
+    print("Running mlops_batch_prediction for three months (the generator drifts the inputs of the last one) ...")
     batch = bag.get_dag("mlops_batch_prediction")
     for month in summary["months"]:
         year, mon = (int(part) for part in month.split("-"))
@@ -79,7 +79,27 @@ def main() -> int:
         verdict = f"DRIFT in {drift['drifted_columns']}" if drift["drift_detected"] else "no drift"
         print(f"  {month}: {published['rows']} rows scored by v{','.join(published['model_versions'])} -> {published['uri']}")
         print(f"           {verdict} (share {drift['share']:.2f}); report {drift['report_uri']}")
+
+    print("Running mlops_model_monitoring once each month's labels have arrived (the generator changed what drives churn from 2025-02) ...")
+    monitoring = bag.get_dag("mlops_model_monitoring")
+    rows = []
+    for month in summary["months"]:
+        run = monitoring.test(logical_date=dt.datetime(2025, 6, 1, tzinfo=dt.UTC) + dt.timedelta(days=len(rows)), run_conf={"month": month})
+        if str(run.state) != "success":
+            print(f"  {month}: run {run.state}", file=sys.stderr)
+            return 1
+        rows.append((month, xcom(run, "quality_check"), states_of(run).get("signal_decay")))
+    print(f"  {'month':8} {'roc_auc':>8} {'holdout':>8} {'drop':>7} {'coverage':>9}  verdict")
+    for month, quality, signal in rows:
+        verdict = "DECAYED -> decay event, retraining scheduled" if signal == "success" else ("decayed" if quality["decayed"] else "holds")
+        print(f"  {month:8} {quality['value']:8.4f} {quality['baseline']:8.4f} {quality['drop']:7.4f} {quality['coverage']:9.0%}  {verdict}")
+    print("  2025-02: inputs unchanged (no drift), quality decayed: caught by monitoring alone.")
     return 0
+
+
+def states_of(dag_run: object) -> dict[str, str]:
+    """Task id -> final state of a demo run."""
+    return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}  # type: ignore[attr-defined]
 
 
 def xcom(dag_run: object, task_id: str) -> dict:

@@ -1,15 +1,22 @@
-"""Generate realistic synthetic churn data: a training snapshot and monthly scoring partitions.
+"""Generate realistic synthetic churn data: a training snapshot, monthly scoring partitions, and the
+labels feed that arrives for them later.
 
 Every file is generated from its own random stream seeded by ``(seed, month, part)``, so any file can
 be regenerated alone, the output is identical for the same arguments, and memory is bounded by
-``rows_per_file`` whatever the total size. From ``drift_from`` on, the chosen features shift (the
-"drift knob"), which the drift check should detect.
+``rows_per_file`` whatever the total size. Two knobs:
+
+* ``drift_from``: from that month on the chosen features shift (data drift), which the drift check
+  should detect;
+* ``concept_drift_from``: from that month on the relation between the features and churn changes
+  while the features keep their distribution (concept drift): the drift check sees nothing, the
+  quality check on the labels does.
 
 Layout under ``to``::
 
-    training/part-00000.parquet ... _SUCCESS       labelled snapshot (pre-drift distribution)
+    training/part-00000.parquet ... _SUCCESS                labelled snapshot (before any drift)
     monthly/month=2025-01/part-00000.parquet ... _SUCCESS   unlabelled monthly partitions
-    churn_spec.yaml                                 the FeatureSpec
+    labels/month=2025-01/part-00000.parquet ... _SUCCESS    the month's outcomes: customer_id, churned
+    churn_spec.yaml                                          the FeatureSpec
 """
 
 from __future__ import annotations
@@ -71,6 +78,7 @@ def generate_frame(
     drift_features: Sequence[str] = (),
     drift_strength: float = 1.0,
     labels: bool = True,
+    concept_drift: float = 0.0,
 ) -> pd.DataFrame:
     """Generate one file's rows.
 
@@ -81,6 +89,9 @@ def generate_frame(
     :param drift_features: features shifted by the drift knob (keys of :data:`DRIFTS`).
     :param drift_strength: size of the shift (0 = none, 1 = clear).
     :param labels: include the ``churned`` label.
+    :param concept_drift: how far churn's causes move away from the training relation (0 = none, 1 =
+        clear): long-tenure two-year customers on fiber start leaving, satisfaction stops mattering.
+        The features are drawn exactly as without it.
     """
     import numpy as np
     import pandas as pd
@@ -135,6 +146,10 @@ def generate_frame(
             + 0.3 * df["late_payments"]
             + rng.normal(0, 0.9, rows)
         )
+        if concept_drift:  # a competitor's fibre offer: loyal customers leave, the old signals fade
+            logit = (1 - 0.7 * concept_drift) * logit + concept_drift * (
+                1.6 * (df["contract"] == "two-year") + 0.04 * df["tenure_months"] + 1.1 * (df["internet_service"] == "fiber") - 2.2
+            )
         df["churned"] = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype("int64")
     return df
 
@@ -153,6 +168,25 @@ def _write_partition(
     return [f"{folder}/{n}" for n in names]
 
 
+def _write_month(
+    features: str, outcomes: str | None, total_rows: int, rows_per_file: int, *, conn_id: str | None, **frame_kwargs: Any
+) -> None:
+    """One month: the unlabelled features partition and, apart, its labels feed (same rows, same ids)."""
+    folders = [features] + ([outcomes] if outcomes else [])
+    for folder in folders:
+        tables.begin_partition(folder, conn_id=conn_id)
+    names = []
+    for part, start in enumerate(range(0, total_rows, rows_per_file)):
+        name = f"part-{part:05d}.parquet"
+        frame = generate_frame(min(rows_per_file, total_rows - start), part=part, labels=True, **frame_kwargs)
+        tables.write_table(frame.drop(columns=["churned"]), f"{features}/{name}", conn_id=conn_id)
+        if outcomes:
+            tables.write_table(frame[["customer_id", "churned"]], f"{outcomes}/{name}", conn_id=conn_id)
+        names.append(name)
+    for folder in folders:
+        tables.finish_partition(folder, keep=names, conn_id=conn_id, extra={"rows": total_rows})
+
+
 def generate_dataset(
     to: str,
     *,
@@ -165,8 +199,11 @@ def generate_dataset(
     rows_per_file: int = 250_000,
     seed: int = 42,
     conn_id: str | None = None,
+    labels_feed: bool = True,
+    concept_drift_from: str | None = None,
+    concept_drift_strength: float = 1.0,
 ) -> dict[str, Any]:
-    """Write the training snapshot, the monthly partitions and the spec under ``to``.
+    """Write the training snapshot, the monthly partitions, their labels feed and the spec under ``to``.
 
     :param to: root URI (``file://``, ``s3://`` or a local path).
     :param rows: rows per monthly partition.
@@ -174,14 +211,19 @@ def generate_dataset(
     :param training_rows: rows of the training snapshot (default ``rows``; 0 skips it).
     :param drift_from: first drifted month; ``None`` for no drift.
     :param rows_per_file: rows per part file; bounds memory.
+    :param labels_feed: also write ``labels/month=YYYY-MM/`` (ids + outcome) for every month.
+    :param concept_drift_from: first month whose outcomes follow the changed relation; ``None`` for none.
     :return: a summary with the URIs written and the drifted months.
     """
     if rows <= 0 or rows_per_file <= 0:
         raise ValueError("rows and rows_per_file must be positive")
     root = str(to).rstrip("/")
     drift_at = month_ordinal(drift_from) if drift_from else None
+    concept_at = month_ordinal(concept_drift_from) if concept_drift_from else None
     training_rows = rows if training_rows is None else training_rows
-    summary: dict[str, Any] = {"root": root, "spec": f"{root}/churn_spec.yaml", "months": {}, "drifted_months": []}
+    summary: dict[str, Any] = {
+        "root": root, "spec": f"{root}/churn_spec.yaml", "months": {}, "labels": {}, "drifted_months": [], "concept_drifted_months": [],
+    }  # fmt: skip
     tables.write_text(SPEC_PATH.read_text(encoding="utf-8"), summary["spec"], conn_id=conn_id)
     if training_rows:
         summary["training"] = f"{root}/training"
@@ -190,20 +232,20 @@ def generate_dataset(
         )
     for month in months:
         drifted = drift_at is not None and month_ordinal(month) >= drift_at
-        folder = f"{root}/monthly/month={month}"
-        _write_partition(
-            folder,
-            rows,
-            rows_per_file,
-            conn_id=conn_id,
-            seed=seed,
-            month=month,
-            drift_features=drift_features if drifted else (),
-            drift_strength=drift_strength,
-            labels=False,
-        )
-        summary["months"][month] = folder
+        concept = concept_at is not None and month_ordinal(month) >= concept_at
+        features = f"{root}/monthly/month={month}"
+        outcomes = f"{root}/labels/month={month}" if labels_feed else None
+        _write_month(
+            features, outcomes, rows, rows_per_file, conn_id=conn_id, seed=seed, month=month,
+            drift_features=drift_features if drifted else (), drift_strength=drift_strength,
+            concept_drift=concept_drift_strength if concept else 0.0,
+        )  # fmt: skip
+        summary["months"][month] = features
+        if outcomes:
+            summary["labels"][month] = outcomes
         if drifted:
             summary["drifted_months"].append(month)
-        log.info("Wrote %s rows for %s%s", rows, month, " (drifted)" if drifted else "")
+        if concept:
+            summary["concept_drifted_months"].append(month)
+        log.info("Wrote %s rows for %s%s%s", rows, month, " (drifted)" if drifted else "", " (concept drift)" if concept else "")
     return summary

@@ -78,3 +78,10 @@ class DriftReportLink(ReportLink):
 
     name = "Drift report"
     key = "drift_report_uri"
+
+
+class QualityReportLink(ReportLink):
+    """"Quality report": the Evidently classification/regression report of a labelled period."""
+
+    name = "Quality report"
+    key = "quality_report_uri"

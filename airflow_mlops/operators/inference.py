@@ -102,7 +102,7 @@ class MlflowBatchPredictOperator(MlopsTableOperator):
     without an upstream validate task. The output is published atomically: a rerun replaces it, and
     with the same model version gives a byte-identical file; a failed run leaves an earlier output as it was.
 
-    Output columns: the spec's id (and timestamp) columns, ``prediction`` (in the target's own labels:
+    Output columns: the spec's id (and timestamp) columns, its ``segments`` columns, ``prediction`` (in the target's own labels:
     strings, booleans or integers), for classifiers ``probability`` = P(positive label) when binary
     or one ``probability_<class>`` column per class when multiclass, ``model_name``,
     ``model_version``, ``scored_at`` (the run's logical date, not the wall clock); with ``shadow_ref``
@@ -353,7 +353,8 @@ class MlflowBatchPredictOperator(MlopsTableOperator):
 
         x = modeling.feature_frame(batch.select(spec.feature_columns).to_pandas(), spec)
         n = batch.num_rows
-        out: dict[str, pa.Array] = {name: batch.column(name) for name in spec.passthrough_columns}
+        # ids, then the segments, so monitoring can judge quality per segment from the output alone
+        out: dict[str, pa.Array] = {name: batch.column(name) for name in [*spec.passthrough_columns, *spec.segments]}
         for scorer in scorers:
             out.update(scorer.score(x, n, spec.task))
         out["model_name"] = pa.repeat(pa.scalar(self.model_name, pa.string()), n)

@@ -33,3 +33,9 @@ def previous_month(moment: dt.datetime | dt.date | None) -> str:
     if moment is None:
         raise ValueError("this run has no logical date; pass the month explicitly (params.month)")
     return month_name(moment.year * 12 + moment.month - 2)
+
+
+def labelled_month(logical_date: dt.datetime | None, lag_months: int | str) -> str:
+    """The month whose labels have closed at ``logical_date``: the month before it, ``lag_months`` earlier
+    (a run on 2025-04-01 with a lag of 1 judges 2025-02, scored on 2025-03-01)."""
+    return month_name(month_ordinal(previous_month(logical_date)) - int(lag_months))

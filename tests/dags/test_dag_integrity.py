@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from airflow.sdk.exceptions import ParamValidationError
 
 from tests.conftest import REPO
 
@@ -85,8 +86,26 @@ def test_batch_prediction_graph_schedule_and_form(bag) -> None:
             trial.validate()
 
 
-def test_drift_asset_schedules_retraining(bag) -> None:
+def test_drift_or_decay_asset_schedules_retraining(bag) -> None:
     retraining = bag.dags["mlops_retraining"]
     drift_outlet = bag.dags["mlops_batch_prediction"].task_dict["signal_drift"].outlets[0]
+    decay_outlet = bag.dags["mlops_model_monitoring"].task_dict["signal_decay"].outlets[0]
 
-    assert retraining.timetable.asset_condition == drift_outlet
+    condition = retraining.timetable.asset_condition
+    assert type(condition).__name__ == "AssetAny" and list(condition.objects) == [drift_outlet, decay_outlet]
+
+
+def test_monitoring_dag_shape_and_form(bag) -> None:
+    from airflow.sdk.definitions.param import ParamsDict
+
+    dag = bag.dags["mlops_model_monitoring"]
+    assert dag.task_dict["quality_check"].upstream_task_ids == {"wait_for_labels"}
+    assert dag.task_dict["signal_decay"].upstream_task_ids == {"quality_check"}
+    assert dag.task_dict["wait_for_labels"].deferrable is True
+    params = dag.params
+    assert params["label_lag_months"] == 1 and params["max_relative_drop"] == 0.05
+    for bad in ({"label_lag_months": -1}, {"max_relative_drop": 0}, {"metric": "auc"}, {"month": "2025-13"}):
+        trial = ParamsDict({k: params.get_param(k) for k in params})
+        with pytest.raises(ParamValidationError):
+            trial.update(bad)  # the form refuses it (on update or on validate)
+            trial.validate()

@@ -17,7 +17,7 @@ def demo_data(airflow_db) -> dict[str, Any]:
 
     return churn.generate_dataset(
         f"{settings.data_root()}/churn", rows=4000, months=["2025-01", "2025-02", "2025-03"],
-        training_rows=8000, drift_from="2025-03", rows_per_file=2000,
+        training_rows=8000, drift_from="2025-03", concept_drift_from="2025-02", rows_per_file=2000,
     )  # fmt: skip
 
 

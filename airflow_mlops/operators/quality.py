@@ -1,0 +1,293 @@
+"""Measure a model's quality on a scored period once its labels have arrived, and call decay."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_mlops import tables
+from airflow_mlops.exceptions import TableError
+from airflow_mlops.links.reports import QualityReportLink
+from airflow_mlops.operators.base import READ_TEMPLATE_FIELDS, MlopsTableOperator, check_choice, mlops_template_fields
+from airflow_mlops.utils.values import optional_float, optional_text
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from airflow.sdk import Context
+
+    from airflow_mlops.metrics import LabelSpace
+    from airflow_mlops.spec import FeatureSpec
+
+ON_DECAY = ("fail", "skip", "continue")
+#: Columns the batch-inference output carries besides ids, segments and probabilities.
+PREDICTION = "prediction"
+VERSION = "model_version"
+
+
+class ModelQualityCheckOperator(MlopsTableOperator):
+    """Join a period's labels (arriving weeks after scoring) to its published predictions, measure the
+    model's quality with the metric definitions of training (:mod:`airflow_mlops.metrics`), per
+    segment too, and compare it with the scoring version's holdout baseline from the registry.
+
+    The predictions are the batch-inference output partition of the period (its ``_SUCCESS`` marker
+    is required: an unpublished period is refused); they are joined to the labels by the spec's id
+    columns. Label coverage (labelled predictions / predictions) below ``min_coverage`` fails the task
+    (a retry later may find more labels). Duplicate label ids and labels of classes the model never
+    learnt are errors; labels of ids never scored are counted in the summary.
+
+    Decay: the period's ``metric`` dropped, against the version's holdout value, by more than
+    ``max_absolute_drop`` or by more than ``max_relative_drop`` (a share of the baseline); with
+    ``consecutive`` = N > 1, ``trigger_retraining`` needs N decayed periods in a row. Segments
+    (the spec's ``segments``, carried into the predictions by batch inference) are measured with
+    fairlearn's ``MetricFrame``; a segment with at least ``min_segment_rows`` labelled rows below the
+    same limits is flagged. An Evidently classification/regression report (HTML) and a JSON summary
+    are written to ``<reports root>/quality/<model>/period=<period>/``; a rerun of a period replaces
+    them. The period's metrics are logged to the version's monitoring run in MLflow, one step per
+    period (see :func:`airflow_mlops.utils.monitoring.record_period`).
+
+    :param predictions_uri: the period's published prediction partition (templated).
+    :param labels_uri: the period's labels: a file or partition with the id columns and the target (templated).
+    :param spec_uri: FeatureSpec YAML (templated).
+    :param model_name: registered model (templated).
+    :param period: the period, ``YYYY-MM`` (templated).
+    :param metric: the metric judged (default ``roc_auc`` / ``rmse``) (templated).
+    :param max_absolute_drop: largest allowed drop below the baseline, in metric units (templated).
+    :param max_relative_drop: largest allowed drop as a share of the baseline, 0..1 (templated; default 0.05).
+    :param min_coverage: smallest share of predictions that must have a label (templated; default 0.5).
+    :param min_segment_rows: labelled rows a segment needs to be judged (default 50).
+    :param on_decay: ``fail`` | ``skip`` | ``continue`` when decay is found (templated).
+    :param consecutive: decayed periods in a row needed before ``trigger_retraining`` (templated).
+    :param reports_uri: the folder of this model's quality records (templated): each period is written
+        to ``period=<period>/`` below it, and the hysteresis reads the earlier periods there; default
+        ``<reports root>/quality/<model>``.
+    :param require_marker: the labels' readiness policy (default ``[mlops] require_marker``).
+    :param csv_options: CSV dialect of the labels (see :class:`~airflow_mlops.operators.base.MlopsTableOperator`).
+    :return: (XCom) ``{"period", "model_name", "model_version", "metric", "value", "baseline", "drop",
+        "relative_drop", "decayed", "trigger_retraining", "metrics", "baseline_metrics", "rows" {"predictions",
+        "labels", "labelled", "unscored_labels"}, "coverage", "segments" [...], "flagged_segments",
+        "report_uri", "summary_uri", "mlflow_run_id"}``.
+    """
+
+    template_fields: Sequence[str] = mlops_template_fields(
+        "predictions_uri", "labels_uri", "spec_uri", "model_name", "period", "metric", "max_absolute_drop",
+        "max_relative_drop", "min_coverage", "on_decay", "consecutive", "reports_uri", *READ_TEMPLATE_FIELDS,
+    )  # fmt: skip
+    operator_extra_links = (QualityReportLink(),)
+    ui_color = "#e8f5e9"
+
+    def __init__(
+        self,
+        *,
+        predictions_uri: str,
+        labels_uri: str,
+        spec_uri: str,
+        model_name: str,
+        period: str,
+        metric: str | None = None,
+        max_absolute_drop: float | str | None = None,
+        max_relative_drop: float | str | None = 0.05,
+        min_coverage: float | str = 0.5,
+        min_segment_rows: int = 50,
+        on_decay: str = "continue",
+        consecutive: int | str = 1,
+        reports_uri: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.predictions_uri = predictions_uri
+        self.labels_uri = labels_uri
+        self.spec_uri = spec_uri
+        self.model_name = model_name
+        self.period = period
+        self.metric = metric
+        self.max_absolute_drop = max_absolute_drop
+        self.max_relative_drop = max_relative_drop
+        self.min_coverage = min_coverage
+        self.min_segment_rows = min_segment_rows
+        self.on_decay = on_decay
+        self.consecutive = consecutive
+        self.reports_uri = reports_uri
+
+    # -- inputs ------------------------------------------------------------------------------------
+
+    def _predictions(self, spec: FeatureSpec) -> pd.DataFrame:
+        """The published predictions of the period (our own output: its marker is always required)."""
+        own = tables.TableReader(conn_id=self.data_conn_id, require_marker=True)
+        frame = own.read(self.predictions_uri)
+        missing = [c for c in [*spec.id_columns, PREDICTION, VERSION] if c not in frame.columns]
+        if missing:
+            raise TableError(f"not a batch-inference output: column(s) {missing} missing", uri=self.predictions_uri)
+        return frame
+
+    def _labels(self, spec: FeatureSpec) -> pd.DataFrame:
+        """The labels feed, one row per id (a duplicated id is an error: which label would count?)."""
+        frame = self.reader.read(self.labels_uri, columns=[*spec.id_columns, spec.target])
+        dupes = frame[frame.duplicated(list(spec.id_columns), keep=False)]
+        if not dupes.empty:
+            sample = dupes[list(spec.id_columns)].drop_duplicates().head(5).to_dict("records")
+            raise TableError(f"{len(dupes)} label rows share their id {list(spec.id_columns)}, e.g. {sample}; keep one label per id", uri=self.labels_uri)
+        return frame.dropna(subset=[spec.target])
+
+    def _join(self, spec: FeatureSpec, predictions: pd.DataFrame, labelled: pd.DataFrame) -> pd.DataFrame:
+        """Predictions with their labels, by the id columns (ids must be unique and of the same type on both sides)."""
+        import pandas as pd
+
+        ids = list(spec.id_columns)
+        if predictions.duplicated(ids).any():
+            raise TableError(f"{int(predictions.duplicated(ids).sum())} predictions repeat an id {ids}: the scored input had duplicate ids", uri=self.predictions_uri)
+        for column in ids:
+            if predictions[column].dtype.kind != labelled[column].dtype.kind:
+                raise TableError(
+                    f"id column {column!r} is {labelled[column].dtype} in the labels but {predictions[column].dtype} in the predictions", uri=self.labels_uri
+                )
+        try:
+            return predictions.merge(labelled, on=ids, how="inner", validate="one_to_one")
+        except (pd.errors.MergeError, ValueError) as exc:
+            raise TableError(f"cannot join the labels to {self.predictions_uri}: {exc}", uri=self.labels_uri) from exc
+
+    # -- quality -----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _probabilities(frame: pd.DataFrame, labels: LabelSpace | None) -> Any:
+        """The probability matrix in ``labels.classes`` order, as ``predict_proba`` gave it, or ``None``."""
+        import numpy as np
+
+        if labels is None:
+            return None
+        if labels.binary:
+            if "probability" not in frame.columns:
+                return None
+            positive = frame["probability"].to_numpy(dtype="float64")
+            return np.column_stack([1 - positive, positive] if labels.positive_index == 1 else [positive, 1 - positive])
+        columns = [f"probability_{c}" for c in labels.classes]
+        return frame[columns].to_numpy(dtype="float64") if all(c in frame.columns for c in columns) else None
+
+    def _measure(self, spec: FeatureSpec, frame: pd.DataFrame, labels: LabelSpace | None) -> dict[str, float]:
+        from airflow_mlops import metrics
+
+        return metrics.compute(spec.task, frame[spec.target].to_numpy(), frame[PREDICTION].to_numpy(), self._probabilities(frame, labels), labels)
+
+    def _segments(self, spec: FeatureSpec, frame: pd.DataFrame, labels: LabelSpace | None, limit: Any) -> list[dict[str, Any]]:
+        """Every value of each segment column (fairlearn ``MetricFrame``): rows, the metric, and whether it decayed."""
+        import numpy as np
+        from fairlearn.metrics import MetricFrame
+
+        def rows(y_true: Any, y_pred: Any, positions: Any) -> int:
+            return len(positions)
+
+        def score(y_true: Any, y_pred: Any, positions: Any) -> float:
+            try:  # the whole definition (probabilities included) on the segment's rows
+                return self._measure(spec, frame.iloc[np.asarray(positions)], labels)[self._metric]
+            except ValueError:  # e.g. one class only in a small segment: ROC AUC is undefined there
+                return float("nan")
+
+        positions = np.arange(len(frame))
+        out = []
+        for column in spec.segments:
+            if column not in frame.columns:
+                raise TableError(f"segment column {column!r} is not in the predictions; score with a spec that names it", uri=self.predictions_uri)
+            groups = frame[column].astype("object").where(frame[column].notna(), "(missing)")
+            by_group = MetricFrame(
+                metrics={"rows": rows, "score": score}, y_true=frame[spec.target], y_pred=frame[PREDICTION],
+                sensitive_features=groups.rename(column), sample_params={"rows": {"positions": positions}, "score": {"positions": positions}},
+            ).by_group  # fmt: skip
+            for value, row in by_group.iterrows():
+                judged = int(row["rows"]) >= self.min_segment_rows and row["score"] == row["score"]
+                out.append(
+                    {"segment": column, "value": str(value), "rows": int(row["rows"]), self._metric: float(row["score"]),
+                     "judged": bool(judged), "decayed": bool(judged and limit(float(row["score"])))}
+                )  # fmt: skip
+        return out
+
+    # -- execute -----------------------------------------------------------------------------------
+
+    def execute(self, context: Context) -> dict[str, Any]:  # noqa: C901 - the steps read best in order
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from airflow_mlops import metrics
+        from airflow_mlops.metrics import LabelSpace, plain_label, same_label
+        from airflow_mlops.utils import monitoring
+
+        check_choice("on_decay", self.on_decay, ON_DECAY)
+        self.reset_links(context)
+        spec = self.load_spec(self.spec_uri)
+        try:
+            chosen = metrics.metric(optional_text(self.metric) or metrics.default_metric(spec.task), spec.task)
+            absolute = optional_float(self.max_absolute_drop, "max_absolute_drop")
+            relative = optional_float(self.max_relative_drop, "max_relative_drop")
+            coverage_floor = float(self.min_coverage)
+            consecutive = int(self.consecutive)
+        except ValueError as exc:
+            raise AirflowFailException(f"{exc} (no retry: a configuration error does not heal)") from exc
+        if absolute is None and relative is None:
+            raise AirflowFailException("set max_absolute_drop or max_relative_drop: decay needs a limit")
+        self._metric = chosen.name
+
+        predictions = self._predictions(spec)
+        versions = sorted({str(v) for v in predictions[VERSION].unique()})
+        if len(versions) != 1:
+            raise TableError(f"the period was scored by several versions {versions}; judge one scoring at a time", uri=self.predictions_uri)
+        version = versions[0]
+        labelled_feed = self._labels(spec)
+        joined = self._join(spec, predictions, labelled_feed)
+        coverage = len(joined) / len(predictions) if len(predictions) else 0.0
+        rows = {"predictions": len(predictions), "labels": len(labelled_feed), "labelled": len(joined), "unscored_labels": len(labelled_feed) - len(joined)}
+        if coverage < coverage_floor or joined.empty:
+            raise ValueError(
+                f"label coverage {coverage:.1%} of {self.predictions_uri} is below min_coverage {coverage_floor:.0%} "
+                f"({len(joined)} of {len(predictions)} predictions have a label in {self.labels_uri}); later, with more labels, it may pass"
+            )
+
+        with self.mlflow_hook.activated():
+            client = self.mlflow_hook.client
+            model_version = client.get_model_version(self.model_name, version)
+            labels = None
+            if spec.task == "classification":
+                labels = LabelSpace.from_tags(model_version.tags) or LabelSpace.resolve(spec, joined[PREDICTION].unique(), where=self.predictions_uri)
+                unknown = sorted({str(v) for v in map(plain_label, joined[spec.target].unique()) if not any(same_label(v, c) for c in labels.classes)})
+                if unknown:
+                    raise AirflowFailException(f"{self.labels_uri}: labels {unknown} are not classes v{version} learnt ({list(labels.classes)})")
+                joined[spec.target] = joined[spec.target].map(plain_label)
+            baseline_metrics = {k.removeprefix("mlops.metric."): float(v) for k, v in model_version.tags.items() if k.startswith("mlops.metric.")}
+            if chosen.name not in baseline_metrics:
+                raise AirflowFailException(f"{self.model_name} v{version} records no holdout {chosen.name} (tag mlops.metric.{chosen.name})")
+            baseline = baseline_metrics[chosen.name]
+
+            def decayed(value: float) -> bool:
+                drop = (baseline - value) if chosen.greater_is_better else (value - baseline)
+                return (absolute is not None and drop > absolute) or (relative is not None and drop > relative * abs(baseline))
+
+            current = self._measure(spec, joined, labels)
+            value = current[chosen.name]
+            segments = self._segments(spec, joined, labels, decayed) if spec.segments else []
+            drop = (baseline - value) if chosen.greater_is_better else (value - baseline)
+            is_decayed = decayed(value)
+            base = (optional_text(self.reports_uri) or monitoring.quality_root(self.model_name)).rstrip("/")
+            reports = f"{base}/period={self.period}"
+            summary: dict[str, Any] = {
+                "period": self.period, "model_name": self.model_name, "model_version": version, "metric": chosen.name,
+                "value": value, "baseline": baseline, "drop": drop, "relative_drop": drop / abs(baseline) if baseline else None,
+                "max_absolute_drop": absolute, "max_relative_drop": relative, "decayed": is_decayed, "consecutive": consecutive,
+                "metrics": current, "baseline_metrics": baseline_metrics, "rows": rows, "coverage": coverage,
+                "segments": segments, "flagged_segments": [s for s in segments if s["decayed"]],
+                "predictions_uri": self.predictions_uri, "labels_uri": self.labels_uri,
+            }  # fmt: skip
+            summary["trigger_retraining"] = is_decayed and (
+                consecutive <= 1 or monitoring.earlier_periods(base, self.period, consecutive - 1, "decayed", conn_id=self.data_conn_id)
+            )
+            summary["report_uri"] = monitoring.write_quality_report(spec, joined, labels, f"{reports}/report.html", conn_id=self.data_conn_id)
+            summary["mlflow_run_id"] = monitoring.record_period(self.mlflow_hook, self.model_name, version, self.period, summary, context)
+        summary["summary_uri"] = tables.write_text(json.dumps(summary, indent=2, default=str), f"{reports}/summary.json", conn_id=self.data_conn_id)
+        QualityReportLink.persist(context, summary["report_uri"])
+        self.log.info(
+            "%s v%s on %s: %s = %.4f vs holdout %.4f (drop %.4f) -> %s; coverage %.1f%% (%d labelled)%s", self.model_name, version,
+            self.period, chosen.name, value, baseline, drop, "DECAYED" if is_decayed else "no decay", 100 * coverage, len(joined),
+            f"; segments below the limit: {[(s['segment'], s['value']) for s in summary['flagged_segments']]}" if summary["flagged_segments"] else "",
+        )  # fmt: skip
+        if not is_decayed or self.on_decay == "continue":
+            return summary
+        from airflow_mlops.exceptions import ModelDecayError
+
+        message = f"{self.model_name} v{version} decayed on {self.period}: {chosen.name} {value:.4f} vs holdout {baseline:.4f}"
+        self.stop_with(context, summary, skip=self.on_decay == "skip", error=ModelDecayError(message, summary=summary))

@@ -1,0 +1,100 @@
+"""Monthly model-quality monitoring: once a scored month's labels have arrived, measure how good its
+predictions were, per segment too, against the scoring version's holdout baseline.
+
+Labels arrive after the outcome is known: with ``label_lag_months`` = 1 (default), the run on
+2025-04-01 judges 2025-02 (scored on 2025-03-01; its churn known a month later). Confirmed decay
+(``consecutive_decayed_months`` in a row) emits an event on the decay Asset, which schedules
+``mlops_retraining`` like drift does: drift watches the inputs, this watches the outcomes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from airflow.sdk import DAG, Param, chain, task
+
+from airflow_mlops import settings
+from airflow_mlops.assets import decay_asset
+from airflow_mlops.defaults import task_defaults
+from airflow_mlops.operators.quality import ModelQualityCheckOperator
+from airflow_mlops.sensors.partition import DataPartitionSensor
+from airflow_mlops.utils.periods import labelled_month
+
+MODEL_NAME = "churn"
+DATA = "{{ data_root() }}/" + MODEL_NAME
+SPEC = DATA + "/churn_spec.yaml"
+MONTH = "{{ params.month or labelled_month(logical_date, params.label_lag_months) }}"
+DECAY = decay_asset(MODEL_NAME)
+
+with DAG(
+    dag_id="mlops_model_monitoring",
+    description="Measure the churn model's quality on each month once its labels have arrived",
+    schedule="@monthly",
+    start_date=dt.datetime(2025, 3, 1, tzinfo=dt.UTC),
+    catchup=False,
+    max_active_runs=3,
+    tags=["mlops", "monitoring"],
+    user_defined_macros={"data_root": settings.data_root, "labelled_month": labelled_month},
+    default_args=task_defaults(),
+    params={
+        "month": Param(
+            None, type=["null", "string"], pattern="^[0-9]{4}-(0[1-9]|1[0-2])$", title="Month (YYYY-MM)",
+            description="Judge this scored month instead of the one whose labels closed at the logical date.",
+        ),
+        "label_lag_months": Param(
+            1, type="integer", minimum=0, maximum=24, title="Label lag (months)",
+            description="How long after a scored month its labels are complete.",
+        ),
+        "metric": Param(
+            "roc_auc", type="string", enum=["roc_auc", "f1", "precision", "recall", "accuracy", "log_loss"], title="Metric",
+            description="The metric compared with the scoring version's holdout value.",
+        ),
+        "max_relative_drop": Param(
+            0.05, type="number", exclusiveMinimum=0, maximum=1, title="Largest relative drop",
+            description="Decay: the metric fell below the holdout value by more than this share of it.",
+        ),
+        "min_coverage": Param(
+            0.5, type="number", exclusiveMinimum=0, maximum=1, title="Minimum label coverage",
+            description="Share of the month's predictions that must have a label before it is judged.",
+        ),
+        "consecutive_decayed_months": Param(
+            1, type="integer", minimum=1, maximum=12, title="Decayed months before retraining",
+            description="Hysteresis: retraining is triggered only after this many decayed months in a row.",
+        ),
+    },
+) as dag:  # fmt: skip
+    wait = DataPartitionSensor(
+        task_id="wait_for_labels",
+        uri=DATA + "/labels/month=" + MONTH,
+        poke_interval=settings.partition_poke_interval(),
+        timeout=14 * 24 * 3600,
+        deferrable=True,
+    )
+    quality = ModelQualityCheckOperator(
+        task_id="quality_check",
+        predictions_uri=DATA + "/predictions/month=" + MONTH,
+        labels_uri=DATA + "/labels/month=" + MONTH,
+        spec_uri=SPEC,
+        model_name=MODEL_NAME,
+        period=MONTH,
+        metric="{{ params.metric }}",
+        max_relative_drop="{{ params.max_relative_drop }}",
+        min_coverage="{{ params.min_coverage }}",
+        consecutive="{{ params.consecutive_decayed_months }}",
+        on_decay="continue",
+    )
+
+    @task(outlets=[DECAY])
+    def signal_decay(summary: dict[str, Any], *, outlet_events: Any = None) -> dict[str, Any]:
+        """Emit the decay Asset event (which schedules retraining) only when the check says so."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        if not summary["trigger_retraining"]:
+            raise AirflowSkipException(f"no retraining trigger for {summary['period']} (decayed: {summary['decayed']})")
+        keys = ("period", "metric", "value", "baseline", "model_version", "report_uri")
+        outlet_events[DECAY].extra = {k: summary[k] for k in keys}
+        return summary
+
+    chain(wait, quality)
+    signal_decay(quality.output)

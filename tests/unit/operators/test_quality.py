@@ -1,0 +1,163 @@
+"""Model-quality monitoring on late labels: real sklearn, MLflow, Evidently and fairlearn on the churn
+generator's labels feed, with a month of concept drift that the drift check cannot see."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+
+from airflow_mlops import metrics, tables
+from airflow_mlops.example_data import SPEC_PATH, churn
+from airflow_mlops.exceptions import ModelDecayError, PartitionNotReadyError, TableError
+from airflow_mlops.hooks.mlflow import MlflowHook
+from airflow_mlops.operators.drift import EvidentlyDriftCheckOperator
+from airflow_mlops.operators.inference import MlflowBatchPredictOperator
+from airflow_mlops.operators.quality import ModelQualityCheckOperator
+from airflow_mlops.operators.registry import MlflowPromoteModelOperator
+from airflow_mlops.operators.training import MlflowTrainModelOperator
+from airflow_mlops.utils import monitoring
+from airflow_mlops.utils.periods import month_ordinal
+from tests.helpers import task_context
+
+SPEC = str(SPEC_PATH)
+MONTHS = ["2025-01", "2025-02"]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> dict:
+    """A champion trained before any drift, and two scored months: stable, then concept drift."""
+    root = tmp_path_factory.mktemp("quality")
+    data = churn.generate_dataset(
+        str(root), rows=4000, months=MONTHS, training_rows=8000, rows_per_file=4000, concept_drift_from="2025-02", seed=11
+    )
+    model = f"q_{uuid.uuid4().hex[:6]}"
+    trained = MlflowTrainModelOperator(
+        task_id="train", train_uri=data["training"], spec_uri=SPEC, model_name=model, estimator_params={"max_iter": 60}
+    ).execute(task_context("train"))
+    MlflowPromoteModelOperator(task_id="promote", model_name=model, spec_uri=SPEC).execute(task_context("promote"))
+    for month in MONTHS:
+        out = f"{root}/predictions/month={month}"
+        MlflowBatchPredictOperator(
+            task_id="predict", input_uri=f"{data['months'][month]}/part-00000.parquet", output_uri=f"{out}/part-00000.parquet",
+            spec_uri=SPEC, model_name=model, scored_at=f"{month}-28",
+        ).execute(task_context("predict"))  # fmt: skip
+        tables.finish_partition(out, keep=["part-00000.parquet"])
+    return data | {"root": root, "model": model, "version": trained["version"], "trained": trained}
+
+
+def check(world: dict, month: str, reports: Path, **kwargs) -> dict:
+    kwargs.setdefault("labels_uri", world["labels"][month])
+    op = ModelQualityCheckOperator(
+        task_id="quality", predictions_uri=f"{world['root']}/predictions/month={month}", spec_uri=SPEC,
+        model_name=world["model"], period=month, reports_uri=str(reports), max_relative_drop=0.05, **kwargs,
+    )  # fmt: skip
+    return op.execute(task_context("quality"))
+
+
+def test_a_stable_month_holds_and_a_concept_drifted_month_decays_while_its_inputs_do_not_drift(world, tmp_path) -> None:
+    stable = check(world, "2025-01", tmp_path)
+    decayed = check(world, "2025-02", tmp_path)
+
+    assert stable["decayed"] is False and stable["coverage"] == 1.0 and stable["rows"]["labelled"] == 4000
+    assert stable["baseline"] == pytest.approx(world["trained"]["metrics"]["roc_auc"], abs=1e-6)
+    assert decayed["decayed"] is True and decayed["trigger_retraining"] is True
+    assert decayed["value"] < stable["value"] - 0.05, (stable["value"], decayed["value"])
+    # The inputs of the decayed month did not move: the drift check has nothing to say.
+    drift = EvidentlyDriftCheckOperator(
+        task_id="drift", current_uri=world["months"]["2025-02"], reference_uri=world["training"], spec_uri=SPEC, model_name=world["model"],
+        period="2025-02", drift_share=0.2, reports_uri=str(tmp_path / "drift"),
+    ).execute(task_context("drift"))  # fmt: skip
+    assert drift["drift_detected"] is False
+
+    # Same definitions as training: recompute from the joined rows.
+    scored = pd.read_parquet(f"{world['root']}/predictions/month=2025-01").merge(pd.read_parquet(world["labels"]["2025-01"]), on="customer_id")
+    labels = metrics.LabelSpace((0, 1), 1)
+    proba = scored["probability"].to_numpy()
+    expected = metrics.compute("classification", scored["churned"].to_numpy(), scored["prediction"].to_numpy(), np.column_stack([1 - proba, proba]), labels)
+    assert stable["metrics"] == pytest.approx(expected, abs=1e-12)
+    # Segments: every value of contract and internet_service, with its rows and metric.
+    contract = {s["value"]: s for s in stable["segments"] if s["segment"] == "contract"}
+    assert set(contract) == {"month-to-month", "one-year", "two-year"}
+    assert sum(s["rows"] for s in contract.values()) == 4000
+    assert all(0.4 < s["roc_auc"] <= 1.0 for s in contract.values())
+    assert decayed["flagged_segments"], "the concept drift hits some segments below the limit"
+    html = Path(stable["report_uri"].removeprefix("file://")).read_text()
+    assert "<html" in html.lower() and len(html) > 50_000  # Evidently's classification report
+
+
+def test_history_in_mlflow_one_value_per_period_and_a_rerun_replaces_its_period(world, tmp_path) -> None:
+    partial = tmp_path / "partial.parquet"
+    pd.read_parquet(world["labels"]["2025-01"]).head(2500).to_parquet(partial, index=False)
+
+    first = check(world, "2025-01", tmp_path, labels_uri=str(partial))  # labels still arriving: 62.5 %
+    again = check(world, "2025-01", tmp_path)  # all labels: the period's record is replaced
+    later = check(world, "2025-02", tmp_path)
+
+    assert first["rows"]["labelled"] == 2500 and again["rows"]["labelled"] == 4000
+    client = MlflowHook().client
+    assert first["mlflow_run_id"] != again["mlflow_run_id"] == later["mlflow_run_id"]
+    assert client.get_run(first["mlflow_run_id"]).info.lifecycle_stage == "deleted"
+    history = client.get_metric_history(later["mlflow_run_id"], "quality.roc_auc")
+    assert sorted((p.step, round(p.value, 9)) for p in history) == [
+        (month_ordinal("2025-01"), round(again["value"], 9)), (month_ordinal("2025-02"), round(later["value"], 9)),
+    ]  # fmt: skip
+    version = client.get_model_version(world["model"], world["version"])
+    assert version.tags[monitoring.VERSION_RUN_TAG] == later["mlflow_run_id"]  # the registry leads to the history
+    summary = json.loads((tmp_path / "period=2025-01" / "summary.json").read_text())
+    assert summary["rows"]["labelled"] == 4000
+
+
+def test_hysteresis_needs_consecutive_decayed_periods_from_its_own_reports_folder(world, tmp_path) -> None:
+    check(world, "2025-01", tmp_path)
+    alone = check(world, "2025-02", tmp_path, consecutive=2)
+    assert alone["decayed"] is True and alone["trigger_retraining"] is False  # 2025-01 held
+
+    with pytest.raises(ModelDecayError, match=r"decayed on 2025-02: roc_auc"):
+        check(world, "2025-02", tmp_path, on_decay="fail")
+
+
+def _bad_labels(world: dict, tmp_path: Path, change) -> str:
+    path = tmp_path / f"labels_{uuid.uuid4().hex[:6]}.parquet"
+    change(pd.read_parquet(world["labels"]["2025-01"])).to_parquet(path, index=False)
+    return str(path)
+
+
+BAD = {
+    "duplicate ids": (lambda f: pd.concat([f, f.head(3)]), TableError, r"6 label rows share their id \['customer_id'\]"),
+    "missing label column": (lambda f: f.drop(columns=["churned"]), TableError, r"missing column\(s\) \['churned'\]"),
+    "unknown class": (lambda f: f.assign(churned=f["churned"].where(f.index > 0, 7)), AirflowFailException, r"labels \['7'\] are not classes"),
+    "zero coverage": (lambda f: f.assign(customer_id=f["customer_id"] + 1), ValueError, r"label coverage 0.0% .* below min_coverage 50%"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_labels_fail_clearly_and_leave_earlier_records_intact(case, world, tmp_path) -> None:
+    good = check(world, "2025-01", tmp_path)
+    kept = hashlib.sha256((tmp_path / "period=2025-01" / "summary.json").read_bytes()).hexdigest()
+    change, error, message = BAD[case]
+
+    with pytest.raises(error, match=message):
+        check(world, "2025-01", tmp_path, labels_uri=_bad_labels(world, tmp_path, change))
+
+    assert hashlib.sha256((tmp_path / "period=2025-01" / "summary.json").read_bytes()).hexdigest() == kept
+    assert MlflowHook().client.get_run(good["mlflow_run_id"]).info.lifecycle_stage == "active"
+
+
+def test_labels_of_ids_never_scored_are_counted_and_an_unpublished_period_is_refused(world, tmp_path) -> None:
+    extra = _bad_labels(world, tmp_path, lambda f: pd.concat([f, f.head(5).assign(customer_id=f["customer_id"].head(5) + 10**8)]))
+    summary = check(world, "2025-01", tmp_path, labels_uri=extra)
+    assert summary["rows"]["unscored_labels"] == 5 and summary["coverage"] == 1.0
+
+    unpublished = world["root"] / "predictions" / "month=2025-03"  # scored, but publish never wrote its marker
+    unpublished.mkdir(parents=True)
+    shutil.copy(world["root"] / "predictions" / "month=2025-01" / "part-00000.parquet", unpublished)
+    with pytest.raises(PartitionNotReadyError, match="_SUCCESS"):
+        check(world, "2025-03", tmp_path, labels_uri=world["labels"]["2025-01"])
