@@ -168,41 +168,29 @@ class ModelQualityCheckOperator(MlopsTableOperator):
 
         return metrics.compute(spec.task, frame[spec.target].to_numpy(), frame[PREDICTION].to_numpy(), self._probabilities(frame, labels), labels)
 
-    def _segments(self, spec: FeatureSpec, frame: pd.DataFrame, labels: LabelSpace | None, limit: Any) -> list[dict[str, Any]]:
-        """Every value of each segment column (fairlearn ``MetricFrame``): rows, the metric, and whether it decayed."""
-        import numpy as np
-        from fairlearn.metrics import MetricFrame
+    def _segments(self, spec: FeatureSpec, frame: pd.DataFrame, labels: LabelSpace | None, baseline: dict[str, Any], limit: Any) -> list[dict[str, Any]]:
+        """Each segment's metric against the same segment on the version's holdout, and whether it decayed.
 
-        def rows(y_true: Any, y_pred: Any, positions: Any) -> int:
-            return len(positions)
+        A segment is judged when it has ``min_segment_rows`` labelled rows here and a holdout value.
+        """
+        from airflow_mlops.utils import segments
 
-        def score(y_true: Any, y_pred: Any, positions: Any) -> float:
-            try:  # the whole definition (probabilities included) on the segment's rows
-                return self._measure(spec, frame.iloc[np.asarray(positions)], labels)[self._metric]
-            except ValueError:  # e.g. one class only in a small segment: ROC AUC is undefined there
-                return float("nan")
-
-        positions = np.arange(len(frame))
+        measured = segments.measure(spec, frame, frame[PREDICTION].to_numpy(), self._probabilities(frame, labels), labels)
         out = []
-        for column in spec.segments:
-            if column not in frame.columns:
-                raise TableError(f"segment column {column!r} is not in the predictions; score with a spec that names it", uri=self.predictions_uri)
-            groups = frame[column].astype("object").where(frame[column].notna(), "(missing)")
-            by_group = MetricFrame(
-                metrics={"rows": rows, "score": score}, y_true=frame[spec.target], y_pred=frame[PREDICTION],
-                sensitive_features=groups.rename(column), sample_params={"rows": {"positions": positions}, "score": {"positions": positions}},
-            ).by_group  # fmt: skip
-            for value, row in by_group.iterrows():
-                judged = int(row["rows"]) >= self.min_segment_rows and row["score"] == row["score"]
+        for column, values in measured.items():
+            for value, scores in values.items():
+                before = baseline.get(column, {}).get(value, {}).get(self._metric)
+                now = scores.get(self._metric)
+                judged = scores["rows"] >= self.min_segment_rows and before is not None and now is not None
                 out.append(
-                    {"segment": column, "value": str(value), "rows": int(row["rows"]), self._metric: float(row["score"]),
-                     "judged": bool(judged), "decayed": bool(judged and limit(float(row["score"])))}
+                    {"segment": column, "value": value, "rows": int(scores["rows"]), self._metric: now, "baseline": before,
+                     "judged": bool(judged), "decayed": bool(judged and limit(now, before))}
                 )  # fmt: skip
         return out
 
     # -- execute -----------------------------------------------------------------------------------
 
-    def execute(self, context: Context) -> dict[str, Any]:  # noqa: C901 - the steps read best in order
+    def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
         from airflow_mlops import metrics
@@ -254,15 +242,17 @@ class ModelQualityCheckOperator(MlopsTableOperator):
                 raise AirflowFailException(f"{self.model_name} v{version} records no holdout {chosen.name} (tag mlops.metric.{chosen.name})")
             baseline = baseline_metrics[chosen.name]
 
-            def decayed(value: float) -> bool:
-                drop = (baseline - value) if chosen.greater_is_better else (value - baseline)
-                return (absolute is not None and drop > absolute) or (relative is not None and drop > relative * abs(baseline))
+            def decayed(value: float, before: float) -> bool:
+                drop = (before - value) if chosen.greater_is_better else (value - before)
+                return (absolute is not None and drop > absolute) or (relative is not None and drop > relative * abs(before))
 
             current = self._measure(spec, joined, labels)
             value = current[chosen.name]
-            segments = self._segments(spec, joined, labels, decayed) if spec.segments else []
+            from airflow_mlops.utils.segments import from_tags
+
+            segments = self._segments(spec, joined, labels, from_tags(model_version.tags), decayed) if spec.segments else []
             drop = (baseline - value) if chosen.greater_is_better else (value - baseline)
-            is_decayed = decayed(value)
+            is_decayed = decayed(value, baseline)
             base = (optional_text(self.reports_uri) or monitoring.quality_root(self.model_name)).rstrip("/")
             reports = f"{base}/period={self.period}"
             summary: dict[str, Any] = {

@@ -179,13 +179,18 @@ class MlflowTrainModelOperator(MlopsTableOperator):
         self.log.info("Search picked %s (cv score %.4f)", best, finder.best_score_)
         return finder.best_estimator_, {"search_best_params": json.dumps(best, default=str), "search_n_iter": n_iter}
 
-    def _evaluate(self, spec: FeatureSpec, model: Any, holdout: pd.DataFrame, labels: LabelSpace | None) -> dict[str, float]:
+    def _evaluate(
+        self, spec: FeatureSpec, model: Any, holdout: pd.DataFrame, labels: LabelSpace | None
+    ) -> tuple[dict[str, float], dict[str, dict[str, dict[str, float]]]]:
+        """The holdout metrics, overall and per segment of the spec (see :mod:`airflow_mlops.utils.segments`)."""
         from airflow_mlops import metrics
-        from airflow_mlops.utils import modeling
+        from airflow_mlops.utils import modeling, segments
 
         x = modeling.feature_frame(holdout, spec)
         proba = model.predict_proba(x) if spec.task == "classification" and hasattr(model, "predict_proba") else None
-        return metrics.compute(spec.task, holdout[spec.target].to_numpy(), model.predict(x), proba, labels)
+        predicted = model.predict(x)
+        overall = metrics.compute(spec.task, holdout[spec.target].to_numpy(), predicted, proba, labels)
+        return overall, segments.measure(spec, holdout, predicted, proba, labels) if spec.segments else {}
 
     def _label_space(self, spec: FeatureSpec, train: pd.DataFrame, holdout: pd.DataFrame) -> LabelSpace | None:
         """The classes and positive label, checked against the spec before anything is fitted."""
@@ -276,7 +281,7 @@ class MlflowTrainModelOperator(MlopsTableOperator):
                 self.log.info("Training %s on %d rows (MLflow run %s)", self.estimator, len(train), run.info.run_id)
                 model, search_params = self._fit(spec, estimator, train)
                 try:
-                    metrics = self._evaluate(spec, model, holdout, labels)
+                    metrics, by_segment = self._evaluate(spec, model, holdout, labels)
                 except ValueError as exc:  # e.g. a holdout without every class: ROC AUC is undefined
                     raise TableError(f"cannot score the holdout ({len(holdout)} rows): {exc}", uri=self.validation_uri or self.train_uri) from exc
                 mlflow.log_params(
@@ -290,6 +295,10 @@ class MlflowTrainModelOperator(MlopsTableOperator):
                 model_info = self._log_model(spec, model, train)
                 self._log_samples(spec, train, holdout)
             version_tags = tags | {f"mlops.metric.{k}": f"{v:.6f}" for k, v in metrics.items()}
+            if by_segment:
+                from airflow_mlops.utils import segments
+
+                version_tags[segments.SEGMENTS_TAG] = segments.to_tag(by_segment)
             version = mlflow.register_model(
                 model_info.model_uri, self.model_name, tags=version_tags | ({LABELS_TAG: labels.to_json()} if labels else {})
             )
