@@ -52,7 +52,9 @@ def test_scores_in_bounded_chunks_with_pinned_version(setup, tmp_path) -> None:
 
     assert result["rows"] == 2500 and result["model_version"] == setup["champion"]
     frame = pd.read_parquet(out)
-    assert list(frame.columns) == ["customer_id", "snapshot_date", "prediction", "probability", "model_name", "model_version", "scored_at"]
+    assert list(frame.columns) == [
+        "customer_id", "snapshot_date", "contract", "internet_service", "prediction", "probability", "model_name", "model_version", "scored_at",
+    ]  # ids, then the segments
     assert frame["probability"].between(0, 1).all() and set(frame["prediction"]) <= {0, 1}
     assert (frame["model_version"] == setup["champion"]).all()
     assert (frame["scored_at"] == pd.Timestamp(SCORED_AT)).all()
