@@ -78,6 +78,10 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
     :param approver: who approved (recorded) (templated).
     :param require_marker: ``holdout_uri``'s readiness policy (default ``[mlops] require_marker``).
     :param csv_options: CSV dialect of ``holdout_uri`` (see :class:`~airflow_mlops.operators.base.MlopsTableOperator`).
+    :param max_segment_regression: a challenger that wins overall is still rejected when, on a value of
+        one of the spec's ``segments`` with at least ``min_segment_rows`` holdout rows, it trails the
+        champion by more than this (metric units); the decision names the segment and both scores (templated).
+    :param min_segment_rows: holdout rows a segment needs to be judged.
     :param evaluation: the result of an earlier dry run of this operator (e.g. before a human
         approval); reused when it judged the same challenger against the same champion.
     :return: (XCom) the decision: ``{"model_name", "decision" (promoted | rejected | already_champion
@@ -88,7 +92,7 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
     template_fields: Sequence[str] = mlops_template_fields(
         "model_name", "spec_uri", "challenger", "holdout_uri", "metric", "min_value", "min_absolute_change",
         "min_relative_change", "greater_is_better", "evaluate_only", "on_reject", "approver", "evaluation",
-        *READ_TEMPLATE_FIELDS,
+        "max_segment_regression", *READ_TEMPLATE_FIELDS,
     )  # fmt: skip
     operator_extra_links = (MlflowRunLink(), MlflowModelVersionLink())
     ui_color = "#fff3c4"
@@ -109,9 +113,13 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
         on_reject: str = "succeed",
         approver: str | None = None,
         evaluation: dict[str, Any] | str | None = None,
+        max_segment_regression: float | str | None = None,
+        min_segment_rows: int = 50,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.max_segment_regression = max_segment_regression
+        self.min_segment_rows = min_segment_rows
         self.model_name = model_name
         self.spec_uri = spec_uri
         self.challenger = challenger
@@ -234,6 +242,17 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
             challenger_score = self._score(spec, challenger.version, data, name, labels, experiment_id)
             champion_score = self._score(spec, champion, data, name, labels, experiment_id) if champion else None
             promote, reason = self._judge(rules, challenger.version, champion)
+            segment = None
+            limit = optional_float(self.max_segment_regression, "max_segment_regression")
+            if promote and champion and limit is not None and spec.segments:
+                segment = self._worst_segment(spec, data, labels, challenger.version, champion, metric)
+                if segment is not None and segment["regression"] > limit:
+                    promote = False
+                    reason = (
+                        f"{metric} on segment {segment['segment']}={segment['value']} ({segment['rows']} holdout rows): challenger "
+                        f"{segment['challenger_score']:.4f} vs champion {segment['champion_score']:.4f}, a regression of "
+                        f"{segment['regression']:.4f} > max_segment_regression {limit} (overall: {reason})"
+                    )
             mlflow.set_tags({"mlops.decision": "promote" if promote else "reject", "mlops.reason": reason[:5000]})
         MlflowRunLink.persist(context, self.mlflow_hook.run_url(experiment_id, run.info.run_id))
         return {
@@ -243,7 +262,39 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
             "champion_score": champion_score,
             "evaluation_run_id": run.info.run_id,
             "holdout_rows": len(data),
+            "segment": segment,
         }
+
+    def _worst_segment(
+        self, spec: FeatureSpec, data: pd.DataFrame, labels: LabelSpace | None, challenger: str, champion: str, metric: str
+    ) -> dict[str, Any] | None:
+        """The segment (with ``min_segment_rows`` holdout rows) where the challenger falls furthest behind
+        the champion on ``metric``, both scored on the same holdout; ``None`` when no segment qualifies."""
+        import mlflow
+
+        from airflow_mlops.metrics import METRICS
+        from airflow_mlops.utils import modeling, segments
+
+        x = modeling.feature_frame(data, spec)
+        measured = {}
+        for version in (challenger, champion):
+            model = mlflow.sklearn.load_model(f"models:/{self.model_name}/{version}")
+            proba = model.predict_proba(x) if labels is not None and hasattr(model, "predict_proba") else None
+            measured[version] = segments.measure(spec, data, model.predict(x), proba, labels)
+        sign = 1.0 if METRICS[metric].greater_is_better else -1.0
+        worst: dict[str, Any] | None = None
+        for column, values in measured[champion].items():
+            for value, theirs in values.items():
+                ours = measured[challenger].get(column, {}).get(value, {})
+                if theirs["rows"] < self.min_segment_rows or metric not in theirs or metric not in ours:
+                    continue
+                regression = sign * (theirs[metric] - ours[metric])
+                if worst is None or regression > float(worst["regression"]):
+                    worst = {
+                        "segment": column, "value": value, "rows": int(theirs["rows"]), "challenger_score": ours[metric],
+                        "champion_score": theirs[metric], "regression": regression,
+                    }  # fmt: skip
+        return worst
 
     # -- execute -----------------------------------------------------------------------------------
 
@@ -328,6 +379,12 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
                 decision["decision"] = "promoted" if verdict["promote"] else "rejected"
                 audit = {k: decision[k] for k in ("decision", "reason", "metric", "challenger_score", "champion_score", "approver", "evaluation_run_id")}
                 audit |= {"compared_against": champion or "none", "dag_run": dag_run}
+                if decision.get("segment"):
+                    worst = decision["segment"]
+                    audit |= {
+                        "segment": f"{worst['segment']}={worst['value']}", "segment_challenger_score": worst["challenger_score"],
+                        "segment_champion_score": worst["champion_score"],
+                    }  # fmt: skip
                 registry.record_decision(client, self.model_name, str(challenger.version), audit)
 
         if verdict["promote"]:

@@ -167,3 +167,94 @@ def test_labels_of_ids_never_scored_are_counted_and_an_unpublished_period_is_ref
     shutil.copy(world["root"] / "predictions" / "month=2025-01" / "part-00000.parquet", unpublished)
     with pytest.raises(PartitionNotReadyError, match="_SUCCESS"):
         check(world, "2025-03", tmp_path, labels_uri=world["labels"]["2025-01"])
+
+
+def test_multiclass_and_regression_periods_on_real_penguins(tmp_path) -> None:
+    """String multiclass labels and a numeric target, on the penguins table (examples/penguins_data.py)."""
+    import runpy
+
+    import yaml
+
+    from airflow_mlops.spec import FeatureSpec
+    from tests.byod.conftest import PENGUINS_SPEC
+    from tests.conftest import REPO
+
+    root = tmp_path / "penguins"
+    runpy.run_path(str(REPO / "examples" / "penguins_data.py"))["write_layout"](str(root))
+    truth = pd.read_parquet(root / "training" / "part-0.parquet")  # the "later labels": the measured penguins
+    doc = FeatureSpec.load(str(PENGUINS_SPEC)).to_dict()
+    regression = dict(doc, task="regression", target="body_mass_g", numeric_features={k: v for k, v in doc["numeric_features"].items() if k != "body_mass_g"})
+    regression.pop("classes")
+    cases = {
+        "species": (str(PENGUINS_SPEC), "sklearn.ensemble.HistGradientBoostingClassifier", {"max_iter": 50}, "f1"),
+        "body_mass_g": (str(tmp_path / "mass.yaml"), "sklearn.linear_model.Ridge", {"alpha": 1.0}, "rmse"),
+    }
+    (tmp_path / "mass.yaml").write_text(yaml.safe_dump(regression))
+    truth.dropna(subset=["body_mass_g"]).to_parquet(tmp_path / "train.parquet", index=False)
+    for target, (spec, estimator, params, metric) in cases.items():
+        model = f"pq_{target}_{uuid.uuid4().hex[:6]}"
+        MlflowTrainModelOperator(
+            task_id="train", train_uri=str(tmp_path / "train.parquet"), spec_uri=spec, model_name=model, estimator=estimator,
+            estimator_params=params,
+        ).execute(task_context("train"))  # fmt: skip
+        out = tmp_path / f"pred_{target}"
+        MlflowBatchPredictOperator(
+            task_id="predict", input_uri=str(tmp_path / "train.parquet"), output_uri=str(out / "part-0.parquet"), spec_uri=spec,
+            model_name=model, model_ref="1", scored_at="2009-01-31",
+        ).execute(task_context("predict"))  # fmt: skip
+        tables.finish_partition(str(out), keep=["part-0.parquet"])
+        labels = tmp_path / f"labels_{target}.parquet"
+        truth.dropna(subset=["body_mass_g"])[["penguin_id", target]].to_parquet(labels, index=False)
+
+        summary = ModelQualityCheckOperator(
+            task_id="quality", predictions_uri=str(out), labels_uri=str(labels), spec_uri=spec, model_name=model, period="2009-01",
+            metric=metric, max_relative_drop=0.5, reports_uri=str(tmp_path / f"q_{target}"),
+        ).execute(task_context("quality"))  # fmt: skip
+
+        assert summary["rows"]["labelled"] == 223 and summary["metric"] == metric  # 224 measured, one without a mass
+        assert summary["decayed"] is False  # scored on the rows it learnt from: no worse than its holdout
+        if target == "species":
+            assert summary["metrics"]["f1"] > 0.95 and set(summary["metrics"]) >= {"roc_auc", "log_loss", "accuracy"}
+        else:
+            assert set(summary["metrics"]) == {"rmse", "mae", "r2"} and summary["metrics"]["r2"] > 0.5
+        assert Path(summary["report_uri"].removeprefix("file://")).stat().st_size > 10_000
+
+
+def test_promotion_rejects_a_challenger_that_wins_overall_but_loses_a_segment(world, tmp_path) -> None:
+    """Champion: a model of noise. Challenger: learnt churn well, except for customers without internet,
+    whose labels it saw inverted. Overall it wins; on that segment it is far worse than noise."""
+    from airflow_mlops.utils import registry
+
+    training = tables.read_table(world["training"])
+    noise = training.assign(churned=training["churned"].sample(frac=1.0, random_state=1).to_numpy())
+    flipped = training.assign(churned=training["churned"].where(training["internet_service"] != "none", 1 - training["churned"]))
+    for name, frame in (("noise", noise), ("flipped", flipped)):
+        frame.to_parquet(tmp_path / f"{name}.parquet", index=False)
+    holdout = churn.generate_dataset(str(tmp_path / "clean"), rows=1, months=[], training_rows=4000, seed=99)["training"]
+    model = f"gate_{uuid.uuid4().hex[:6]}"
+
+    def train(name: str, run_id: str) -> str:
+        return MlflowTrainModelOperator(
+            task_id="train", train_uri=str(tmp_path / f"{name}.parquet"), spec_uri=SPEC, model_name=model, estimator_params={"max_iter": 60}
+        ).execute(task_context("train", run_id))["version"]
+
+    def promote(run_id: str, **kwargs) -> dict:
+        return MlflowPromoteModelOperator(
+            task_id="promote", model_name=model, spec_uri=SPEC, holdout_uri=holdout, **kwargs
+        ).execute(task_context("promote", run_id))
+
+    champion = train("noise", "r1")
+    assert promote("r1")["decision"] == "promoted"
+    challenger = train("flipped", "r2")
+
+    overall = promote("r2", evaluate_only=True)
+    gated = promote("r2", max_segment_regression=0.05)
+
+    assert overall["decision"] == "would_promote" and overall["challenger_score"] > overall["champion_score"]
+    assert gated["decision"] == "rejected" and gated["segment"]["segment"] == "internet_service" and gated["segment"]["value"] == "none"
+    assert gated["segment"]["champion_score"] - gated["segment"]["challenger_score"] > 0.05
+    assert "on segment internet_service=none" in gated["reason"]
+    tags = MlflowHook().client.get_model_version(model, challenger).tags
+    assert tags["mlops.decision.segment"] == "internet_service=none"
+    assert float(tags["mlops.decision.segment_champion_score"]) == pytest.approx(gated["segment"]["champion_score"])
+    assert registry.alias_version(MlflowHook().client, model, registry.CHAMPION) == champion
