@@ -181,12 +181,8 @@ def compute(task: str, y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray
         average: dict[str, Any] = {"average": "binary", "pos_label": labels.positive}
     else:
         average = {"average": MULTICLASS_AVERAGE, "labels": classes}
-    out = {
-        "f1": float(m.f1_score(y_true, y_pred, zero_division=0, **average)),
-        "precision": float(m.precision_score(y_true, y_pred, zero_division=0, **average)),
-        "recall": float(m.recall_score(y_true, y_pred, zero_division=0, **average)),
-        "accuracy": float(m.accuracy_score(y_true, y_pred)),
-    }
+    precision, recall, f1, _ = m.precision_recall_fscore_support(y_true, y_pred, zero_division=0, **average)
+    out = {"f1": float(f1), "precision": float(precision), "recall": float(recall), "accuracy": float(m.accuracy_score(y_true, y_pred))}
     if proba is not None:
         out["log_loss"] = float(m.log_loss(y_true, proba, labels=classes))
         if labels.binary:

@@ -139,6 +139,76 @@ def inference_floor(partition: str, out_dir: str, model: str, version: str) -> N
     emit(seconds=predict, io_seconds=time.perf_counter() - start, rows=len(frame), cores_busy=cores_busy)
 
 
+# -- model quality -------------------------------------------------------------------------------
+
+EVIDENTLY_NAMES = {"Accuracy": "accuracy", "Precision": "precision", "Recall": "recall", "F1Score": "f1", "RocAuc": "roc_auc", "LogLoss": "log_loss"}
+
+
+def _scored_period(month_uri: str, model: str, version: str) -> tuple[str, str]:
+    """(Setup, outside the clock) the month's predictions as batch inference publishes them, and its
+    labels feed, drawn by the generator from the same seed as the month's features."""
+    from airflow_mlops import tables
+    from airflow_mlops.example_data import churn
+    from airflow_mlops.operators.inference import MlflowBatchPredictOperator
+
+    out = f"{os.environ['BENCH_OUT']}/quality"
+    month = month_uri.rstrip("/").rsplit("=", 1)[-1]
+    predictions, labels = f"{out}/predictions/month={month}", f"{out}/labels/month={month}"
+    if not tables.storage_path(f"{predictions}/_SUCCESS").exists():
+        names = []
+        for part, uri in enumerate(tables.list_data_files(month_uri)):
+            names.append(f"part-{part:05d}.parquet")
+            MlflowBatchPredictOperator(
+                task_id="predict", input_uri=uri, output_uri=f"{predictions}/{names[-1]}", spec_uri=str(SPEC_PATH), model_name=model,
+                model_ref=version, scored_at=f"{month}-28",
+            ).execute(_context())  # fmt: skip
+            rows = tables.parquet_row_count(uri)
+            frame = churn.generate_frame(rows, seed=42, month=month, part=part)[["customer_id", "churned"]]
+            tables.write_table(frame, f"{labels}/{names[-1]}")
+        tables.finish_partition(predictions, keep=names)
+        tables.finish_partition(labels, keep=names)
+    return predictions, labels
+
+
+def quality_ours(month_uri: str, model: str, version: str) -> None:
+    """The operator's path: read predictions and labels, join, every metric overall and per segment,
+    Evidently report (on a 100k sample), JSON summary, MLflow history."""
+    from airflow_mlops.operators.quality import ModelQualityCheckOperator
+
+    predictions, labels = _scored_period(month_uri, model, version)
+    op = ModelQualityCheckOperator(
+        task_id="quality", predictions_uri=predictions, labels_uri=labels, spec_uri=str(SPEC_PATH), model_name=model,
+        period="2025-01", reports_uri=f"{os.environ['BENCH_OUT']}/quality/reports",
+    )  # fmt: skip
+    start = time.perf_counter()
+    result = op.execute(_context(f"quality-{time.time_ns()}"))
+    emit(seconds=time.perf_counter() - start, rows=result["rows"]["labelled"], metrics=result["metrics"], segments=len(result["segments"]))
+
+
+def quality_bare(month_uri: str, model: str, version: str) -> None:
+    """Evidently's ClassificationPreset on the fully joined frame (read and join outside the clock), as a user would run it."""
+    import pandas as pd
+
+    from airflow_mlops import tables
+
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    from evidently import BinaryClassification, DataDefinition, Dataset, Report
+    from evidently.presets import ClassificationPreset
+
+    predictions, labels = _scored_period(month_uri, model, version)
+    joined = tables.read_table(predictions).merge(tables.read_table(labels), on="customer_id")
+    frame = pd.DataFrame({"target": joined["churned"], "prediction": joined["prediction"], "probability": joined["probability"]})
+    definition = DataDefinition(
+        classification=[BinaryClassification(target="target", prediction_labels="prediction", prediction_probas="probability", pos_label=1)]
+    )
+    start = time.perf_counter()
+    snapshot = Report([ClassificationPreset()]).run(Dataset.from_pandas(frame, data_definition=definition), None)
+    seconds = time.perf_counter() - start
+    values = {EVIDENTLY_NAMES[m["config"]["type"].rsplit(":", 1)[-1]]: m["value"] for m in snapshot.dict()["metrics"]
+              if m["config"]["type"].rsplit(":", 1)[-1] in EVIDENTLY_NAMES}  # fmt: skip
+    emit(seconds=seconds, rows=len(frame), metrics=values)
+
+
 # -- drift -----------------------------------------------------------------------------------------
 
 def drift_ours(current: str, reference: str, sample_rows: str) -> None:

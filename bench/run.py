@@ -139,6 +139,10 @@ def main() -> int:
         results[f"drift_{variant}_1M_undrifted"] = r = child(f"drift_{variant}", data["2025-01"], data["2024-12"], "100000")[0]
         print(f"drift {variant} 1M undrifted: drift={r['drift']} {r['columns']}", flush=True)
 
+    for variant in ("ours", "bare"):  # model quality on 1M scored rows + 1M labels
+        results[f"quality_{variant}_1M"] = r = repeat(n, f"quality_{variant}", data["2025-01"], model, version)
+        print(f"quality {variant} 1M: {fmt(r)} {r['metrics']}", flush=True)
+
     for month, label in (("2025-01", "1M"), ("2025-02", "5M")):
         for variant in ("ours", "bare"):
             results[f"validation_{variant}_{label}"] = r = repeat(n, f"validation_{variant}", data[month], "500000")  # the operator default

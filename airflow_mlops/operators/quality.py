@@ -40,7 +40,7 @@ class ModelQualityCheckOperator(MlopsTableOperator):
     ``max_absolute_drop`` or by more than ``max_relative_drop`` (a share of the baseline); with
     ``consecutive`` = N > 1, ``trigger_retraining`` needs N decayed periods in a row. Segments
     (the spec's ``segments``, carried into the predictions by batch inference) are measured with
-    fairlearn's ``MetricFrame``; a segment with at least ``min_segment_rows`` labelled rows below the
+    the same definitions on each group (:mod:`airflow_mlops.utils.segments`); a segment with at least ``min_segment_rows`` labelled rows below the
     same limits is flagged. An Evidently classification/regression report (HTML) and a JSON summary
     are written to ``<reports root>/quality/<model>/period=<period>/``; a rerun of a period replaces
     them. The period's metrics are logged to the version's monitoring run in MLflow, one step per

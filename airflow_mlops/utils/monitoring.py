@@ -49,7 +49,7 @@ def earlier_periods(base: str, period: str, needed: int, flag: str, *, conn_id: 
 
 
 #: Rows of a period drawn (seeded) for its Evidently report; the verdict's metrics use every row.
-REPORT_ROWS = 100_000
+REPORT_ROWS = 50_000
 
 
 def write_quality_report(spec: FeatureSpec, frame: pd.DataFrame, labels: LabelSpace | None, uri: str, *, conn_id: str | None) -> str:

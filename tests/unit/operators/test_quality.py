@@ -1,4 +1,4 @@
-"""Model-quality monitoring on late labels: real sklearn, MLflow, Evidently and fairlearn on the churn
+"""Model-quality monitoring on late labels: real sklearn, MLflow and Evidently on the churn
 generator's labels feed, with a month of concept drift that the drift check cannot see."""
 
 from __future__ import annotations
