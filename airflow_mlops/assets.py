@@ -7,6 +7,9 @@ each parse of every DAG file that declares one (bench/RESULTS.md, "Parse time").
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from airflow.sdk import Asset
 
 
@@ -28,3 +31,18 @@ def predictions_asset(model_name: str) -> Asset:
 def decay_asset(model_name: str) -> Asset:
     """The Asset that gets an event when the labelled quality of ``model_name`` is confirmed to have decayed."""
     return Asset(name=f"mlops_{model_name}_decay", group="mlops")
+
+
+def signal_retraining(summary: dict[str, Any], outlet_events: Any, asset: Asset, keys: Sequence[str], verdict: str) -> dict[str, Any]:
+    """Emit ``asset``'s event, carrying ``keys`` of a check's summary, when the check says to retrain
+    (``trigger_retraining``); otherwise skip the calling task. The body of a reference DAG's signal task.
+
+    :param verdict: the summary's verdict key named in the skip message (``drift_detected``, ``decayed``).
+    :return: the summary.
+    """
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    if not summary["trigger_retraining"]:
+        raise AirflowSkipException(f"no retraining trigger for {summary['period']} ({verdict}: {summary[verdict]})")
+    outlet_events[asset].extra = {k: summary[k] for k in keys}
+    return summary

@@ -14,7 +14,7 @@ from typing import Any
 from airflow.sdk import DAG, Param, chain, task
 
 from airflow_mlops import settings
-from airflow_mlops.assets import drift_asset, predictions_asset
+from airflow_mlops.assets import drift_asset, predictions_asset, signal_retraining
 from airflow_mlops.defaults import task_defaults
 from airflow_mlops.operators.drift import EvidentlyDriftCheckOperator
 from airflow_mlops.operators.inference import MlflowBatchPredictOperator
@@ -86,12 +86,7 @@ with DAG(
     @task(outlets=[DRIFT])
     def signal_drift(summary: dict[str, Any], *, outlet_events: Any = None) -> dict[str, Any]:
         """Emit the drift Asset event (which schedules retraining) only when the check says so."""
-        from airflow.sdk.exceptions import AirflowSkipException
-
-        if not summary["trigger_retraining"]:
-            raise AirflowSkipException(f"no retraining trigger for {summary['period']} (drift: {summary['drift_detected']})")
-        outlet_events[DRIFT].extra = {k: summary[k] for k in ("period", "share", "drifted_columns", "report_uri")}
-        return summary
+        return signal_retraining(summary, outlet_events, DRIFT, ("period", "share", "drifted_columns", "report_uri"), "drift_detected")
 
     @task
     def plan(ready: dict[str, Any], output_dir: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:

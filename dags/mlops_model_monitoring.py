@@ -15,7 +15,7 @@ from typing import Any
 from airflow.sdk import DAG, Param, chain, task
 
 from airflow_mlops import settings
-from airflow_mlops.assets import decay_asset
+from airflow_mlops.assets import decay_asset, signal_retraining
 from airflow_mlops.defaults import task_defaults
 from airflow_mlops.operators.quality import ModelQualityCheckOperator
 from airflow_mlops.sensors.partition import DataPartitionSensor
@@ -88,13 +88,8 @@ with DAG(
     @task(outlets=[DECAY])
     def signal_decay(summary: dict[str, Any], *, outlet_events: Any = None) -> dict[str, Any]:
         """Emit the decay Asset event (which schedules retraining) only when the check says so."""
-        from airflow.sdk.exceptions import AirflowSkipException
-
-        if not summary["trigger_retraining"]:
-            raise AirflowSkipException(f"no retraining trigger for {summary['period']} (decayed: {summary['decayed']})")
         keys = ("period", "metric", "value", "baseline", "model_version", "report_uri")
-        outlet_events[DECAY].extra = {k: summary[k] for k in keys}
-        return summary
+        return signal_retraining(summary, outlet_events, DECAY, keys, "decayed")
 
     chain(wait, quality)
     signal_decay(quality.output)
