@@ -208,22 +208,6 @@ class EvidentlyDriftCheckOperator(MlopsTableOperator):
         reference_ds = Dataset.from_pandas(reference, data_definition=definition)
         return Report([preset], include_tests=True).run(current_ds, reference_ds)  # current first
 
-    def _earlier_periods_drifted(self, needed: int) -> bool:
-        """Whether the ``needed`` periods before this one all recorded drift (read from their summaries)."""
-        from airflow_mlops.utils.periods import month_name, month_ordinal
-
-        try:
-            ordinal = month_ordinal(self.period)
-        except ValueError as exc:
-            raise ValueError(f"consecutive > 1 needs period as YYYY-MM, got {self.period!r}") from exc
-        for back in range(1, needed + 1):
-            summary_uri = f"{self._reports_base()}/period={month_name(ordinal - back)}/summary.json"
-            if not tables.storage_path(summary_uri, conn_id=self.data_conn_id).exists():
-                return False
-            if not json.loads(tables.read_text(summary_uri, conn_id=self.data_conn_id)).get("drift_detected"):
-                return False
-        return True
-
     def execute(self, context: Context) -> dict[str, Any]:
         check_choice("on_drift", self.on_drift, ON_DRIFT)
         self.reset_links(context)
@@ -249,7 +233,11 @@ class EvidentlyDriftCheckOperator(MlopsTableOperator):
         )
         share = float(counted["value"]["share"])
         detected = share >= share_limit
-        trigger = detected and (consecutive <= 1 or self._earlier_periods_drifted(consecutive - 1))
+        from airflow_mlops.utils.monitoring import earlier_periods
+
+        trigger = detected and (
+            consecutive <= 1 or earlier_periods(self._reports_base(), self.period, consecutive - 1, "drift_detected", conn_id=self.data_conn_id)
+        )
 
         reports = (self.reports_uri or f"{self._reports_base()}/period={self.period}").rstrip("/")
         html_uri = f"{reports}/report.html"
