@@ -80,5 +80,6 @@ class Airflow:
 
         result = self.wait_until(f"{dag_id} {run_id}", finished, timeout)
         tis = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
+        assert tis, f"{dag_id} {run_id} ran no task (a logical date before the DAG's start_date creates none)"
         assert result["state"] == "success", {t["task_id"]: t["state"] for t in tis}
         return {"run": result, "task_instances": tis}

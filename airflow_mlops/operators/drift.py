@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlops import settings, tables
+from airflow_mlops import reports, tables
 from airflow_mlops.links.reports import DriftReportLink
 from airflow_mlops.operators.base import READ_TEMPLATE_FIELDS, MlopsTableOperator, check_choice, mlops_template_fields
 from airflow_mlops.operators.training import REFERENCE_ARTIFACT
@@ -89,8 +89,9 @@ class EvidentlyDriftCheckOperator(MlopsTableOperator):
     :param seed: sampling seed.
     :param on_drift: ``fail`` | ``skip`` | ``continue`` when drift is detected (templated).
     :param consecutive: drifted periods in a row needed before ``trigger_retraining`` (templated).
-    :param reports_uri: where the HTML report and JSON summary go (templated); default
-        ``<reports root>/drift/<model>/period=<period>``.
+    :param reports_uri: the folder of this model's drift records (templated): each period is written
+        to ``period=<period>/`` below it, and the hysteresis reads the earlier periods there; default
+        ``<reports root>/drift/<model>``.
     :param require_marker: a partition folder must have its ``_SUCCESS`` marker (default ``[mlops] require_marker``).
     :param csv_options: CSV dialect (see :class:`~airflow_mlops.operators.base.MlopsTableOperator`).
     :return: (XCom) ``{"drift_detected", "share", "drifted_columns", "columns", "drift_share",
@@ -148,9 +149,6 @@ class EvidentlyDriftCheckOperator(MlopsTableOperator):
         self.on_drift = on_drift
         self.consecutive = consecutive
         self.reports_uri = reports_uri
-
-    def _reports_base(self) -> str:
-        return f"{settings.reports_root()}/drift/{self.model_name}"
 
     def _reference(self, spec: FeatureSpec) -> tuple[pd.DataFrame, str]:
         if self.reference_uri:
@@ -233,14 +231,12 @@ class EvidentlyDriftCheckOperator(MlopsTableOperator):
         )
         share = float(counted["value"]["share"])
         detected = share >= share_limit
-        from airflow_mlops.utils.monitoring import earlier_periods
-
+        folder = reports.model_folder(reports.DRIFT, self.model_name, optional_text(self.reports_uri))
         trigger = detected and (
-            consecutive <= 1 or earlier_periods(self._reports_base(), self.period, consecutive - 1, "drift_detected", conn_id=self.data_conn_id)
+            consecutive <= 1 or reports.earlier_periods(folder, self.period, consecutive - 1, "drift_detected", conn_id=self.data_conn_id)
         )
-
-        reports = (self.reports_uri or f"{self._reports_base()}/period={self.period}").rstrip("/")
-        html_uri = f"{reports}/report.html"
+        written = reports.period_folder(folder, self.period)
+        html_uri = f"{written}/{reports.REPORT}"
         import tempfile
 
         with tempfile.TemporaryDirectory() as tmp:
@@ -263,7 +259,7 @@ class EvidentlyDriftCheckOperator(MlopsTableOperator):
             "report_uri": html_uri,
         }
         summary["summary_uri"] = tables.write_text(
-            json.dumps(summary | {"evidently": result}, indent=2, default=str), f"{reports}/summary.json", conn_id=self.data_conn_id
+            json.dumps(summary | {"evidently": result}, indent=2, default=str), f"{written}/{reports.SUMMARY}", conn_id=self.data_conn_id
         )
         context["ti"].xcom_push(key="drift_report_uri", value=html_uri)
         self.log.info(

@@ -6,8 +6,9 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlops import tables
+from airflow_mlops import reports, tables
 from airflow_mlops.exceptions import TableError
+from airflow_mlops.labels import join_labels, read_labels
 from airflow_mlops.links.reports import QualityReportLink
 from airflow_mlops.operators.base import READ_TEMPLATE_FIELDS, MlopsTableOperator, check_choice, mlops_template_fields
 from airflow_mlops.utils.values import optional_float, optional_text
@@ -63,7 +64,8 @@ class ModelQualityCheckOperator(MlopsTableOperator):
         ``<reports root>/quality/<model>``.
     :param require_marker: the labels' readiness policy (default ``[mlops] require_marker``).
     :param csv_options: CSV dialect of the labels (see :class:`~airflow_mlops.operators.base.MlopsTableOperator`).
-    :return: (XCom) ``{"period", "model_name", "model_version", "metric", "value", "baseline", "drop",
+    :return: (XCom) ``{"period", "model_name", "model_version", "metric", "value", "baseline", "limit"
+        (the value past which the period counts as decayed), "drop",
         "relative_drop", "decayed", "trigger_retraining", "metrics", "baseline_metrics", "rows" {"predictions",
         "labels", "labelled", "unscored_labels"}, "coverage", "segments" [...], "flagged_segments",
         "report_uri", "summary_uri", "mlflow_run_id"}``.
@@ -119,32 +121,6 @@ class ModelQualityCheckOperator(MlopsTableOperator):
         if missing:
             raise TableError(f"not a batch-inference output: column(s) {missing} missing", uri=self.predictions_uri)
         return frame
-
-    def _labels(self, spec: FeatureSpec) -> pd.DataFrame:
-        """The labels feed, one row per id (a duplicated id is an error: which label would count?)."""
-        frame = self.reader.read(self.labels_uri, columns=[*spec.id_columns, spec.target])
-        dupes = frame[frame.duplicated(list(spec.id_columns), keep=False)]
-        if not dupes.empty:
-            sample = dupes[list(spec.id_columns)].drop_duplicates().head(5).to_dict("records")
-            raise TableError(f"{len(dupes)} label rows share their id {list(spec.id_columns)}, e.g. {sample}; keep one label per id", uri=self.labels_uri)
-        return frame.dropna(subset=[spec.target])
-
-    def _join(self, spec: FeatureSpec, predictions: pd.DataFrame, labelled: pd.DataFrame) -> pd.DataFrame:
-        """Predictions with their labels, by the id columns (ids must be unique and of the same type on both sides)."""
-        import pandas as pd
-
-        ids = list(spec.id_columns)
-        if predictions.duplicated(ids).any():
-            raise TableError(f"{int(predictions.duplicated(ids).sum())} predictions repeat an id {ids}: the scored input had duplicate ids", uri=self.predictions_uri)
-        for column in ids:
-            if predictions[column].dtype.kind != labelled[column].dtype.kind:
-                raise TableError(
-                    f"id column {column!r} is {labelled[column].dtype} in the labels but {predictions[column].dtype} in the predictions", uri=self.labels_uri
-                )
-        try:
-            return predictions.merge(labelled, on=ids, how="inner", validate="one_to_one")
-        except (pd.errors.MergeError, ValueError) as exc:
-            raise TableError(f"cannot join the labels to {self.predictions_uri}: {exc}", uri=self.labels_uri) from exc
 
     # -- quality -----------------------------------------------------------------------------------
 
@@ -217,8 +193,8 @@ class ModelQualityCheckOperator(MlopsTableOperator):
         if len(versions) != 1:
             raise TableError(f"the period was scored by several versions {versions}; judge one scoring at a time", uri=self.predictions_uri)
         version = versions[0]
-        labelled_feed = self._labels(spec)
-        joined = self._join(spec, predictions, labelled_feed)
+        labelled_feed = read_labels(self.reader, spec, self.labels_uri)
+        joined = join_labels(spec, predictions, labelled_feed, rows_uri=self.predictions_uri, labels_uri=self.labels_uri, what="predictions")
         coverage = len(joined) / len(predictions) if len(predictions) else 0.0
         rows = {"predictions": len(predictions), "labels": len(labelled_feed), "labelled": len(joined), "unscored_labels": len(labelled_feed) - len(joined)}
         if coverage < coverage_floor or joined.empty:
@@ -253,22 +229,25 @@ class ModelQualityCheckOperator(MlopsTableOperator):
             segments = self._segments(spec, joined, labels, from_tags(model_version.tags), decayed) if spec.segments else []
             drop = (baseline - value) if chosen.greater_is_better else (value - baseline)
             is_decayed = decayed(value, baseline)
-            base = (optional_text(self.reports_uri) or monitoring.quality_root(self.model_name)).rstrip("/")
-            reports = f"{base}/period={self.period}"
+            allowed = [d for d in (absolute, None if relative is None else relative * abs(baseline)) if d is not None]
+            # The value past which the period counts as decayed: the stricter of the two drops.
+            limit = None if not allowed else baseline - min(allowed) if chosen.greater_is_better else baseline + min(allowed)
+            folder = reports.model_folder(reports.QUALITY, self.model_name, optional_text(self.reports_uri))
+            written = reports.period_folder(folder, self.period)
             summary: dict[str, Any] = {
                 "period": self.period, "model_name": self.model_name, "model_version": version, "metric": chosen.name,
-                "value": value, "baseline": baseline, "drop": drop, "relative_drop": drop / abs(baseline) if baseline else None,
+                "value": value, "baseline": baseline, "limit": limit, "drop": drop, "relative_drop": drop / abs(baseline) if baseline else None,
                 "max_absolute_drop": absolute, "max_relative_drop": relative, "decayed": is_decayed, "consecutive": consecutive,
                 "metrics": current, "baseline_metrics": baseline_metrics, "rows": rows, "coverage": coverage,
                 "segments": segments, "flagged_segments": [s for s in segments if s["decayed"]],
                 "predictions_uri": self.predictions_uri, "labels_uri": self.labels_uri,
             }  # fmt: skip
             summary["trigger_retraining"] = is_decayed and (
-                consecutive <= 1 or monitoring.earlier_periods(base, self.period, consecutive - 1, "decayed", conn_id=self.data_conn_id)
+                consecutive <= 1 or reports.earlier_periods(folder, self.period, consecutive - 1, "decayed", conn_id=self.data_conn_id)
             )
-            summary["report_uri"] = monitoring.write_quality_report(spec, joined, labels, f"{reports}/report.html", conn_id=self.data_conn_id)
+            summary["report_uri"] = monitoring.write_quality_report(spec, joined, labels, f"{written}/{reports.REPORT}", conn_id=self.data_conn_id)
             summary["mlflow_run_id"] = monitoring.record_period(self.mlflow_hook, self.model_name, version, self.period, summary, context)
-        summary["summary_uri"] = tables.write_text(json.dumps(summary, indent=2, default=str), f"{reports}/summary.json", conn_id=self.data_conn_id)
+        summary["summary_uri"] = tables.write_text(json.dumps(summary, indent=2, default=str), f"{written}/{reports.SUMMARY}", conn_id=self.data_conn_id)
         QualityReportLink.persist(context, summary["report_uri"])
         self.log.info(
             "%s v%s on %s: %s = %.4f vs holdout %.4f (drop %.4f) -> %s; coverage %.1f%% (%d labelled)%s", self.model_name, version,

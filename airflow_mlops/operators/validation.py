@@ -6,24 +6,17 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlops import settings, tables
+from airflow_mlops import tables
 from airflow_mlops.exceptions import DataValidationError
 from airflow_mlops.links.reports import ValidationReportLink
 from airflow_mlops.operators.base import READ_TEMPLATE_FIELDS, MlopsTableOperator, check_choice, mlops_template_fields
+from airflow_mlops.reports import validation_folder
 
 if TYPE_CHECKING:
     import pandas as pd
     from airflow.sdk import Context
 
 ON_FAILURE = ("fail", "warn", "skip")
-
-
-def run_folder(context: Context, kind: str) -> str:
-    """Return ``<kind>/<dag_id>/<run_id>/<task_id>[_<map_index>]``: stable across tries, unique per task."""
-    ti = context["ti"]
-    run = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in ti.run_id)
-    mapped = f"_{ti.map_index}" if getattr(ti, "map_index", -1) not in (-1, None) else ""
-    return f"{kind}/{ti.dag_id}/{run}/{ti.task_id}{mapped}"
 
 
 class GxValidateTableOperator(MlopsTableOperator):
@@ -96,7 +89,7 @@ class GxValidateTableOperator(MlopsTableOperator):
 
         merged = expectations.validate_frames(self._frames(), configs, suite_name=f"{spec.name}_{'labelled' if self.labelled else 'scoring'}")
 
-        reports = (self.reports_uri or f"{settings.reports_root()}/{run_folder(context, 'validation')}").rstrip("/")
+        reports = (self.reports_uri or validation_folder(context)).rstrip("/")
         result_uri = tables.write_text(
             json.dumps(merged.result.to_json_dict(), indent=2, default=str), f"{reports}/result.json", conn_id=self.data_conn_id
         )

@@ -3,9 +3,10 @@
 Routes (every one behind Airflow's own authentication, ``requires_authenticated()``: a Bearer JWT or
 the UI's ``_token`` cookie; no credentials -> 401):
 
-- ``GET /mlops/``: the MLOps page (server-rendered HTML; the UI embeds it under "Browse > MLOps").
+- ``GET /mlops/``: the MLOps page (server-rendered HTML with inline SVG charts; the UI embeds it under
+  "Browse > MLOps").
 - ``GET /mlops/api/models``: per registered model, champion and previous champion with metrics, the
-  decision history and the latest drift checks (JSON).
+  decision history and the latest drift and quality checks (JSON).
 - ``GET /mlops/api/models/{name}``: the same for one model (404 when it is not registered).
 - ``GET /mlops/reports/{path}``: a file below the reports root (validation and drift reports), with
   path checks: malformed or escaping paths -> 400, missing files (or symlinks leaving the root) -> 404.
@@ -16,15 +17,20 @@ Airflow's API security module costs over a second, which workers loading plugins
 
 from __future__ import annotations
 
-import html
+import functools
+import logging
 import mimetypes
+from pathlib import Path
 from typing import Any
 
+import jinja2
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 
-from airflow_mlops.plugins import dashboard
+from airflow_mlops.plugins import charts, dashboard
+
+log = logging.getLogger(__name__)
 
 #: Reports contain scripts (Evidently, GX Data Docs). Served from Airflow's own origin, a sandboxed
 #: document runs them in an opaque origin: they cannot read the session cookie or call the API.
@@ -37,8 +43,14 @@ def _hook() -> Any:
     return MlflowHook()
 
 
+#: What a client sees when MLflow fails; the exception itself goes to the API server's log only
+#: (its text can carry a tracking URI with credentials or a server's internals).
+MLFLOW_UNAVAILABLE = "MLflow is not reachable; the API server log has the details"
+
+
 def _mlflow_unavailable(exc: Exception) -> HTTPException:
-    return HTTPException(status_code=503, detail=f"MLflow is not reachable: {type(exc).__name__}: {exc}")
+    log.error("MLOps page: MLflow request failed: %s", type(exc).__name__, exc_info=exc)
+    return HTTPException(status_code=503, detail=MLFLOW_UNAVAILABLE)
 
 
 def create_app() -> FastAPI:
@@ -82,107 +94,27 @@ def create_app() -> FastAPI:
     @app.get("/", response_class=HTMLResponse)
     def page() -> HTMLResponse:
         try:
-            body = render_models(dashboard.models(_hook()))
+            found = dashboard.models(_hook())
         except Exception as exc:
-            body = f'<p class="error">MLflow is not reachable: {html.escape(f"{type(exc).__name__}: {exc}")}</p>'
-            return HTMLResponse(render_page(body), status_code=503)
-        return HTMLResponse(render_page(body))
+            _mlflow_unavailable(exc)
+            return HTMLResponse(render_page([], error=MLFLOW_UNAVAILABLE), status_code=503)
+        return HTMLResponse(render_page(found))
 
     return app
 
 
 # -- HTML ------------------------------------------------------------------------------------------
 
-STYLE = """
-body{font-family:system-ui,sans-serif;margin:1.5rem;color:#1a202c}
-h1{font-size:1.4rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #cbd5e0}
-h3{font-size:1rem;margin-bottom:.3rem}
-table{border-collapse:collapse;margin:.3rem 0 1rem}td,th{border:1px solid #e2e8f0;padding:.25rem .5rem;text-align:left;vertical-align:top}
-th{background:#f7fafc}.yes{color:#c53030;font-weight:600}.no{color:#2f855a}.muted{color:#718096}.error{color:#c53030}
-"""
+TEMPLATES = Path(__file__).with_name("templates")
 
 
-def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value))
+@functools.cache
+def _templates() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, trim_blocks=True, lstrip_blocks=True)
 
 
-def _link(url: str, text: str) -> str:
-    return f'<a href="{_e(url)}" target="_blank" rel="noopener">{_e(text)}</a>' if url else _e(text)
-
-
-def _score(value: Any) -> str:
-    try:
-        return f"{float(value):.4f}"
-    except (TypeError, ValueError):
-        return _e(value)
-
-
-def _role(label: str, info: dict[str, Any] | None, role_id: str) -> str:
-    if info is None:
-        return f'<h3>{label}</h3><p class="muted" id="{role_id}">none</p>'
-    metrics = "".join(f"<tr><th>{_e(k)}</th><td>{_score(v)}</td></tr>" for k, v in info["metrics"].items())
-    reason = info["decision"].get("reason", "")
-    return (
-        f'<h3>{label}: <span id="{role_id}">{_link(info["url"], "v" + info["version"])}</span></h3>'
-        f'<p class="muted">{_e(info["decision"].get("decision", ""))} {_e(reason)}</p>'
-        f"<table>{metrics or '<tr><td class=muted>no metrics</td></tr>'}</table>"
-    )
-
-
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    """An HTML table; ``rows`` hold cells already rendered (escaped) by the caller."""
-    head = "<tr>" + "".join(f"<th>{h}</th>" for h in headers) + "</tr>"
-    body = "".join("<tr>" + "".join(cell if cell.startswith("<td") else f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
-    return f"<table>{head}{body}</table>"
-
-
-def _history(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return '<p class="muted">no decisions recorded yet</p>'
-    headers = ["version", "decision", "reason", "metric", "challenger", "champion", "against", "DAG run", "approver", "decided at"]
-    return _table(headers, [
-        [f"v{_e(r['version'])}", _e(r.get("decision")), _e(r.get("reason")), _e(r.get("metric")),
-         _score(r.get("challenger_score")), _score(r.get("champion_score")), _e(r.get("compared_against")),
-         _e(r.get("dag_run")), _e(r.get("approver")), _e(r.get("decided_at"))]
-        for r in rows
-    ])  # fmt: skip
-
-
-def _drift(checks: list[dict[str, Any]]) -> str:
-    if not checks:
-        return '<p class="muted">no drift checks yet</p>'
-    verdict = {True: '<td class="yes">yes</td>', False: '<td class="no">no</td>'}
-    return _table(["period", "drift", "share", "threshold", "drifted columns", "report"], [
-        [_e(c["period"]), verdict[bool(c["drift_detected"])], _score(c["share"]), _score(c["drift_share"]),
-         _e(", ".join(c.get("drifted_columns") or [])), _link(c["report_url"], "report")]
-        for c in checks
-    ])  # fmt: skip
-
-
-def render_models(models: list[dict[str, Any]]) -> str:
-    """The page body: one section per registered model."""
-    if not models:
-        return '<p class="muted">No registered models yet: run mlops_retraining.</p>'
-    sections = []
-    for m in models:
-        key = _e(m["name"])
-        challenger = f' <span class="muted">challenger v{_e(m["challenger"])}</span>' if m.get("challenger") else ""
-        sections.append(
-            f'<section data-model="{key}"><h2>{key}{challenger}</h2>'
-            + _role("Champion", m["champion"], f"champion-{key}")
-            + _role("Previous champion", m["previous_champion"], f"previous-champion-{key}")
-            + "<h3>Promotion history</h3>"
-            + _history(m["history"])
-            + "<h3>Latest drift checks</h3>"
-            + _drift(m["drift"])
-            + "</section>"
-        )
-    return "".join(sections)
-
-
-def render_page(body: str) -> str:
-    """A whole HTML document around ``body``."""
-    return (
-        '<!doctype html><html><head><meta charset="utf-8"><title>MLOps</title>'
-        f"<style>{STYLE}</style></head><body><h1>MLOps: registered models</h1>{body}</body></html>"
-    )
+def render_page(models: list[dict[str, Any]], error: str | None = None) -> str:
+    """The whole MLOps page (``templates/mlops.html``, autoescaped): per model its roles, the quality
+    and drift charts (:mod:`airflow_mlops.plugins.charts`), the latest segment table and the history."""
+    shown = [m | {"charts": {"quality": charts.quality_chart(m.get("quality") or []), "drift": charts.drift_chart(m.get("drift") or [])}} for m in models]
+    return _templates().get_template("mlops.html").render(models=shown, error=error)

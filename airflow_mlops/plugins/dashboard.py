@@ -7,7 +7,6 @@ seconds), through :class:`~airflow_mlops.hooks.mlflow.MlflowHook`.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -16,8 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from airflow_mlops import settings, tables
-from airflow_mlops.links.reports import report_url
+from airflow_mlops import reports, settings, tables
 from airflow_mlops.utils.registry import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, quote_filter
 
 if TYPE_CHECKING:
@@ -28,13 +26,18 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DECISION_PREFIX = "mlops.decision."
-#: Drift checks and decisions shown per model; older ones stay in MLflow and the reports root.
-MAX_DRIFT_CHECKS = 12
+#: Monthly checks and decisions shown per model; older ones stay in MLflow and the reports root.
+MAX_PERIODS = 24
 MAX_HISTORY = 50
-#: Fields of a drift summary (written by ``EvidentlyDriftCheckOperator``) the page shows.
 #: ``MlflowHook.activated()`` sets process-wide MLflow URIs and auth variables: one request at a time.
 _MLFLOW_LOCK = threading.Lock()
+#: Fields of a drift summary (written by ``EvidentlyDriftCheckOperator``) the page shows.
 DRIFT_FIELDS = ("period", "drift_detected", "share", "drift_share", "drifted_columns", "columns", "trigger_retraining", "rows")
+#: Fields of a quality summary (written by ``ModelQualityCheckOperator``) the page shows.
+QUALITY_FIELDS = (
+    "period", "model_version", "metric", "value", "baseline", "limit", "decayed", "trigger_retraining", "coverage", "rows",
+    "segments", "flagged_segments",
+)  # fmt: skip
 
 
 class ReportPathError(ValueError):
@@ -89,8 +92,8 @@ def _history(versions: list[Any]) -> list[dict[str, Any]]:
 
 
 def model_summary(hook: MlflowHook, name: str, aliases: dict[str, str] | None = None) -> dict[str, Any]:
-    """Champion, previous champion (with metrics and their decision), decision history and latest
-    drift checks of one registered model."""
+    """Champion, previous champion (with metrics and their decision), decision history, and the latest
+    drift and quality checks (newest first) of one registered model."""
     client = hook.client
     versions = list(client.search_model_versions(f"name={quote_filter(name)}"))
     by_number = {str(v.version): v for v in versions}
@@ -109,6 +112,7 @@ def model_summary(hook: MlflowHook, name: str, aliases: dict[str, str] | None = 
         "versions": len(versions),
         "history": _history(versions),
         "drift": drift_checks(name),
+        "quality": quality_checks(name),
     }
 
 
@@ -133,34 +137,19 @@ def model(hook: MlflowHook, name: str) -> dict[str, Any] | None:
         return model_summary(hook, name, aliases)
 
 
-# -- drift checks ----------------------------------------------------------------------------------
+# -- periodic checks ------------------------------------------------------------------------------
 
 
-def drift_checks(model_name: str, root: str | None = None, limit: int = MAX_DRIFT_CHECKS) -> list[dict[str, Any]]:
-    """The latest drift checks of a model, newest period first, read from the summaries the drift
-    operator writes at ``<reports root>/drift/<model>/period=<period>/summary.json``."""
-    base = f"{(root or settings.reports_root()).rstrip('/')}/drift/{model_name}"
-    folder = tables.storage_path(base)
-    try:
-        if not folder.is_dir():
-            return []
-        periods = sorted((c.name for c in folder.iterdir() if c.name.startswith("period=")), reverse=True)
-    except OSError:
-        log.warning("Cannot list drift checks under %s", base, exc_info=True)
-        return []
-    checks = []
-    for period in periods[:limit]:
-        summary_uri = f"{base}/{period}/summary.json"
-        try:
-            summary = json.loads(tables.read_text(summary_uri))
-        except (ValueError, OSError):  # a check still being written, or a foreign folder
-            continue
-        check = {k: summary.get(k) for k in DRIFT_FIELDS}
-        check["period"] = check["period"] or period.removeprefix("period=")
-        check["report_url"] = report_url(summary.get("report_uri"), root)
-        check["summary_url"] = report_url(summary_uri, root)
-        checks.append(check)
-    return checks
+def drift_checks(model_name: str, root: str | None = None, limit: int = MAX_PERIODS) -> list[dict[str, Any]]:
+    """The latest drift checks of a model, newest period first, from the summaries
+    ``EvidentlyDriftCheckOperator`` writes (see :mod:`airflow_mlops.reports`)."""
+    return reports.summaries(reports.DRIFT, model_name, DRIFT_FIELDS, reports_root=root, limit=limit)
+
+
+def quality_checks(model_name: str, root: str | None = None, limit: int = MAX_PERIODS) -> list[dict[str, Any]]:
+    """The latest quality checks of a model, newest period first, from the summaries
+    ``ModelQualityCheckOperator`` writes (see :mod:`airflow_mlops.reports`)."""
+    return reports.summaries(reports.QUALITY, model_name, QUALITY_FIELDS, reports_root=root, limit=limit)
 
 
 # -- report files ----------------------------------------------------------------------------------

@@ -11,8 +11,8 @@ from typing import Any
 
 from airflow.sdk.plugins_manager import AirflowPlugin
 
-from airflow_mlops.links.reports import PLUGIN_PREFIX
 from airflow_mlops.plugins import PLUGIN_NAME
+from airflow_mlops.reports import PLUGIN_PREFIX
 
 
 class MlopsPlugin(AirflowPlugin):

@@ -8,12 +8,11 @@ old values (MLflow keeps every logged value of a metric, so a run cannot drop on
 
 from __future__ import annotations
 
-import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlops import settings, tables
-from airflow_mlops.utils.periods import month_name, month_ordinal
+from airflow_mlops import tables
+from airflow_mlops.utils.periods import month_ordinal
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -26,26 +25,6 @@ if TYPE_CHECKING:
 MONITORING_TAG = "mlops.monitoring"
 #: Tag on a model version naming its monitoring run, so the registry leads to its history.
 VERSION_RUN_TAG = "mlops.monitoring_run_id"
-
-
-def quality_root(model_name: str) -> str:
-    """``<reports root>/quality/<model>``: one ``period=YYYY-MM/`` folder per checked period below it."""
-    return f"{settings.reports_root()}/quality/{model_name}"
-
-
-def earlier_periods(base: str, period: str, needed: int, flag: str, *, conn_id: str | None) -> bool:
-    """Whether the ``needed`` periods before ``period`` all have a summary under ``base`` whose ``flag`` is true."""
-    try:
-        ordinal = month_ordinal(period)
-    except ValueError as exc:
-        raise ValueError(f"consecutive > 1 needs period as YYYY-MM, got {period!r}") from exc
-    for back in range(1, needed + 1):
-        summary_uri = f"{base.rstrip('/')}/period={month_name(ordinal - back)}/summary.json"
-        if not tables.storage_path(summary_uri, conn_id=conn_id).exists():
-            return False
-        if not json.loads(tables.read_text(summary_uri, conn_id=conn_id)).get(flag):
-            return False
-    return True
 
 
 #: Rows of a period drawn (seeded) for its Evidently report; the verdict's metrics use every row.

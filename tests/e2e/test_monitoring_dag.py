@@ -36,3 +36,30 @@ def test_monitoring_catches_the_month_whose_inputs_did_not_drift_and_schedules_r
     assert decayed["decayed"] is True and task_states(runs["2025-02"])["signal_decay"] == "success"
     assert decayed["model_version"] == champion and decayed["coverage"] == 1.0
     assert queued_retraining() == queued_before + 1  # the decay event schedules mlops_retraining
+
+
+def test_the_mlops_page_charts_the_monitored_months(run_dag, champion) -> None:  # noqa: F811
+    """After the monitoring runs above: the page's quality chart carries each judged month's value,
+    baseline and decay limit as recorded in the summaries, the decayed month flagged; the drift chart
+    each scored month's drifted share and threshold; the segment table the latest month's segments."""
+    from airflow_mlops.plugins import dashboard
+    from airflow_mlops.plugins.app import render_page
+    from tests.ui.page import chart_values, segment_rows
+
+    quality = dashboard.quality_checks("churn")
+    drift = dashboard.drift_checks("churn")
+    assert [q["period"] for q in quality][:2] == ["2025-02", "2025-01"] and set(MONTHS) <= {d["period"] for d in drift}
+
+    page = render_page([{"name": "churn", "champion": None, "previous_champion": None, "history": [], "quality": quality, "drift": drift}])
+
+    charted = chart_values(page)
+    for q in quality:
+        assert charted["quality"]["value"][q["period"]] == (pytest.approx(q["value"], abs=1e-9), q["decayed"])
+        assert charted["quality"]["baseline"][q["period"]][0] == pytest.approx(q["baseline"], abs=1e-9)
+        assert charted["quality"]["limit"][q["period"]][0] == pytest.approx(q["limit"], abs=1e-9)
+    assert charted["quality"]["value"]["2025-02"][1] is True  # the concept-drifted month, flagged red
+    for d in drift:
+        assert charted["drift"]["share"][d["period"]] == (pytest.approx(d["share"], abs=1e-9), d["drift_detected"])
+        assert charted["drift"]["threshold"][d["period"]][0] == pytest.approx(d["drift_share"], abs=1e-9)
+    latest = quality[0]
+    assert segment_rows(page) == {f"{s['segment']}={s['value']}" for s in latest["segments"]} and len(latest["segments"]) > 2

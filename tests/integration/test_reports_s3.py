@@ -7,8 +7,8 @@ import json
 import pytest
 
 from airflow_mlops import tables
-from airflow_mlops.links.reports import report_url
 from airflow_mlops.plugins import dashboard
+from airflow_mlops.reports import url as report_url
 
 CONN = "aws_moto"
 

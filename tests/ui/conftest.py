@@ -1,4 +1,4 @@
-"""One real Airflow for the UI tests: ``airflow api-server``, ``scheduler`` and ``dag-processor``
+"""One real Airflow for the UI tests: ``airflow api-server``, ``scheduler``, ``dag-processor`` and ``triggerer``
 (LocalExecutor on SQLite, as ``airflow standalone`` runs it) on a free port with its own
 ``AIRFLOW_HOME``, the simple auth manager with a known password, a fresh ``mlflow server``, small demo
 data, and the repository's ``plugins/`` folder mounted next to the installed entry point.
@@ -110,7 +110,9 @@ def ui_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiStack]:
     steps = {
         "migrate": [str(VENV_BIN / "airflow"), "db", "migrate"],
         "generate-data": [
-            str(VENV_BIN / "airflow-mlops"), "generate-data", "--rows", "500", "--months", "2025-01", "--training-rows", "1500",
+            # Two scored months for the page's charts, the second with the demo's concept drift.
+            str(VENV_BIN / "airflow-mlops"), "generate-data", "--rows", "1000", "--months", "2025-01:2025-02", "--training-rows", "1500",
+            "--concept-drift-from", "2025-02",
             "--rows-per-file", "1500", "--to", (data_root / "churn").as_uri(),
         ],
     }  # fmt: skip
@@ -130,9 +132,10 @@ def ui_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiStack]:
         airflow.start("api-server", "api-server", "--port", str(port))
         airflow.start("scheduler", "scheduler")
         airflow.start("dag-processor", "dag-processor")
+        airflow.start("triggerer", "triggerer")  # the monitoring DAG's labels sensor defers
         airflow.wait_until("api-server", lambda: airflow.request("GET", "/api/v2/version"), 120, every=1)
         airflow.token = airflow.request("POST", "/auth/token", {"username": USER, "password": PASSWORD})["access_token"]
-        for dag_id in ("mlops_retraining", "mlops_batch_prediction"):
+        for dag_id in ("mlops_retraining", "mlops_batch_prediction", "mlops_model_monitoring"):
             airflow.wait_until(f"{dag_id} parsed", lambda d=dag_id: airflow.request("GET", f"/api/v2/dags/{d}"), 120, every=1)
         yield UiStack(airflow=airflow, mlflow=mlflow, home=home, data_root=data_root, env=env)
     finally:

@@ -77,3 +77,36 @@ def test_trigger_forms_a_retraining_with_changed_params_its_links_and_the_mlops_
     champion = MlflowClient(tracking_uri=ui_stack.mlflow.url).get_model_version_by_alias("churn", "champion")
     assert champion.run_id == mlflow_run.info.run_id
     assert seen["champion"] == f"v{champion.version}"
+
+
+def test_mlops_page_charts_the_months_scored_and_monitored_on_the_scheduler(ui_stack: UiStack, browser) -> None:
+    """After the retraining above: score 2025-01 and 2025-02 and judge both once their labels are in,
+    all on the real scheduler; the page's charts in Chromium carry the values the checks recorded."""
+    import json
+
+    airflow = ui_stack.airflow
+    for dag_id in ("mlops_batch_prediction", "mlops_model_monitoring"):
+        airflow.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+    # Logical dates as the schedules give them (a run dated before a DAG's start_date has no tasks).
+    for month, scored, judged in (("2025-01", "2025-02-01", "2025-03-01"), ("2025-02", "2025-03-01", "2025-04-01")):
+        airflow.run_dag("mlops_batch_prediction", {"logical_date": f"{scored}T00:00:00Z", "conf": {"month": month}})
+        airflow.run_dag("mlops_model_monitoring", {"logical_date": f"{judged}T00:00:00Z", "conf": {"month": month}})
+    recorded = {
+        kind: {month: json.loads((ui_stack.reports_root / kind / "churn" / f"period={month}" / "summary.json").read_text()) for month in ("2025-01", "2025-02")}
+        for kind in ("quality", "drift")
+    }
+
+    seen = browser("charts", {"url": airflow.url, "state": str(ARTIFACTS / "storage-state.json")})
+
+    drawn = {(d["chart"], d["series"], d["period"]): (d["value"], d["flagged"]) for d in seen["drawn"]}
+    assert all(d["visible"] for d in seen["drawn"]), seen["drawn"]
+    for month, q in recorded["quality"].items():
+        assert drawn["quality", "value", month] == (pytest.approx(q["value"], abs=1e-9), q["decayed"])
+        assert drawn["quality", "baseline", month][0] == pytest.approx(q["baseline"], abs=1e-9)
+        assert drawn["quality", "limit", month][0] == pytest.approx(q["limit"], abs=1e-9)
+    for month, d in recorded["drift"].items():
+        assert drawn["drift", "share", month] == (pytest.approx(d["share"], abs=1e-9), d["drift_detected"])
+        assert drawn["drift", "threshold", month][0] == pytest.approx(d["drift_share"], abs=1e-9)
+    latest = recorded["quality"]["2025-02"]
+    assert sorted(seen["segments"]) == sorted(f"{s['segment']}={s['value']}" for s in latest["segments"]) and seen["segments"]
+    assert (ARTIFACTS / "09-mlops-charts.png").stat().st_size > 10_000

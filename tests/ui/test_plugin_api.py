@@ -191,10 +191,10 @@ def test_invalid_trigger_input_is_refused_and_creates_no_run(ui_stack: UiStack, 
 
 def test_report_url_of_the_api_matches_the_extra_link_route(ui_stack: UiStack, seeded) -> None:
     # The same helper builds the extra links on the worker: its URL must be what the plugin serves.
-    from airflow_mlops.links.reports import report_url
+    from airflow_mlops.reports import url as report_url
 
     uri = (ui_stack.reports_root / "drift" / "seeded" / "period=2025-01" / "report.html").as_uri()
-    url = report_url(uri, root=ui_stack.reports_root.as_uri())
+    url = report_url(uri, reports_root=ui_stack.reports_root.as_uri())
 
     assert url == "/mlops/reports/" + quote("drift/seeded/period=2025-01/report.html")
     assert get(ui_stack, url, token=ui_stack.airflow.token)[0] == 200

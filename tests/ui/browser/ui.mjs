@@ -95,7 +95,24 @@ async function inspect(page) {
     mlops_url: page.url(), champion: championText };
 }
 
-const steps = { trigger, inspect };
+// The MLOps page's charts after monthly runs: every drawn mark and bar (series, period, value, flagged)
+// and the segment rows, read from the page the Airflow UI embeds.
+async function charts(page) {
+  await page.goto(`${args.url}/plugin/mlops`);
+  const frame = page.frameLocator('iframe');
+  await frame.locator('figure[data-chart="quality"] circle').first().waitFor();
+  const drawn = await frame.locator('figure[data-chart] [data-series]').evaluateAll((nodes) => nodes.map((n) => ({
+    chart: n.closest('figure').dataset.chart, series: n.dataset.series, period: n.dataset.period,
+    value: Number(n.dataset.value), flagged: n.dataset.flagged === 'true', tag: n.tagName.toLowerCase(),
+    visible: n.getBoundingClientRect().width > 0,
+  })).filter((d) => d.tag !== 'polyline'));
+  const segments = await frame.locator('tr[data-segment]').evaluateAll((rows) => rows.map((r) => r.dataset.segment));
+  await frame.locator('figure[data-chart="quality"]').scrollIntoViewIfNeeded();
+  await shot(page, '09-mlops-charts');
+  return { drawn, segments };
+}
+
+const steps = { trigger, inspect, charts };
 const browser = await chromium.launch({ executablePath: args.chromium, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
 const context = await browser.newContext({
   viewport: { width: 1400, height: 1000 },

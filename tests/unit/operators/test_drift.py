@@ -75,15 +75,14 @@ def test_on_drift_policies(tmp_path, data) -> None:
         check(tmp_path, data, "2025-02", on_drift="panic").execute(task_context())
 
 
-def test_hysteresis_needs_consecutive_drifted_months(tmp_path, data) -> None:
-    reports = tmp_path / "reports"
+def test_hysteresis_needs_consecutive_drifted_months_in_a_custom_reports_folder(tmp_path, data) -> None:
+    reports = tmp_path / "team-reports"  # not the default location: the earlier months are read where they were written
     base = {"drift_share": 0.2, "consecutive": 2}
 
     def at(month: str) -> dict:
-        op = check(tmp_path, data, month, reports_uri=None, **base)
-        op._reports_base = lambda: str(reports)  # type: ignore[method-assign]
-        op.reports_uri = str(reports / f"period={month}")
-        return op.execute(task_context())
+        result = check(tmp_path, data, month, reports_uri=str(reports), **base).execute(task_context())
+        assert result["summary_uri"] == str(reports / f"period={month}" / "summary.json")
+        return result
 
     assert at("2025-01")["trigger_retraining"] is False
     feb = at("2025-02")

@@ -8,8 +8,9 @@ from unittest import mock
 
 import pytest
 
-from airflow_mlops.links.reports import DriftReportLink, ValidationReportLink, report_url
+from airflow_mlops.links.reports import DriftReportLink, ValidationReportLink
 from airflow_mlops.plugins import dashboard
+from airflow_mlops.reports import url as report_url
 
 
 @pytest.fixture
@@ -34,13 +35,13 @@ def root(tmp_path: Path) -> Path:
     ],
 )
 def test_report_url_points_at_the_plugin_route_for_reports_under_the_root(root: Path, uri: str, url: str) -> None:
-    assert report_url(uri.format(root=root.as_uri()), root=root.as_uri()) == url
+    assert report_url(uri.format(root=root.as_uri()), reports_root=root.as_uri()) == url
 
 
 def test_report_url_follows_the_api_base_path_and_s3_roots(monkeypatch) -> None:
     monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://airflow.example/team-a/")
 
-    assert report_url("s3://mlops/reports/drift/x/report.html", root="s3://mlops/reports") == "/team-a/mlops/reports/drift/x/report.html"
+    assert report_url("s3://mlops/reports/drift/x/report.html", reports_root="s3://mlops/reports") == "/team-a/mlops/reports/drift/x/report.html"
 
 
 def test_report_links_turn_the_pushed_uri_into_a_url_and_never_raise(root: Path, monkeypatch) -> None:
