@@ -68,6 +68,11 @@ class PartitionNotReadyError(TableError):
     """A partition has no data files or lacks its ``_SUCCESS`` completion marker."""
 
 
+class PartitionConflictError(TableError):
+    """Another run published the partition after this run started writing it: this run's output was
+    discarded, so the partition holds one run's files only. Rerun to replace it."""
+
+
 class ModelResolutionError(MlopsError, LookupError):
     """A registered model, alias or version does not exist (or is not usable).
 

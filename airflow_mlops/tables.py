@@ -3,8 +3,12 @@
 Readers name the file in every error. Writers never let a reader see a partial file: output is staged
 and published in one step (an atomic rename on local disk, a single upload on object stores, where a
 PUT or a completed multipart upload is all-or-nothing). A partition (a folder of ``part-*.parquet``
-files) is complete only once its ``_SUCCESS`` marker exists; :func:`begin_partition` removes the
-marker before a rewrite and :func:`finish_partition` writes it last.
+files) is complete only once its ``_SUCCESS`` marker exists, and the marker's manifest names the files
+that make it up: readers take exactly those. A producer that writes a folder once seals it with
+:func:`finish_partition`. A run that rewrites a published partition (a rerun of a month) stages its
+files per run and publishes them in one step at the end (:func:`open_partition`,
+:func:`publish_partition`): until then readers keep the earlier version, a failed rerun leaves it
+untouched, and of two concurrent runs of one partition the second to publish is refused.
 
 Readiness is one policy for every reader (sensor, validation, drift, training, inference): a folder
 needs its ``_SUCCESS`` marker unless the reader opts out (``require_marker=False``, default
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -24,7 +29,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from airflow_mlops import settings
-from airflow_mlops.exceptions import PartitionNotReadyError, TableError
+from airflow_mlops.exceptions import PartitionConflictError, PartitionNotReadyError, TableError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,6 +41,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SUCCESS_MARKER = "_SUCCESS"
+#: Per-run staging folders inside a partition (``_`` hides them from every reader, pyarrow's too).
+STAGING_DIR = "_staging"
+#: Staging folders of other runs untouched this long are left-overs of killed runs: removed at publish.
+STALE_STAGING_SECONDS = 24 * 3600
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 DEFAULT_BATCH_ROWS = 131_072
 #: Byte-order marks of encodings that a UTF-8 reader turns into one garbled column.
@@ -164,7 +173,38 @@ def list_data_files(
             uri=str(uri),
         )
     base = str(uri).rstrip("/")
+    listed = _manifest_files(path, names) if SUCCESS_MARKER in names else None
+    if listed is not None:
+        missing = sorted(set(listed) - set(files))
+        if missing:
+            raise PartitionNotReadyError(f"the {SUCCESS_MARKER} manifest names files that are gone ({missing[:3]}): being replaced? try again", uri=str(uri))
+        return [f"{base}/{n}" for n in listed]
     return [f"{base}/{n}" for n in files]
+
+
+def _manifest_files(folder: ObjectStoragePath, names: Sequence[str]) -> list[str] | None:
+    """The data files the partition's ``_SUCCESS`` manifest names, or ``None`` for a marker without one
+    (an empty ``_SUCCESS``, as Spark and Hadoop write it)."""
+    manifest = read_manifest(folder)
+    files = manifest.get("files") if manifest else None
+    return sorted(str(f) for f in files) if isinstance(files, list) and files else None
+
+
+def read_manifest(uri: str | ObjectStoragePath, *, conn_id: str | None = None) -> dict[str, Any] | None:
+    """The JSON manifest in a partition's ``_SUCCESS`` marker; ``None`` without marker or when it holds no JSON object."""
+    import json
+
+    folder = uri if not isinstance(uri, str) else storage_path(uri, conn_id=conn_id)
+    marker = folder / SUCCESS_MARKER
+    try:
+        text = marker.read_text(encoding="utf-8")
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        manifest = json.loads(text) if text.strip() else None
+    except ValueError:
+        return None
+    return manifest if isinstance(manifest, dict) else None
 
 
 def seconds_since_change(uri: str | ObjectStoragePath, *, conn_id: str | None = None) -> float:
@@ -507,13 +547,6 @@ def read_text(uri: str | ObjectStoragePath, *, conn_id: str | None = None) -> st
         raise TableError(f"cannot read file: {type(exc).__name__}: {exc}", uri=str(uri)) from exc
 
 
-def begin_partition(uri: str | ObjectStoragePath, *, conn_id: str | None = None) -> None:
-    """Mark a partition folder as being (re)written: remove its ``_SUCCESS`` marker if present."""
-    marker = storage_path(f"{str(uri).rstrip('/')}/{SUCCESS_MARKER}", conn_id=conn_id)
-    if marker.exists():
-        marker.unlink()
-
-
 def finish_partition(
     uri: str | ObjectStoragePath, *, keep: Sequence[str], conn_id: str | None = None, extra: dict[str, Any] | None = None
 ) -> str:
@@ -534,3 +567,112 @@ def finish_partition(
             log.info("Removing stale file %s/%s", base, child.name)
             child.unlink()
     return write_text(json.dumps({"files": sorted(keep), **(extra or {})}, sort_keys=True), f"{base}/{SUCCESS_MARKER}", conn_id=conn_id)
+
+
+def _generation(run_key: str) -> str:
+    """A short name for a run's version of a partition: the same for every try of the run."""
+    import hashlib
+
+    return hashlib.sha256(run_key.encode()).hexdigest()[:12]
+
+
+def open_partition(uri: str | ObjectStoragePath, *, run_key: str, conn_id: str | None = None) -> dict[str, Any]:
+    """Start a new version of the partition at ``uri`` for the run ``run_key`` (e.g. its dag and run
+    id): the published version stays as it is, for readers, until :func:`publish_partition`.
+
+    Returns the JSON-able handle the writers and the publisher share (pass it through XCom):
+    ``{"uri", "run_key", "generation", "staging", "replaces"}``. Write the files into ``staging``
+    (under their final names); ``replaces`` is the generation published when this run started.
+    An earlier try of the same run left its staging folder: it is emptied.
+    """
+    base = str(uri).rstrip("/")
+    generation = _generation(run_key)
+    published = read_manifest(base, conn_id=conn_id)
+    staging = f"{base}/{STAGING_DIR}/{generation}"
+    _remove_folder(storage_path(staging, conn_id=conn_id))
+    replaces = None if published is None else str(published.get("generation", ""))
+    return {"uri": base, "run_key": run_key, "generation": generation, "staging": staging, "replaces": replaces}
+
+
+def publish_partition(handle: Mapping[str, Any], *, files: Sequence[str], extra: dict[str, Any] | None = None, conn_id: str | None = None) -> str:
+    """Make the files a run staged (``handle`` from :func:`open_partition`) the partition, then drop
+    the version they replace. Returns the marker URI.
+
+    In order: check that nobody published since the run started (else :class:`PartitionConflictError`,
+    and this run's staging is removed); move the staged files in under names unique to the run
+    (``<name>.<generation>.parquet``), so they never overwrite a file the published manifest names;
+    write the new ``_SUCCESS`` manifest (one atomic write: readers switch version there); then delete
+    the data files of the replaced version and staging left by runs killed long ago. A retry after a
+    crash in between finds its own generation published and finishes the clean-up.
+
+    :param files: names of the staged files (in ``handle["staging"]``).
+    :param extra: JSON-able facts stored in the manifest (rows, model versions...).
+    """
+    import json
+    import time
+
+    base, generation = handle["uri"], handle["generation"]
+    published = read_manifest(base, conn_id=conn_id)
+    current = None if published is None else str(published.get("generation", ""))
+    staging = storage_path(handle["staging"], conn_id=conn_id)
+    if current not in (handle["replaces"], generation):
+        _remove_folder(staging)
+        _remove_if_empty(storage_path(f"{base}/{STAGING_DIR}", conn_id=conn_id))
+        raise PartitionConflictError(
+            f"another run ({(published or {}).get('run_key', 'unknown')}) published this partition after {handle['run_key']} started; "
+            "nothing of this run was published, the partition holds that run's files. Rerun to replace them",
+            uri=base,
+        )
+    final = []
+    for name in files:
+        stem, ext = os.path.splitext(name)
+        # A name derived from a published file (a scored part keeps its input's name) drops that one's generation.
+        target = f"{re.sub(r'[.][0-9a-f]{12}$', '', stem)}.{generation}{ext}"
+        source = staging / name
+        if source.exists():
+            source.rename(storage_path(f"{base}/{target}", conn_id=conn_id))
+        elif not storage_path(f"{base}/{target}", conn_id=conn_id).exists():
+            raise TableError(f"staged file {name} is missing: was it written by this run?", uri=str(staging))
+        final.append(target)
+    manifest = {"files": sorted(final), "generation": generation, "run_key": handle["run_key"], **(extra or {})}
+    marker = write_text(json.dumps(manifest, sort_keys=True, default=str), f"{base}/{SUCCESS_MARKER}", conn_id=conn_id)
+    folder = storage_path(base, conn_id=conn_id)
+    for child in folder.iterdir():
+        if (_is_data_file(child.name) and child.name not in final) or (child.name.startswith(".") and child.name.endswith(".tmp")):
+            child.unlink()
+    stage_root = storage_path(f"{base}/{STAGING_DIR}", conn_id=conn_id)
+    if stage_root.exists():
+        for run_folder in stage_root.iterdir():
+            if run_folder.name == generation or time.time() - _mtime(run_folder) > STALE_STAGING_SECONDS:
+                _remove_folder(run_folder)
+        _remove_if_empty(stage_root)
+    log.info("Published %s: %d files (generation %s)", base, len(final), generation)
+    return marker
+
+
+def _mtime(path: ObjectStoragePath) -> float:
+    """Newest modification time of a staging folder's files; now when it has none or the store cannot tell
+    (so a folder is never taken for stale by mistake)."""
+    import time
+
+    try:
+        times = [float(child.stat().st_mtime) for child in path.iterdir() if child.is_file()]
+    except (OSError, AttributeError, TypeError, ValueError):
+        times = []
+    return max(times) if times else time.time()
+
+
+def _remove_if_empty(path: ObjectStoragePath) -> None:
+    """Delete a local folder left empty (object stores have no empty folders)."""
+    if _is_local(path) and path.is_dir() and not any(path.iterdir()):
+        path.rmdir()
+
+
+def _remove_folder(path: ObjectStoragePath) -> None:
+    """Delete a staging folder and the flat files in it, if it exists."""
+    if not path.exists():
+        return
+    for child in path.iterdir():
+        child.unlink()
+    if _is_local(path):  # object stores have no folders: the prefix is gone with its last object
+        path.rmdir()

@@ -20,12 +20,15 @@ from airflow_mlops.operators.drift import EvidentlyDriftCheckOperator
 from airflow_mlops.operators.inference import MlflowBatchPredictOperator
 from airflow_mlops.operators.validation import GxValidateTableOperator
 from airflow_mlops.sensors.partition import DataPartitionSensor
-from airflow_mlops.utils.periods import previous_month
+from airflow_mlops.utils.periods import month_closed_at, previous_month
 
 MODEL_NAME = "churn"
 DATA = "{{ data_root() }}/" + MODEL_NAME
 SPEC = DATA + "/churn_spec.yaml"
-MONTH = "{{ params.month or previous_month(logical_date) }}"
+# A run without a logical date (the CLI's and REST API's default) takes its month from run_after.
+MONTH_OF_RUN = "params.month or previous_month(logical_date or dag_run.run_after)"
+MONTH = "{{ " + MONTH_OF_RUN + " }}"
+SCORED_AT = "{{ month_closed_at(" + MONTH_OF_RUN + ") }}"  # the same for every run of a month
 PARTITION = DATA + "/monthly/month=" + MONTH
 PREDICTIONS = DATA + "/predictions/month=" + MONTH
 DRIFT = drift_asset(MODEL_NAME)
@@ -39,7 +42,7 @@ with DAG(
     catchup=settings.batch_catchup(),  # local config only: nothing remote at parse time
     max_active_runs=3,
     tags=["mlops", "inference"],
-    user_defined_macros={"data_root": settings.data_root, "previous_month": previous_month},
+    user_defined_macros={"data_root": settings.data_root, "previous_month": previous_month, "month_closed_at": month_closed_at},
     default_args=task_defaults(),
     params={
         "month": Param(
@@ -86,11 +89,13 @@ with DAG(
     @task(outlets=[DRIFT])
     def signal_drift(summary: dict[str, Any], *, outlet_events: Any = None) -> dict[str, Any]:
         """Emit the drift Asset event (which schedules retraining) only when the check says so."""
-        return signal_retraining(summary, outlet_events, DRIFT, ("period", "share", "drifted_columns", "report_uri"), "drift_detected")
+        keys = ("period", "share", "drifted_columns", "report_uri")
+        return signal_retraining(summary, outlet_events, DRIFT, keys, "drift_detected", model_name=MODEL_NAME, kind="drift")
 
     @task
-    def plan(ready: dict[str, Any], output_dir: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        """Pin the model version once for all files, and map each input file to its output file."""
+    def plan(ready: dict[str, Any], output_dir: str, params: dict[str, Any] | None = None, ti: Any = None) -> list[dict[str, Any]]:
+        """Pin the model version once for all files, and map each input file to its output file in this
+        run's staging folder (the published month stays readable until ``publish``)."""
         from airflow_mlops import tables
         from airflow_mlops.hooks.mlflow import MlflowHook
         from airflow_mlops.utils import registry
@@ -100,11 +105,12 @@ with DAG(
         with hook.activated():
             version = registry.resolve_version(hook.client, MODEL_NAME, alias).version
             shadow_version = registry.alias_version(hook.client, MODEL_NAME, registry.CHALLENGER) if shadow else None
-        tables.begin_partition(output_dir)  # readers ignore the partition until publish()
+        partition = tables.open_partition(output_dir, run_key=f"{ti.dag_id}/{ti.run_id}")
+        ti.xcom_push(key="partition", value=partition)
         return [
             {
                 "input_uri": uri,
-                "output_uri": f"{output_dir}/{uri.rsplit('/', 1)[-1].rsplit('.', 1)[0]}.parquet",
+                "output_uri": f"{partition['staging']}/{uri.rsplit('/', 1)[-1].rsplit('.', 1)[0]}.parquet",
                 "model_ref": str(version),
                 "shadow_ref": shadow_version if shadow_version and shadow_version != str(version) else None,
             }
@@ -113,19 +119,21 @@ with DAG(
 
     planned = plan(wait.output, PREDICTIONS)
     predict = MlflowBatchPredictOperator.partial(
-        task_id="predict", spec_uri=SPEC, model_name=MODEL_NAME, scored_at="{{ logical_date }}"
+        task_id="predict", spec_uri=SPEC, model_name=MODEL_NAME, scored_at=SCORED_AT
     ).expand_kwargs(planned)
 
     @task(outlets=[PREDICTED])
-    def publish(results: list[dict[str, Any]], output_dir: str, *, outlet_events: Any = None) -> dict[str, Any]:
-        """Drop stale files, write the _SUCCESS marker last, and announce the predictions."""
+    def publish(results: list[dict[str, Any]], output_dir: str, *, outlet_events: Any = None, ti: Any = None) -> dict[str, Any]:
+        """Publish the run's files as the month in one step (refused when another run of the month
+        published first), and announce the predictions."""
         from airflow_mlops import tables
 
         results = list(results[:])  # one slice request: iterating probes one index past the end (an error line)
         versions = sorted({r["model_version"] for r in results})
         names = [r["output_uri"].rsplit("/", 1)[-1] for r in results]
         rows = sum(r["rows"] for r in results)
-        tables.finish_partition(output_dir, keep=names, extra={"rows": rows, "model_versions": versions})
+        partition = ti.xcom_pull(task_ids="plan", key="partition")
+        tables.publish_partition(partition, files=names, extra={"rows": rows, "model_versions": versions})
         summary = {"uri": output_dir, "files": len(names), "rows": rows, "model_versions": versions}
         outlet_events[PREDICTED].extra = summary
         return summary

@@ -24,7 +24,7 @@ from airflow_mlops.utils.periods import labelled_month
 MODEL_NAME = "churn"
 DATA = "{{ data_root() }}/" + MODEL_NAME
 SPEC = DATA + "/churn_spec.yaml"
-MONTH = "{{ params.month or labelled_month(logical_date, params.label_lag_months) }}"
+MONTH = "{{ params.month or labelled_month(logical_date or dag_run.run_after, params.label_lag_months) }}"
 DECAY = decay_asset(MODEL_NAME)
 
 with DAG(
@@ -89,7 +89,7 @@ with DAG(
     def signal_decay(summary: dict[str, Any], *, outlet_events: Any = None) -> dict[str, Any]:
         """Emit the decay Asset event (which schedules retraining) only when the check says so."""
         keys = ("period", "metric", "value", "baseline", "model_version", "report_uri")
-        return signal_retraining(summary, outlet_events, DECAY, keys, "decayed")
+        return signal_retraining(summary, outlet_events, DECAY, keys, "decayed", model_name=MODEL_NAME, kind="decay")
 
     chain(wait, quality)
     signal_decay(quality.output)

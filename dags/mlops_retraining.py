@@ -1,13 +1,18 @@
-"""Retraining: wait for data -> validate -> train -> evaluate challenger vs champion -> (approve) -> promote.
+"""Retraining: assemble the newest labelled months -> validate -> train -> evaluate challenger vs champion
+on the newest labelled month -> (approve) -> promote.
 
 Runs weekly, or as soon as the batch-prediction DAG reports drift or the monitoring DAG reports decay
-(asset-or-time schedule), or when
-triggered from the UI, whose form exposes the estimator, hyperparameters and promotion thresholds.
+(asset-or-time schedule), or when triggered from the UI, whose form exposes the training window, the
+estimator, hyperparameters and promotion thresholds. The model learns from the months that drifted:
+the ``window_months`` labelled months before the newest one (features joined with the labels feed),
+and both models are judged on the newest labelled month. ``window_months`` = 0 trains on the snapshot
+with a seeded holdout split (the first model, before any label has arrived).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, TriggerRule, chain, task
@@ -18,6 +23,7 @@ from airflow_mlops.defaults import task_defaults
 from airflow_mlops.operators.registry import MlflowPromoteModelOperator
 from airflow_mlops.operators.training import MlflowTrainModelOperator
 from airflow_mlops.operators.validation import GxValidateTableOperator
+from airflow_mlops.operators.window import TrainingWindowOperator
 from airflow_mlops.sensors.partition import DataPartitionSensor
 
 MODEL_NAME = "churn"
@@ -67,25 +73,95 @@ with DAG(
         ),
         "test_size": Param(
             0.2, type="number", exclusiveMinimum=0, maximum=0.5, title="Holdout share",
-            description="Share of the training data held out for evaluation and promotion (0 < share <= 0.5).",
+            description="With window 0: share of the snapshot held out for evaluation and promotion (0 < share <= 0.5).",
         ),
         "dry_run": Param(False, type="boolean", title="Dry run", description="Evaluate, but change no alias."),
         "require_approval": Param(
             False, type="boolean", title="Require human approval", description="A person approves before promotion."
         ),
+        "window_months": Param(
+            3, type="integer", minimum=0, maximum=36, title="Training window (months)",
+            description="Labelled months to learn from, before the newest one (the holdout). 0: the snapshot, split.",
+        ),
+        "include_snapshot": Param(
+            False, type="boolean", title="Include the snapshot", description="Add the original training snapshot to the window's months.",
+        ),
+        "month": Param(
+            None, type=["null", "string"], pattern="^[0-9]{4}-(0[1-9]|1[0-2])$", title="Newest month (YYYY-MM)",
+            description="The newest month considered for the window; default the month of the run.",
+        ),
         "training_data_uri": Param(
-            None, type=["null", "string"], title="Training data URI",
-            description="Override the training partition (file:// or s3://); default <data root>/churn/training.",
+            None, type=["null", "string"], title="Snapshot URI",
+            description="Override the labelled snapshot (file:// or s3://); default <data root>/churn/training.",
         ),
     },
 ) as dag:  # fmt: skip
+    @task
+    def pending_signals(triggering_asset_events: Any = None) -> dict[str, Any]:
+        """The drift and decay signals this run answers: every pending one in the ledger (also those whose
+        Asset event reached no run), and the Asset events Airflow delivered to it."""
+        from airflow_mlops import signals
+
+        delivered = [dict(event.extra or {}) | {"asset": asset.name} for asset, events in (triggering_asset_events or {}).items() for event in events]
+        return {"signals": signals.pending(MODEL_NAME), "delivered": delivered}
+
+    @task(trigger_rule=TriggerRule.NONE_FAILED)
+    def cover_signals(found: dict[str, Any], ti: Any = None, run_id: str | None = None) -> dict[str, Any]:
+        """Record that this run's decision (the promotion or the rejection ``promote`` recorded) covers
+        the pending signals. A run without one (dry run, approval refused) covers nothing."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from airflow_mlops import signals
+        from airflow_mlops.hooks.mlflow import MlflowHook
+
+        decision = ti.xcom_pull(task_ids="promote")
+        if not found["signals"] or not decision:
+            raise AirflowSkipException("no pending signal" if not found["signals"] else "no decision recorded: the signals stay pending")
+        kept = ("decision", "reason", "metric", "challenger_version", "champion_version", "challenger_score", "champion_score")
+        record = signals.cover(MODEL_NAME, found["signals"], str(run_id), {k: decision.get(k) for k in kept})
+        answered = [f"{s['kind']} {s['period']}" for s in found["signals"]]
+        MlflowHook().set_version_tag(MODEL_NAME, str(decision["challenger_version"]), "mlops.signals", ", ".join(answered))
+        return {"covered": answered, "record_uri": record}
+
+    @task.short_circuit(trigger_rule=TriggerRule.NONE_FAILED)
+    def raised_meanwhile(found: dict[str, Any], params: dict[str, Any] | None = None) -> bool:
+        """Signals raised while this run trained: Airflow may hand their Asset events to no run (the DAG
+        was at max_active_runs), so this run queues the next one itself. Signals it saw and could not
+        cover stay pending for the next run, so runs never chain on them."""
+        from airflow_mlops import signals
+
+        seen = {s["uri"] for s in found["signals"]}
+        return not (params or {}).get("dry_run") and any(s["uri"] not in seen for s in signals.pending(MODEL_NAME))
+
+    @task(retries=0)
+    def retrain_again(**context: Any) -> None:
+        """Queue the next retraining run (it starts once this one ends: max_active_runs=1)."""
+        # Imported here: the operator module costs ~0.18 s of imports, which every parse would pay.
+        from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+
+        TriggerDagRunOperator(task_id="retrain_again", trigger_dag_id="mlops_retraining").execute(context)
+
+    found = pending_signals()
     wait_for_data = DataPartitionSensor(
         task_id="wait_for_training_data", uri=TRAIN, poke_interval=60, timeout=6 * 3600, mode="reschedule"
     )
-    validate = GxValidateTableOperator(task_id="validate", table_uri=TRAIN, spec_uri=SPEC, labelled=True, retries=0)
+    window = TrainingWindowOperator(
+        task_id="assemble_window",
+        features_uri=DATA + "/monthly/month={month}",
+        labels_uri=DATA + "/labels/month={month}",
+        snapshot_uri=TRAIN,
+        spec_uri=SPEC,
+        output_uri=DATA + "/windows/{{ run_id | replace(':', '_') | replace('+', '_') }}",
+        window_months="{{ params.window_months }}",
+        include_snapshot="{{ params.include_snapshot }}",
+        end_month="{{ params.month or '' }}",
+    )
+    validate = GxValidateTableOperator(task_id="validate", table_uri=window.output["train_uri"], spec_uri=SPEC, labelled=True, retries=0)
     train = MlflowTrainModelOperator(
         task_id="train",
-        train_uri=TRAIN,
+        train_uri=window.output["train_uri"],
+        validation_uri=window.output["holdout_uri"],
+        data_tags=window.output["tags"],
         spec_uri=SPEC,
         model_name=MODEL_NAME,
         estimator="{{ params.estimator }}",
@@ -130,5 +206,6 @@ with DAG(
         **thresholds,
     )
     routed = route(evaluate.output)
-    chain(wait_for_data, validate, train, evaluate, routed, [approve, promote])
+    chain(found, wait_for_data, window, validate, train, evaluate, routed, [approve, promote])
+    promote >> cover_signals(found) >> raised_meanwhile(found) >> retrain_again()
     approve >> promote

@@ -16,12 +16,13 @@ from airflow_mlops.operators.registry import MlflowPromoteModelOperator
 from airflow_mlops.operators.training import MlflowTrainModelOperator
 from airflow_mlops.operators.validation import GxValidateTableOperator
 from airflow_mlops.sensors.partition import DataPartitionSensor
-from airflow_mlops.utils.periods import previous_month
+from airflow_mlops.utils.periods import month_closed_at, previous_month
 
 SPEC = str(Path(__file__).with_name("penguins_spec.yaml"))
 DATA = "{{ data_root() }}/penguins"
 # A run on the 1st of a month scores the month before (a backfill of 2009-04-01 scores March).
-MONTH = "{{ params.month or previous_month(logical_date) }}"
+MONTH_OF_RUN = "params.month or previous_month(logical_date or dag_run.run_after)"
+MONTH = "{{ " + MONTH_OF_RUN + " }}"
 # pandas writes no _SUCCESS marker: every reader opts out (or set [mlops] require_marker = False once).
 NO_MARKER = {"require_marker": False}
 
@@ -45,7 +46,7 @@ with DAG(
     schedule="@monthly",
     start_date=dt.datetime(2009, 1, 1, tzinfo=dt.UTC),
     catchup=False,
-    user_defined_macros={"data_root": settings.data_root, "previous_month": previous_month},
+    user_defined_macros={"data_root": settings.data_root, "previous_month": previous_month, "month_closed_at": month_closed_at},
     params={"month": Param(None, type=["null", "string"], pattern="^[0-9]{4}-(0[1-9]|1[0-2])$", title="Month (YYYY-MM)")},
     tags=["example"],
 ):
@@ -65,6 +66,6 @@ with DAG(
         return [{"input_uri": f, "output_uri": f"{root}/predictions/month={month}/{f.rsplit('/', 1)[-1]}"} for f in ready["files"]]
 
     predict = MlflowBatchPredictOperator.partial(
-        task_id="predict", spec_uri=SPEC, model_name="penguins", scored_at="{{ data_interval_end }}"
+        task_id="predict", spec_uri=SPEC, model_name="penguins", scored_at="{{ month_closed_at(" + MONTH_OF_RUN + ") }}"
     ).expand_kwargs(outputs(wait.output, MONTH))
     wait >> validate_month >> drift >> predict

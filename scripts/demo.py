@@ -34,6 +34,11 @@ def configure() -> Path:
 
 def main() -> int:
     home = configure()
+    import warnings
+
+    # Airflow's dag.test() runs its execution API in process through Starlette's TestClient, which
+    # warns about its own httpx use: nothing a demo user can act on.
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from airflow.dag_processing.dagbag import DagBag
     from airflow.utils import db
 
@@ -53,8 +58,8 @@ def main() -> int:
         print(f"DAG import errors: {bag.import_errors}", file=sys.stderr)
         return 1
 
-    print("Running mlops_retraining ...")
-    run = bag.get_dag("mlops_retraining").test()
+    print("Running mlops_retraining on the training snapshot (window_months=0: no month is labelled yet) ...")
+    run = bag.get_dag("mlops_retraining").test(run_conf={"window_months": 0})
     states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
     print(f"  state: {run.state}; tasks: {states}")
     if str(run.state) != "success":
@@ -94,6 +99,23 @@ def main() -> int:
         verdict = "DECAYED -> decay event, retraining scheduled" if signal == "success" else ("decayed" if quality["decayed"] else "holds")
         print(f"  {month:8} {quality['value']:8.4f} {quality['baseline']:8.4f} {quality['drop']:7.4f} {quality['coverage']:9.0%}  {verdict}")
     print("  2025-02: inputs unchanged (no drift), quality decayed: caught by monitoring alone.")
+
+    from airflow_mlops import signals
+
+    pending = ", ".join(f"{s['kind']} {s['period']}" for s in signals.pending("churn"))
+    print(f"Running mlops_retraining as the drift/decay events schedule it (pending signals: {pending}) ...")
+    run = bag.get_dag("mlops_retraining").test(run_conf={"window_months": 3})
+    if str(run.state) != "success":
+        print(f"  retraining: run {run.state}: {states_of(run)}", file=sys.stderr)
+        return 1
+    window, decision = xcom(run, "assemble_window"), xcom(run, "promote") or xcom(run, "evaluate")
+    latest = window["holdout_month"]
+    print(f"  learnt from {', '.join(window['train_months'])} ({window['rows']['train']} labelled rows); both models judged on {latest}")
+    print(f"  {decision['metric']} on {latest}: champion v{decision['champion_version']} {decision['champion_score']:.4f} (before)"
+          f" -> challenger v{decision['challenger_version']} {decision['challenger_score']:.4f}")
+    print(f"  decision: {decision['decision']} ({decision['reason']})")
+    champion = client.get_model_version_by_alias("churn", "champion")
+    print(f"  champion now: churn v{champion.version}; it answered: {champion.tags.get('mlops.signals', 'no signal')}")
     return 0
 
 

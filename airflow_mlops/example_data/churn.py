@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: The generator's run key for the publish protocol: a rerun over the same folder replaces it in place.
+GENERATOR_RUN = "airflow-mlops generate-data"
 CONTRACTS = ("month-to-month", "one-year", "two-year")
 PAYMENTS = ("electronic-check", "mailed-check", "bank-transfer", "credit-card")
 INTERNET = ("dsl", "fiber", "none")
@@ -157,34 +159,33 @@ def generate_frame(
 def _write_partition(
     folder: str, total_rows: int, rows_per_file: int, *, conn_id: str | None, **frame_kwargs: Any
 ) -> list[str]:
-    tables.begin_partition(folder, conn_id=conn_id)
+    partition = tables.open_partition(folder, run_key=GENERATOR_RUN, conn_id=conn_id)
     names = []
     for part, start in enumerate(range(0, total_rows, rows_per_file)):
         name = f"part-{part:05d}.parquet"
         frame = generate_frame(min(rows_per_file, total_rows - start), part=part, **frame_kwargs)
-        tables.write_table(frame, f"{folder}/{name}", conn_id=conn_id)
+        tables.write_table(frame, f"{partition['staging']}/{name}", conn_id=conn_id)
         names.append(name)
-    tables.finish_partition(folder, keep=names, conn_id=conn_id, extra={"rows": total_rows})
-    return [f"{folder}/{n}" for n in names]
+    tables.publish_partition(partition, files=names, conn_id=conn_id, extra={"rows": total_rows})
+    return tables.list_data_files(folder, conn_id=conn_id, require_marker=True)
 
 
 def _write_month(
     features: str, outcomes: str | None, total_rows: int, rows_per_file: int, *, conn_id: str | None, **frame_kwargs: Any
 ) -> None:
     """One month: the unlabelled features partition and, apart, its labels feed (same rows, same ids)."""
-    folders = [features] + ([outcomes] if outcomes else [])
-    for folder in folders:
-        tables.begin_partition(folder, conn_id=conn_id)
+    folders = {"features": features} | ({"outcomes": outcomes} if outcomes else {})
+    partitions = {kind: tables.open_partition(folder, run_key=GENERATOR_RUN, conn_id=conn_id) for kind, folder in folders.items()}
     names = []
     for part, start in enumerate(range(0, total_rows, rows_per_file)):
         name = f"part-{part:05d}.parquet"
         frame = generate_frame(min(rows_per_file, total_rows - start), part=part, labels=True, **frame_kwargs)
-        tables.write_table(frame.drop(columns=["churned"]), f"{features}/{name}", conn_id=conn_id)
+        tables.write_table(frame.drop(columns=["churned"]), f"{partitions['features']['staging']}/{name}", conn_id=conn_id)
         if outcomes:
-            tables.write_table(frame[["customer_id", "churned"]], f"{outcomes}/{name}", conn_id=conn_id)
+            tables.write_table(frame[["customer_id", "churned"]], f"{partitions['outcomes']['staging']}/{name}", conn_id=conn_id)
         names.append(name)
-    for folder in folders:
-        tables.finish_partition(folder, keep=names, conn_id=conn_id, extra={"rows": total_rows})
+    for partition in partitions.values():
+        tables.publish_partition(partition, files=names, conn_id=conn_id, extra={"rows": total_rows})
 
 
 def generate_dataset(

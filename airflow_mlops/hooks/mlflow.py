@@ -91,6 +91,9 @@ class MlflowHook(BaseHook):
     def __init__(self, mlflow_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.mlflow_conn_id = mlflow_conn_id
+        from airflow_mlops.utils.noise import route_library_logging
+
+        route_library_logging()  # before any MLflow import this hook leads to
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
@@ -222,6 +225,25 @@ class MlflowHook(BaseHook):
             if experiment is None:
                 raise
             return str(experiment.experiment_id)
+
+    def register_version(self, name: str, model_uri: str, *, run_id: str, tags: dict[str, str], model_id: str | None = None) -> Any:
+        """Register ``model_uri`` as a new version of ``name`` (created on first use) with ``tags``;
+        return the ``ModelVersion``. The client's calls, as ``mlflow.register_model`` makes them,
+        without its messages printed to stderr (an ``[error]`` line per training in a task log)."""
+        from mlflow.exceptions import MlflowException
+
+        client = self.client
+        try:
+            client.create_registered_model(name)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        return client.create_model_version(name, model_uri, run_id=run_id, tags=tags, model_id=model_id)
+
+    def set_version_tag(self, name: str, version: str | int, key: str, value: str) -> None:
+        """Set one tag on a model version (e.g. the retraining signals its decision answered)."""
+        with self.activated():
+            self.client.set_model_version_tag(name, str(version), key, value)
 
     def run_url(self, experiment_id: str, run_id: str) -> str:
         """Return the MLflow UI URL of a run, or ``""`` when the store has no UI."""

@@ -73,6 +73,18 @@ class MlopsBaseOperator(BaseOperator):
         self.mlflow_conn_id = mlflow_conn_id
         self.data_conn_id = data_conn_id
 
+    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
+        """Render as Airflow does; a template error (an undefined name, bad syntax) fails the task at
+        once: rendering the same template again on a retry gives the same error."""
+        import jinja2
+
+        try:
+            super().render_template_fields(context, jinja_env)
+        except jinja2.TemplateError as exc:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(f"{self.task_id}: cannot render a template: {type(exc).__name__}: {exc} (no retry)") from exc
+
     @cached_property
     def mlflow_hook(self) -> MlflowHook:
         """The :class:`~airflow_mlops.hooks.mlflow.MlflowHook` of ``mlflow_conn_id``, built on first use."""

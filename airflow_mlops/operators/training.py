@@ -19,7 +19,7 @@ from airflow_mlops.operators.base import (
     ti_key,
 )
 from airflow_mlops.utils.registry import quote_filter
-from airflow_mlops.utils.values import as_mapping
+from airflow_mlops.utils.values import as_mapping, as_uri_list, optional_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -82,7 +82,8 @@ class MlflowTrainModelOperator(MlopsTableOperator):
     finds its version reuses it instead of registering a second one. The estimator and its parameters
     are checked before anything is written to MLflow.
 
-    :param train_uri: labelled training table, file or partition (templated).
+    :param train_uri: labelled training table, file or partition, or a list of them (read one after
+        the other), e.g. a :class:`~airflow_mlops.operators.window.TrainingWindowOperator`'s ``train_uri`` (templated).
     :param spec_uri: FeatureSpec YAML (templated).
     :param model_name: registered model name (templated).
     :param estimator: dotted path of a scikit-learn estimator class (templated).
@@ -95,6 +96,8 @@ class MlflowTrainModelOperator(MlopsTableOperator):
     :param experiment_name: MLflow experiment (default ``mlops/<model_name>``) (templated).
     :param reference_rows: rows in the reference sample logged for drift checks.
     :param alias: alias given to the new version (templated).
+    :param data_tags: tags naming the data, set on the MLflow run and the version, e.g. the window's
+        ``tags`` (which months trained, which judged) (templated; a dict or its JSON text).
     :param require_marker: a partition folder must have its ``_SUCCESS`` marker (default ``[mlops] require_marker``).
     :param csv_options: CSV dialect (see :class:`~airflow_mlops.operators.base.MlopsTableOperator`).
     :return: (XCom) ``{"model_name", "version", "model_uri", "run_id", "experiment_id", "metrics",
@@ -103,9 +106,9 @@ class MlflowTrainModelOperator(MlopsTableOperator):
 
     template_fields: Sequence[str] = mlops_template_fields(
         "train_uri", "spec_uri", "model_name", "estimator", "estimator_params", "validation_uri", "test_size",
-        "search", "experiment_name", "alias", *READ_TEMPLATE_FIELDS,
+        "search", "experiment_name", "alias", "data_tags", *READ_TEMPLATE_FIELDS,
     )  # fmt: skip
-    template_fields_renderers = {"estimator_params": "json", "search": "json"}
+    template_fields_renderers = {"estimator_params": "json", "search": "json", "data_tags": "json"}
     operator_extra_links = (MlflowRunLink(), MlflowModelVersionLink())
     ui_color = "#e0f0ff"
 
@@ -124,6 +127,7 @@ class MlflowTrainModelOperator(MlopsTableOperator):
         experiment_name: str | None = None,
         reference_rows: int = 50_000,
         alias: str = "challenger",
+        data_tags: dict[str, str] | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -139,10 +143,12 @@ class MlflowTrainModelOperator(MlopsTableOperator):
         self.experiment_name = experiment_name
         self.reference_rows = reference_rows
         self.alias = alias
+        self.data_tags = data_tags
 
     # -- steps -------------------------------------------------------------------------------------
 
     def _split(self, spec: FeatureSpec, data: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        self.validation_uri = optional_text(self.validation_uri)  # an unset XCom value renders as "None"
         if self.validation_uri:
             holdout = labelled(spec, self.reader.read(self.validation_uri, columns=spec.training_columns()), self.validation_uri)
             return data, holdout
@@ -198,7 +204,7 @@ class MlflowTrainModelOperator(MlopsTableOperator):
             return None
         from airflow_mlops.metrics import LabelSpace, plain_label, same_label
 
-        labels = LabelSpace.resolve(spec, train[spec.target].unique(), where=self.train_uri)
+        labels = LabelSpace.resolve(spec, train[spec.target].unique(), where=str(self.train_uri))
         stray = [v for v in map(plain_label, holdout[spec.target].unique()) if not any(same_label(v, c) for c in labels.classes)]
         if stray:
             raise ValueError(f"{self.validation_uri}: the holdout's target holds {stray}, never seen in training")
@@ -241,8 +247,10 @@ class MlflowTrainModelOperator(MlopsTableOperator):
 
         self.reset_links(context)
         spec = self.load_spec(self.spec_uri)
-        params = as_mapping(self.estimator_params, "estimator_params")
         try:
+            params = as_mapping(self.estimator_params, "estimator_params")
+            data_tags = {str(k): str(v) for k, v in as_mapping(self.data_tags, "data_tags").items()}
+            train_uris = as_uri_list(self.train_uri, "train_uri")
             estimator = modeling.load_estimator(self.estimator, params, spec.task)  # before any MLflow write
         except ValueError as exc:
             from airflow.sdk.exceptions import AirflowFailException
@@ -259,11 +267,9 @@ class MlflowTrainModelOperator(MlopsTableOperator):
                 self.log.info("Version %s of %s was registered by an earlier try of %s; reusing it", existing.version, self.model_name, key)
                 return self._summary(context, existing, reused=True)
 
-            data = self.reader.read(self.train_uri, columns=spec.training_columns())
-            if data.empty:  # sklearn would fail later with a message that names no file
-                raise TableError("the training table has no rows", uri=self.train_uri)
+            data = self._read_training(spec, train_uris)
             try:
-                train, holdout = self._split(spec, labelled(spec, data, self.train_uri))
+                train, holdout = self._split(spec, data)
                 labels = self._label_space(spec, train, holdout)
             except ValueError as exc:
                 from airflow.sdk.exceptions import AirflowFailException
@@ -275,7 +281,7 @@ class MlflowTrainModelOperator(MlopsTableOperator):
             ):
                 client.set_terminated(stale.info.run_id, status="FAILED")  # left by a killed earlier try
 
-            tags = run_tags(context) | {"mlops.model_name": self.model_name, "mlops.estimator": self.estimator}
+            tags = run_tags(context) | data_tags | {"mlops.model_name": self.model_name, "mlops.estimator": self.estimator}
             run_name = f"train {self.model_name} {context['ti'].run_id}"
             with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
                 self.log.info("Training %s on %d rows (MLflow run %s)", self.estimator, len(train), run.info.run_id)
@@ -283,7 +289,7 @@ class MlflowTrainModelOperator(MlopsTableOperator):
                 try:
                     metrics, by_segment = self._evaluate(spec, model, holdout, labels)
                 except ValueError as exc:  # e.g. a holdout without every class: ROC AUC is undefined
-                    raise TableError(f"cannot score the holdout ({len(holdout)} rows): {exc}", uri=self.validation_uri or self.train_uri) from exc
+                    raise TableError(f"cannot score the holdout ({len(holdout)} rows): {exc}", uri=self.validation_uri or str(self.train_uri)) from exc
                 mlflow.log_params(
                     {"estimator": self.estimator, **{f"param_{k}": v for k, v in params.items()}, **search_params,
                      "train_rows": len(train), "holdout_rows": len(holdout), "seed": self.seed,
@@ -299,11 +305,29 @@ class MlflowTrainModelOperator(MlopsTableOperator):
                 from airflow_mlops.utils import segments
 
                 version_tags[segments.SEGMENTS_TAG] = segments.to_tag(by_segment)
-            version = mlflow.register_model(
-                model_info.model_uri, self.model_name, tags=version_tags | ({LABELS_TAG: labels.to_json()} if labels else {})
-            )
+            version = self.mlflow_hook.register_version(
+                self.model_name, model_info.model_uri, run_id=run.info.run_id, model_id=model_info.model_id,
+                tags=version_tags | ({LABELS_TAG: labels.to_json()} if labels else {}),
+            )  # fmt: skip
             self.log.info("Registered %s version %s (%s)", self.model_name, version.version, json.dumps(metrics))
             return self._summary(context, client.get_model_version(self.model_name, version.version), reused=False)
+
+    def _read_training(self, spec: FeatureSpec, uris: list[str]) -> pd.DataFrame:
+        """Every training table, labelled (see :func:`labelled`), one after the other."""
+        import pandas as pd
+
+        frames = []
+        for uri in uris:
+            frame = self.reader.read(uri, columns=spec.training_columns())
+            if frame.empty:  # sklearn would fail later with a message that names no file
+                raise TableError("the training table has no rows", uri=uri)
+            try:
+                frames.append(labelled(spec, frame, uri))
+            except ValueError as exc:
+                from airflow.sdk.exceptions import AirflowFailException
+
+                raise AirflowFailException(f"{exc} (no retry: the data or the spec must change)") from exc
+        return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
     def _log_lineage(self, spec: FeatureSpec, train: pd.DataFrame, holdout: pd.DataFrame) -> None:
         import mlflow
@@ -311,9 +335,10 @@ class MlflowTrainModelOperator(MlopsTableOperator):
         from airflow_mlops.utils.noise import mlflow_quiet
 
         with mlflow_quiet():
-            mlflow.log_input(lineage_dataset(train, self.train_uri, spec.target, f"{spec.name}-train"), context="training")
+            source = ",".join(as_uri_list(self.train_uri, "train_uri"))
+            mlflow.log_input(lineage_dataset(train, source, spec.target, f"{spec.name}-train"), context="training")
             mlflow.log_input(
-                lineage_dataset(holdout, self.validation_uri or self.train_uri, spec.target, f"{spec.name}-holdout"),
+                lineage_dataset(holdout, self.validation_uri or source, spec.target, f"{spec.name}-holdout"),
                 context="validation",
             )
 

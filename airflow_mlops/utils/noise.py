@@ -7,7 +7,9 @@ around the call that makes it; everything else from MLflow, GX and Evidently rea
 from __future__ import annotations
 
 import logging
+import os
 import re
+import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -59,3 +61,22 @@ def mlflow_quiet() -> Iterator[None]:
         finally:
             for logger, drop in filters:
                 logger.removeFilter(drop)
+
+
+def route_library_logging() -> None:
+    """Send MLflow's log lines through Python logging, at their own level, instead of raw stderr.
+
+    MLflow installs its own stderr handler on its loggers (and draws artifact progress bars on
+    stderr); on a real scheduler every stderr line of a task becomes an ``[error] task.stderr`` line
+    of its log, so INFO messages read as errors. MLflow's own switches turn both off; they are read
+    when ``mlflow`` is first imported, so a handler installed earlier is taken off here.
+    """
+    os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    if "mlflow" not in sys.modules:
+        return
+    for name in ("mlflow", "alembic", "huey"):
+        logger = logging.getLogger(name)
+        if not logger.propagate:
+            logger.handlers = []
+            logger.propagate = True

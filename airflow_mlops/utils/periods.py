@@ -29,9 +29,13 @@ def month_range(spec: str) -> list[str]:
 
 
 def previous_month(moment: dt.datetime | dt.date | None) -> str:
-    """The month before ``moment`` as ``YYYY-MM``: a run on 2025-02-01 scores January."""
+    """The month before ``moment`` as ``YYYY-MM``: a run on 2025-02-01 scores January.
+
+    Templates pass ``logical_date or dag_run.run_after``: a run triggered without a logical date
+    (the CLI's and REST API's default in Airflow 3) takes its month from when it was meant to run.
+    """
     if moment is None:
-        raise ValueError("this run has no logical date; pass the month explicitly (params.month)")
+        raise ValueError("this run has neither a logical date nor run_after; pass the month explicitly (params.month)")
     return month_name(moment.year * 12 + moment.month - 2)
 
 
@@ -39,3 +43,10 @@ def labelled_month(logical_date: dt.datetime | None, lag_months: int | str) -> s
     """The month whose labels have closed at ``logical_date``: the month before it, ``lag_months`` earlier
     (a run on 2025-04-01 with a lag of 1 judges 2025-02, scored on 2025-03-01)."""
     return month_name(month_ordinal(previous_month(logical_date)) - int(lag_months))
+
+
+def month_closed_at(month: str) -> str:
+    """The first instant after ``month`` (ISO 8601, UTC), ``2025-02-01T00:00:00+00:00`` for ``2025-01``:
+    the moment a month is complete, the same for every run that scores it (a scheduled run's logical date)."""
+    ordinal = month_ordinal(month) + 1
+    return dt.datetime(ordinal // 12, ordinal % 12 + 1, 1, tzinfo=dt.UTC).isoformat()

@@ -33,3 +33,16 @@ def optional_float(value: Any, name: str) -> float | None:
         return float(value)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name} must be a number, got {value!r}") from exc
+
+
+def as_uri_list(value: Any, name: str) -> list[str]:
+    """One URI, a list of them, or the JSON text of a list (a rendered template) as a list; ``ValueError`` when empty."""
+    if isinstance(value, str) and value.lstrip().startswith("["):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{name} must be a URI or a JSON list of URIs, got {value!r}") from exc
+    uris = [value] if isinstance(value, str) else list(value or [])
+    if not uris or not all(isinstance(u, str) and u for u in uris):
+        raise ValueError(f"{name} must be a URI or a non-empty list of URIs, got {value!r}")
+    return uris

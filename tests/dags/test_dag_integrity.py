@@ -37,8 +37,13 @@ def test_parse_is_fast(bag) -> None:
 def test_retraining_graph_and_schedule(bag) -> None:
     dag = bag.dags["mlops_retraining"]
 
-    assert dag.task_dict["validate"].upstream_task_ids == {"wait_for_training_data"}
-    assert dag.task_dict["train"].upstream_task_ids == {"validate"}
+    assert dag.task_dict["wait_for_training_data"].upstream_task_ids == {"pending_signals"}
+    assert dag.task_dict["assemble_window"].upstream_task_ids == {"wait_for_training_data"}
+    assert dag.task_dict["validate"].upstream_task_ids == {"assemble_window"}
+    assert dag.task_dict["train"].upstream_task_ids == {"validate", "assemble_window"}  # the window's tables and tags
+    assert dag.task_dict["cover_signals"].upstream_task_ids == {"pending_signals", "promote"}
+    assert dag.task_dict["raised_meanwhile"].upstream_task_ids == {"pending_signals", "cover_signals"}
+    assert dag.task_dict["retrain_again"].upstream_task_ids == {"raised_meanwhile"} and dag.task_dict["retrain_again"].retries == 0
     assert dag.task_dict["promote"].upstream_task_ids == {"evaluate", "route", "approve"}
     assert type(dag.timetable).__name__ == "AssetOrTimeSchedule"
     assert dag.task_dict["train"].retries == 2 and dag.task_dict["train"].retry_exponential_backoff
@@ -57,7 +62,8 @@ def test_retraining_params_form_and_validation(bag) -> None:
     assert all(params.get_param(k).description for k in params)  # the form shows it under the field
     assert schema["min_relative_change"]["maximum"] == 1
 
-    for bad in ({"estimator": "os.system"}, {"min_relative_change": 3}, {"dry_run": "yes"}, {"hyperparameters": "[1]"}):
+    assert (params["window_months"], schema["window_months"]["minimum"]) == (3, 0)
+    for bad in ({"estimator": "os.system"}, {"min_relative_change": 3}, {"dry_run": "yes"}, {"hyperparameters": "[1]"}, {"window_months": -1}, {"month": "2025-13"}):
         trial = ParamsDict({k: params.get_param(k) for k in params})
         with pytest.raises(Exception, match="Invalid input|is not|not valid|must"):
             trial.update(bad)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ def champion(demo_data, dagbag) -> str:
 
     client = MlflowHook().client
     if registry.alias_version(client, "churn", "champion") is None:
-        run = dagbag.get_dag("mlops_retraining").test(run_conf={"hyperparameters": {"max_iter": 40}})
+        run = dagbag.get_dag("mlops_retraining").test(run_conf={"window_months": 0, "hyperparameters": {"max_iter": 40}})
         assert str(run.state) == "success"
     return str(registry.alias_version(client, "churn", "champion"))
 
@@ -73,7 +74,7 @@ def test_three_months_drift_only_in_the_drifted_one_and_it_queues_retraining(run
         published = xcom(run, "publish")
         assert published["rows"] == 4000 and published["model_versions"] == [champion]
         assert (predictions_dir(month) / "_SUCCESS").exists()
-        assert sorted(files(predictions_dir(month))) == ["part-00000.parquet", "part-00001.parquet"]
+        assert [re.sub(r"\.[0-9a-f]{12}\.", ".", name) for name in sorted(files(predictions_dir(month)))] == ["part-00000.parquet", "part-00001.parquet"]
     assert {"monthly_charges", "support_calls"} <= set(xcom(runs["2025-03"], "drift_check")["drifted_columns"])
     assert queued_retraining() == queued_before + 1
 
@@ -98,7 +99,9 @@ def test_month_override_and_shadow_scoring_from_the_form(run_dag, champion, demo
     )
 
     assert str(run.state) == "success", task_states(run)
-    frame = pd.read_parquet(predictions_dir("2025-01") / "part-00000.parquet")
+    from airflow_mlops import tables
+
+    frame = tables.read_table(str(predictions_dir("2025-01")))
     assert (frame["model_version"] == champion).all() and (frame["shadow_model_version"] == challenger).all()
     assert frame["shadow_probability"].between(0, 1).all()
-    assert (frame["scored_at"] == pd.Timestamp("2025-09-01", tz="UTC")).all()
+    assert (frame["scored_at"] == pd.Timestamp("2025-02-01", tz="UTC")).all()  # when January closed, whenever it is scored

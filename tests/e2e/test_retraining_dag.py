@@ -29,7 +29,7 @@ def fresh_registry() -> None:
 
 def test_first_run_promotes_then_same_data_with_required_gain_does_not(run_dag, demo_data, fresh_registry, capfd) -> None:
     capfd.readouterr()
-    first = run_dag("mlops_retraining", run_conf={"hyperparameters": {"max_iter": 60}})
+    first = run_dag("mlops_retraining", run_conf={"window_months": 0, "hyperparameters": {"max_iter": 60}})
     logged = capfd.readouterr()
     assert error_lines(logged.out + logged.err) == []  # a green run logs no error line
     assert "Training sklearn.ensemble.HistGradientBoostingClassifier" in logged.out + logged.err  # the task logs were captured
@@ -45,7 +45,7 @@ def test_first_run_promotes_then_same_data_with_required_gain_does_not(run_dag, 
     summary = xcom(first, "validate")
     assert summary["success"] and summary["rows"] == 8000
 
-    second = run_dag("mlops_retraining", run_conf={"hyperparameters": {"max_iter": 60}, "min_absolute_change": 0.02})
+    second = run_dag("mlops_retraining", run_conf={"window_months": 0, "hyperparameters": {"max_iter": 60}, "min_absolute_change": 0.02})
 
     states = task_states(second)
     assert str(second.state) == "success", states
@@ -60,10 +60,10 @@ def test_first_run_promotes_then_same_data_with_required_gain_does_not(run_dag, 
 
 
 def test_dry_run_changes_nothing(run_dag, demo_data) -> None:
-    run_dag("mlops_retraining", run_conf={"hyperparameters": {"max_iter": 40}})  # make sure a champion exists
+    run_dag("mlops_retraining", run_conf={"window_months": 0, "hyperparameters": {"max_iter": 40}})  # make sure a champion exists
     aliases_before, tags_before = registry_state()
 
-    dry = run_dag("mlops_retraining", run_conf={"dry_run": True, "estimator": "sklearn.linear_model.LogisticRegression", "min_absolute_change": 0})
+    dry = run_dag("mlops_retraining", run_conf={"window_months": 0, "dry_run": True, "estimator": "sklearn.linear_model.LogisticRegression", "min_absolute_change": 0})
 
     states = task_states(dry)
     assert states["evaluate"] == "success" and states["promote"] == "skipped", states
@@ -85,7 +85,7 @@ def test_table_missing_a_feature_fails_validation_and_trains_nothing(run_dag, de
     client = MlflowHook().client
     versions_before = len(client.search_model_versions("name='churn'"))
 
-    run = run_dag("mlops_retraining", run_conf={"training_data_uri": bad.as_uri()})
+    run = run_dag("mlops_retraining", run_conf={"window_months": 0, "training_data_uri": bad.as_uri()})
 
     states = task_states(run)
     assert str(run.state) == "failed"

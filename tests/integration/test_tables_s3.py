@@ -8,7 +8,7 @@ import pytest
 
 from airflow_mlops import tables
 from airflow_mlops.example_data import churn
-from airflow_mlops.exceptions import PartitionNotReadyError, TableError
+from airflow_mlops.exceptions import TableError
 
 CONN = "aws_moto"
 
@@ -44,9 +44,15 @@ def test_generated_partitions_on_s3_need_their_marker(aws_conn: str) -> None:
     assert len(tables.list_data_files(month, conn_id=CONN)) == 3
     assert len(tables.read_table(month, conn_id=CONN)) == 3000
 
-    tables.begin_partition(month, conn_id=CONN)
-    with pytest.raises(PartitionNotReadyError, match="_SUCCESS"):
-        tables.read_table(month, conn_id=CONN)
+    rerun = tables.open_partition(month, run_key="rerun", conn_id=CONN)  # a rerun starts: the month stays readable
+    tables.write_table(tables.read_table(month, conn_id=CONN).head(10), f"{rerun['staging']}/part-00000.parquet", conn_id=CONN)
+    assert len(tables.read_table(month, conn_id=CONN)) == 3000
+
+    tables.publish_partition(rerun, files=["part-00000.parquet"], conn_id=CONN)
+
+    assert len(tables.read_table(month, conn_id=CONN)) == 10
+    listed = sorted(p.name for p in tables.storage_path(month, conn_id=CONN).iterdir())
+    assert listed == ["_SUCCESS", f"part-00000.{rerun['generation']}.parquet"]  # the replaced files and the staging are gone
 
 
 def test_corrupt_object_names_the_key(aws_conn: str) -> None:

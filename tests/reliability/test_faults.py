@@ -282,8 +282,9 @@ def test_sigkill_mid_write_leaves_nothing_visible_and_the_rerun_is_identical(sma
 
 # -- retries -----------------------------------------------------------------------------------------
 
-#: Tasks whose failure does not heal by retrying: bad data, and a person's answer.
-NO_RETRY = {("mlops_retraining", "validate"), ("mlops_retraining", "approve"), ("mlops_batch_prediction", "validate")}
+#: Tasks whose failure does not heal by retrying (bad data, a person's answer), and retrain_again,
+#: whose retry could queue a second run.
+NO_RETRY = {("mlops_retraining", "validate"), ("mlops_retraining", "approve"), ("mlops_retraining", "retrain_again"), ("mlops_batch_prediction", "validate")}
 
 
 @pytest.mark.parametrize("dag_id", ["mlops_retraining", "mlops_batch_prediction"])

@@ -42,14 +42,14 @@ def test_trigger_forms_a_retraining_with_changed_params_its_links_and_the_mlops_
 
     started = browser(
         "trigger",
-        session | {"forms": forms, "trigger": {"dag_id": "mlops_retraining", "estimator": LOGISTIC, "test_size": TEST_SIZE, "out_of_range": 0.9}},
+        session | {"forms": forms, "trigger": {"dag_id": "mlops_retraining", "estimator": LOGISTIC, "test_size": TEST_SIZE, "out_of_range": 0.9, "window_months": 0}},
     )
 
     assert started["forms"] == forms  # every param's title is on its form
     assert started["corrected"] == "0.5"  # the form holds "Holdout share" to its maximum (the API refuses 0.9: test_plugin_api)
     assert started["status"] == 200
     run = started["run"]
-    assert run["conf"]["estimator"] == LOGISTIC and run["conf"]["test_size"] == TEST_SIZE
+    assert run["conf"]["estimator"] == LOGISTIC and run["conf"]["test_size"] == TEST_SIZE and run["conf"]["window_months"] == 0
     assert run["conf"]["metric"] == "roc_auc"  # untouched fields keep their defaults
 
     airflow = ui_stack.airflow

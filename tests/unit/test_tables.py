@@ -115,9 +115,6 @@ def test_rewrite_of_partition_drops_stale_parts(tmp_path) -> None:
         tables.write_table(frame(offset=10 * i), f"{part}/part-{i:05d}.parquet")
     tables.finish_partition(part, keep=[f"part-{i:05d}.parquet" for i in range(3)])
 
-    tables.begin_partition(part)
-    with pytest.raises(PartitionNotReadyError, match="_SUCCESS"):
-        tables.ready_files(part, require_marker=True)
     tables.write_table(frame(), f"{part}/part-00000.parquet")
     tables.finish_partition(part, keep=["part-00000.parquet"])
 
@@ -146,3 +143,76 @@ def test_failed_first_write_leaves_no_file(tmp_path) -> None:
         tables.write_table(bad, str(tmp_path / "t.parquet"))
 
     assert os.listdir(tmp_path) == []
+
+
+# -- the publish protocol: a rerun stages per run and publishes in one step ----------------------------
+
+
+def published(tmp_path, rows: int = 10) -> str:
+    """A month published by a first run, as the batch DAG publishes one."""
+    part = str(tmp_path / "month=2025-01")
+    first = tables.open_partition(part, run_key="dag/first")
+    tables.write_table(frame(rows), f"{first['staging']}/part-00000.parquet")
+    tables.publish_partition(first, files=["part-00000.parquet"], extra={"rows": rows})
+    return part
+
+
+def test_a_running_or_failed_rerun_leaves_the_published_month_readable(tmp_path) -> None:
+    part = published(tmp_path)
+    before = {name: sha(os.path.join(part, name)) for name in os.listdir(part) if not name.startswith("_s")}
+
+    rerun = tables.open_partition(part, run_key="dag/rerun")
+    tables.write_table(frame(4, offset=100), f"{rerun['staging']}/part-00000.parquet")  # then the run fails: no publish
+
+    assert tables.read_table(part)["id"].tolist() == list(range(10))
+    assert {name: sha(os.path.join(part, name)) for name in os.listdir(part) if not name.startswith("_s")} == before
+    assert tables.read_manifest(part)["rows"] == 10
+
+
+def test_publishing_switches_to_the_new_files_and_drops_the_replaced_ones(tmp_path) -> None:
+    part = published(tmp_path)
+    rerun = tables.open_partition(part, run_key="dag/rerun")
+    tables.write_table(frame(4, offset=100), f"{rerun['staging']}/part-00000.parquet")
+
+    tables.publish_partition(rerun, files=["part-00000.parquet"], extra={"rows": 4})
+
+    assert tables.read_table(part)["id"].tolist() == [100, 101, 102, 103]
+    assert sorted(os.listdir(part)) == ["_SUCCESS", f"part-00000.{rerun['generation']}.parquet"]  # no staging, no old file
+    assert tables.read_manifest(part)["run_key"] == "dag/rerun"
+
+
+def test_of_two_concurrent_runs_of_a_month_the_second_to_publish_is_refused(tmp_path) -> None:
+    part = published(tmp_path)
+    a = tables.open_partition(part, run_key="dag/scheduled")
+    b = tables.open_partition(part, run_key="dag/manual")
+    tables.write_table(frame(4, offset=200), f"{a['staging']}/part-00000.parquet")
+    tables.write_table(frame(6, offset=300), f"{b['staging']}/part-00000.parquet")
+
+    tables.publish_partition(a, files=["part-00000.parquet"])
+    with pytest.raises(tables.PartitionConflictError, match=r"another run \(dag/scheduled\) published this partition after dag/manual started"):
+        tables.publish_partition(b, files=["part-00000.parquet"])
+
+    assert tables.read_table(part)["id"].tolist() == [200, 201, 202, 203]  # one run's files, not a mix
+    assert sorted(os.listdir(part)) == ["_SUCCESS", f"part-00000.{a['generation']}.parquet"]
+
+
+def test_a_retried_publish_finishes_what_a_crashed_one_started(tmp_path) -> None:
+    part = published(tmp_path)
+    rerun = tables.open_partition(part, run_key="dag/rerun")
+    tables.write_table(frame(4, offset=100), f"{rerun['staging']}/part-00000.parquet")
+    tables.write_table(frame(4, offset=104), f"{rerun['staging']}/part-00001.parquet")
+    os.rename(f"{rerun['staging']}/part-00000.parquet", f"{part}/part-00000.{rerun['generation']}.parquet")  # crashed after one move
+
+    assert tables.read_table(part)["id"].tolist() == list(range(10))  # the old manifest still rules
+    tables.publish_partition(rerun, files=["part-00000.parquet", "part-00001.parquet"])
+    tables.publish_partition(rerun, files=["part-00000.parquet", "part-00001.parquet"])  # and a retry of a finished publish is harmless
+
+    assert tables.read_table(part)["id"].tolist() == list(range(100, 108))
+
+
+def test_readers_take_the_files_the_manifest_names_not_strays(tmp_path) -> None:
+    part = published(tmp_path)
+    tables.write_table(frame(2, offset=900), f"{part}/part-99999.parquet")  # e.g. a copy dropped in by hand
+
+    assert tables.read_table(part)["id"].tolist() == list(range(10))
+    assert len(tables.list_data_files(part)) == 1

@@ -50,6 +50,9 @@ async function trigger(page) {
   const corrected = await holdout.inputValue();
   await holdout.fill(String(args.trigger.test_size));
   await holdout.blur();
+  const window = dialog.getByLabel('Training window (months)'); // the first model learns from the snapshot
+  await window.fill(String(args.trigger.window_months));
+  await window.blur();
   await shot(page, '03-trigger-form-changed');
   const posted = page.waitForResponse((r) => r.url().includes('/dagRuns') && r.request().method() === 'POST');
   await dialog.getByRole('button', { name: 'Trigger' }).click();

@@ -46,7 +46,7 @@ def world(tmp_path_factory) -> dict:
     for month in MONTHS:
         out = f"{root}/predictions/month={month}"
         MlflowBatchPredictOperator(
-            task_id="predict", input_uri=f"{data['months'][month]}/part-00000.parquet", output_uri=f"{out}/part-00000.parquet",
+            task_id="predict", input_uri=tables.list_data_files(data["months"][month])[0], output_uri=f"{out}/part-00000.parquet",
             spec_uri=SPEC, model_name=model, scored_at=f"{month}-28",
         ).execute(task_context("predict"))  # fmt: skip
         tables.finish_partition(out, keep=["part-00000.parquet"])
