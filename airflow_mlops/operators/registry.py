@@ -198,6 +198,20 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
 
         return {METRICS[metric].mlflow_name: rule}
 
+    def _rejudge(self, rules: dict[str, Any] | None, metric: str, earlier: dict[str, Any], challenger: str, champion: str | None) -> dict[str, Any]:
+        """Judge an earlier evaluation's scores (e.g. the dry run before an approval) with this task's rules."""
+        from mlflow.models import EvaluationResult
+
+        from airflow_mlops.metrics import METRICS
+
+        name = METRICS[metric].mlflow_name
+        self._results = {challenger: EvaluationResult(metrics={name: earlier["challenger_score"]}, artifacts={})}
+        if champion:
+            self._results[champion] = EvaluationResult(metrics={name: earlier["champion_score"]}, artifacts={})
+        promote, reason = self._judge(rules, challenger, champion)
+        keep = ("challenger_score", "champion_score", "evaluation_run_id")
+        return {k: earlier[k] for k in keep} | {"promote": promote, "reason": reason}
+
     def _judge(self, rules: dict[str, Any] | None, challenger: str, champion: str | None) -> tuple[bool, str]:
         import mlflow
         from mlflow.models.evaluation.validation import ModelValidationFailedException
@@ -341,11 +355,11 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
                 raise AirflowFailException(f"{exc} (no retry: a configuration error does not heal)") from exc
             earlier = as_mapping(self.evaluation, "evaluation")
             if earlier and earlier.get("challenger_version") == str(challenger.version) and earlier.get("champion_version") == champion:
-                verdict = {k: earlier[k] for k in ("challenger_score", "champion_score", "evaluation_run_id", "reason")}
-                verdict["promote"] = earlier.get("decision") in ("would_promote", "promoted")
+                # The scores are reused; the verdict is this task's own, from its own thresholds.
+                verdict = self._rejudge(rules, metric, earlier, str(challenger.version), champion)
                 run = client.get_run(verdict["evaluation_run_id"])
                 MlflowRunLink.persist(context, self.mlflow_hook.run_url(run.info.experiment_id, run.info.run_id))
-                self.log.info("Reusing evaluation run %s", verdict["evaluation_run_id"])
+                self.log.info("Reusing the scores of evaluation run %s", verdict["evaluation_run_id"])
             else:
                 verdict = self._evaluate(spec, metric, rules, challenger, champion, context)
             self.log.info(

@@ -18,7 +18,7 @@ from airflow_mlops.operators.base import (
     run_tags,
     ti_key,
 )
-from airflow_mlops.utils.registry import quote_filter
+from airflow_mlops.utils.registry import CHAMPION, PREVIOUS_CHAMPION, alias_version, quote_filter
 from airflow_mlops.utils.values import as_mapping, as_uri_list, optional_text
 
 if TYPE_CHECKING:
@@ -52,6 +52,9 @@ def lineage_dataset(frame: pd.DataFrame, source: str, target: str, name: str) ->
     dataset.__dict__["schema"] = infer_signature(frame.iloc[rows]).inputs
     return dataset
 
+
+#: Aliases only a promotion (with its evaluation and lock) may move.
+RESERVED_ALIASES = (CHAMPION, PREVIOUS_CHAMPION)
 
 def labelled(spec: FeatureSpec, frame: pd.DataFrame, uri: str) -> pd.DataFrame:
     """``frame`` ready to learn from: no null target (refused, counted), and a classification target of
@@ -219,7 +222,11 @@ class MlflowTrainModelOperator(MlopsTableOperator):
     def _summary(self, context: Context, version: Any, reused: bool) -> dict[str, Any]:
         client = self.mlflow_hook.client
         run = client.get_run(version.run_id)
-        client.set_registered_model_alias(self.model_name, self.alias, version.version)
+        current = alias_version(client, self.model_name, self.alias)
+        if not reused or current is None:  # a retry sets an alias its crashed try never set, and moves none back
+            client.set_registered_model_alias(self.model_name, self.alias, version.version)
+        elif str(current) != str(version.version):
+            self.log.info("Alias %s stays on v%s: it moved on since this task registered v%s", self.alias, current, version.version)
         run_url = self.mlflow_hook.run_url(run.info.experiment_id, run.info.run_id)
         MlflowRunLink.persist(context, run_url)
         MlflowModelVersionLink.persist(context, self.mlflow_hook.model_version_url(self.model_name, version.version))
@@ -248,6 +255,8 @@ class MlflowTrainModelOperator(MlopsTableOperator):
         self.reset_links(context)
         spec = self.load_spec(self.spec_uri)
         try:
+            if self.alias in RESERVED_ALIASES:
+                raise ValueError(f"alias {self.alias!r} is moved only by promotion (MlflowPromoteModelOperator); train to 'challenger' or another alias")
             params = as_mapping(self.estimator_params, "estimator_params")
             data_tags = {str(k): str(v) for k, v in as_mapping(self.data_tags, "data_tags").items()}
             train_uris = as_uri_list(self.train_uri, "train_uri")

@@ -87,7 +87,12 @@ class GxValidateTableOperator(MlopsTableOperator):
         files = self.reader.files(self.table_uri)
         self.log.info("Validating %s (%d file(s)) against %d expectations from %s", self.table_uri, len(files), len(configs), self.spec_uri)
 
-        merged = expectations.validate_frames(self._frames(), configs, suite_name=f"{spec.name}_{'labelled' if self.labelled else 'scoring'}")
+        try:
+            merged = expectations.validate_frames(self._frames(), configs, suite_name=f"{spec.name}_{'labelled' if self.labelled else 'scoring'}")
+        except ValueError as exc:  # a suite that batches cannot judge: a configuration error, no retry
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(f"{self.suite_uri}: {exc}") from exc
 
         reports = (self.reports_uri or validation_folder(context)).rstrip("/")
         result_uri = tables.write_text(

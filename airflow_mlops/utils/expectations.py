@@ -8,6 +8,10 @@ by batch with one ephemeral context and one suite, and the per-batch results are
 * table-level expectations (row count, column means of a user suite) are judged per batch and fail
   if any batch fails; the row-count minimum is judged on the whole table, since it is the one most
   specs carry. Pass ``batch_rows`` at least the table size to judge other aggregates on the whole.
+* expectations about how rows relate to each other (uniqueness, order, distinct counts) cannot be
+  judged batch by batch at all: a duplicate or an out-of-order row may sit in another batch. A
+  suite with one of :data:`WHOLE_TABLE_ONLY` is refused as soon as the table needs a second batch,
+  naming the expectation and the ``batch_rows`` that would hold the table.
 """
 
 from __future__ import annotations
@@ -32,6 +36,13 @@ NUMERIC_DTYPES = [
     "Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64", "Float32", "Float64",
 ]  # fmt: skip
 STRING_DTYPES = ["object", "str", "string", "category", "bool", "boolean"]
+#: Expectations whose verdict depends on rows of other batches: judged only when one batch holds the table.
+WHOLE_TABLE_ONLY = frozenset({
+    "expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique", "expect_column_values_to_be_increasing",
+    "expect_column_values_to_be_decreasing", "expect_column_unique_value_count_to_be_between",
+    "expect_column_proportion_of_unique_values_to_be_between", "expect_column_distinct_values_to_be_in_set",
+    "expect_column_distinct_values_to_contain_set", "expect_column_distinct_values_to_equal_set",
+})  # fmt: skip
 MAX_FAILURES_IN_SUMMARY = 20
 MAX_SAMPLES = 10
 
@@ -193,6 +204,7 @@ def validate_frames(frames: Iterator[pd.DataFrame], configs: list[dict[str, Any]
 
     merged: Any = None
     columns: set[str] | None = None
+    whole_table_only = {c["type"] for c in configs if c["type"] in WHOLE_TABLE_ONLY}
     bounded = {c["kwargs"]["column"] for c in configs if c["type"] == "expect_column_values_to_be_between"}
     allowed = {c["kwargs"]["column"]: set(c["kwargs"]["value_set"]) for c in configs if c["type"] == "expect_column_values_to_be_in_set"}
     ranges: dict[str, list[float]] = {}
@@ -204,6 +216,11 @@ def validate_frames(frames: Iterator[pd.DataFrame], configs: list[dict[str, Any]
         if frame.empty:
             empty = frame if empty is None else empty
             continue
+        if batches == 1 and whole_table_only:
+            raise ValueError(
+                f"{sorted(whole_table_only)} cannot be judged batch by batch (a duplicate or an out-of-order row can sit in "
+                f"another batch) and the table does not fit one batch of {rows} rows: set batch_rows above the table's row count"
+            )
         result = definition.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
         _track_ranges(frame, bounded, ranges)
         _track_strays(frame, allowed, strays)

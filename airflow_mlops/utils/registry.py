@@ -24,9 +24,19 @@ def quote_filter(value: str) -> str:
 
 
 def is_not_found(exc: Exception) -> bool:
+    """Whether an MLflow error says "no such model, version or alias" (and waiting may help).
+
+    MLflow reports a missing alias as ``INVALID_PARAMETER_VALUE`` ("Registered model alias x not
+    found."), the same code as a malformed alias name: only the first is "not there yet", so a sensor
+    given a malformed alias fails at once instead of waiting for its timeout.
+    """
     from mlflow.exceptions import MlflowException
 
-    return isinstance(exc, MlflowException) and exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND")
+    if not isinstance(exc, MlflowException):
+        return False
+    if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
+        return True
+    return exc.error_code == "INVALID_PARAMETER_VALUE" and "not found" in str(exc.message).lower()
 
 
 def resolve_version(client: MlflowClient, name: str, ref: str | int) -> ModelVersion:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 
 import pytest
 
@@ -100,11 +99,20 @@ def test_embedded_store_keeps_artifacts_under_airflow_home(monkeypatch) -> None:
     assert location == f"{settings.embedded_artifact_root()}/embedded-test"
 
 
-def test_hook_reads_no_connection_at_construction(monkeypatch) -> None:
-    calls = []
-    monkeypatch.setattr(MlflowHook, "get_connection", classmethod(lambda cls, conn_id: calls.append(conn_id)))
+def test_hook_reads_its_connection_on_first_use_not_at_construction(monkeypatch) -> None:
+    from airflow.models.connection import Connection
+
+    calls: list[str] = []
+
+    def fetch(cls, conn_id: str) -> Connection:
+        calls.append(conn_id)
+        return Connection(conn_id=conn_id, conn_type="mlflow", host="http://mlflow.example:5000")
+
+    monkeypatch.setattr(MlflowHook, "get_connection", classmethod(fetch))
 
     hook = MlflowHook(mlflow_conn_id="anything")
+    assert calls == []  # DAG parsing builds operators (and their hooks) without touching connections
 
-    assert calls == []
-    assert pickle.loads(pickle.dumps(hook.mlflow_conn_id)) == "anything"
+    assert hook.config.tracking_uri == "http://mlflow.example:5000"
+    assert hook.config.tracking_uri == "http://mlflow.example:5000"
+    assert calls == ["anything"]  # fetched once, on first use

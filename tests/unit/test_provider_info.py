@@ -34,7 +34,8 @@ def test_airflow_discovers_the_provider_and_connection_type() -> None:
     hook = manager.hooks["mlflow"]
     assert hook is not None and hook.hook_class_name == "airflow_mlops.hooks.mlflow.MlflowHook"
     fields = manager.connection_form_widgets
-    assert any(name.endswith("registry_uri") for name in fields) or "mlflow" in manager.field_behaviours
+    assert {"extra__mlflow__registry_uri", "extra__mlflow__token", "extra__mlflow__ui_base_url", "extra__mlflow__artifact_root"} <= set(fields)
+    assert "mlflow" in manager.field_behaviours
 
 
 def test_mlops_config_section_is_honoured(monkeypatch) -> None:

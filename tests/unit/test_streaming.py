@@ -63,4 +63,8 @@ def test_write_behind_raises_a_failed_write_and_abort_swallows_it(tmp_path) -> N
         aborted = ParquetWriteBehind(str(tmp_path / "aborted.parquet"), pool, row_group_size=10)
         aborted.write(pa.table({"id": [1]}))
         aborted.write(pa.table({"other": ["a"]}))
-        aborted.abort()  # called while another error propagates: must not replace it
+        aborted.abort()  # called while another error propagates: must not raise and replace it
+    # The writer was closed, not left open: the file (the caller's staging file) is whole up to the failed write.
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(tmp_path / "aborted.parquet").to_pydict() == {"id": [1]}

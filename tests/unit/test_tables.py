@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from airflow_mlops import tables
@@ -139,7 +140,7 @@ def test_failed_write_leaves_earlier_output_intact_and_nothing_staged(tmp_path) 
 def test_failed_first_write_leaves_no_file(tmp_path) -> None:
     bad = pd.DataFrame({"x": [object()]})  # arrow cannot encode it
 
-    with pytest.raises(Exception):  # noqa: B017 - whatever arrow raises, nothing may be left
+    with pytest.raises(pa.ArrowInvalid, match="Could not convert"):
         tables.write_table(bad, str(tmp_path / "t.parquet"))
 
     assert os.listdir(tmp_path) == []

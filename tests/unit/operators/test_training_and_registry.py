@@ -170,3 +170,41 @@ def test_lineage_schema_from_a_sample_matches_the_whole_frame() -> None:
     assert dataset.schema == _infer_schema(frame)
     assert dataset.schema.input_dict()["x"].required is False and dataset.schema.input_dict()["city"].required is False
     assert dataset.profile["num_rows"] == rows
+
+
+# -- the champion is moved only by promotion -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("alias", ["champion", "previous_champion"])
+def test_training_refuses_the_aliases_only_promotion_moves(training, model_name, alias) -> None:
+    with pytest.raises(AirflowFailException, match=f"alias '{alias}' is moved only by promotion"):
+        train(training, model_name, alias=alias)
+
+    assert MlflowHook().client.search_model_versions(f"name='{model_name}'") == []  # nothing registered
+
+
+def test_a_retried_training_never_moves_its_alias_back(training, model_name) -> None:
+    first = train(training, model_name, run_id="monday")
+    second = train(training, model_name, run_id="tuesday")
+    assert aliases(model_name)["challenger"] == second["version"] != first["version"]
+
+    again = train(training, model_name, run_id="monday")  # monday's task retried after tuesday trained
+
+    assert again["reused"] is True and again["version"] == first["version"]
+    assert aliases(model_name)["challenger"] == second["version"]
+
+
+def test_a_reused_evaluation_is_judged_by_the_promoting_tasks_own_thresholds(training, model_name) -> None:
+    train(training, model_name, run_id="r1")
+    promote(model_name, run_id="r1", min_value=0.5)
+    train(training, model_name, run_id="r2", estimator_params={"max_iter": 30})
+    dry = promote(model_name, run_id="r2", evaluate_only=True, min_value=0.5, min_absolute_change=None)
+    assert dry["dry_run"] is True and dry["evaluation_run_id"]
+
+    with pytest.raises(AirflowSkipException):  # an impossible gain: rejected whatever the dry run said
+        promote(model_name, run_id="r2", evaluation=dry, min_value=0.5, min_absolute_change=0.5, on_reject="skip")
+
+    decision = MlflowHook().client.get_model_version(model_name, dry["challenger_version"]).tags
+    assert decision["mlops.decision.decision"] == "rejected"
+    assert "minimum absolute change check failed" in decision["mlops.decision.reason"]
+    assert decision["mlops.decision.evaluation_run_id"] == dry["evaluation_run_id"]  # no second evaluation

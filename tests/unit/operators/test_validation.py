@@ -3,8 +3,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from airflow_mlops import tables
 from airflow_mlops.example_data import SPEC_PATH, churn
@@ -21,9 +22,8 @@ def training(tmp_path_factory) -> str:
 
 
 def op(tmp_path: Path, table: str, **kwargs) -> GxValidateTableOperator:
-    return GxValidateTableOperator(
-        task_id="validate", table_uri=table, spec_uri=str(SPEC_PATH), reports_uri=str(tmp_path / "reports"), batch_rows=700, **kwargs
-    )
+    kwargs.setdefault("batch_rows", 700)
+    return GxValidateTableOperator(task_id="validate", table_uri=table, spec_uri=str(SPEC_PATH), reports_uri=str(tmp_path / "reports"), **kwargs)
 
 
 def test_good_partition_passes_in_batches_and_writes_reports(tmp_path, training) -> None:
@@ -102,3 +102,17 @@ def test_incomplete_partition_is_not_validated(tmp_path, training) -> None:
 
     with pytest.raises(PartitionNotReadyError, match="_SUCCESS"):
         op(tmp_path, str(tmp_path / "p")).execute(task_context())
+
+
+def test_a_uniqueness_expectation_is_judged_on_the_whole_table_or_refused(tmp_path, training) -> None:
+    df = tables.read_table(training).head(1000)
+    df = pd.concat([df, df.head(1)])  # one duplicated customer, 1001 rows: two batches of 700
+    table = str(tmp_path / "dupes.parquet")
+    tables.write_table(df, table)
+    suite = tmp_path / "suite.json"
+    suite.write_text(json.dumps({"expectations": [{"type": "expect_column_values_to_be_unique", "kwargs": {"column": "customer_id"}}]}))
+
+    with pytest.raises(AirflowFailException, match=r"\['expect_column_values_to_be_unique'\] cannot be judged batch by batch .* set batch_rows above"):
+        op(tmp_path, table, suite_uri=str(suite)).execute(task_context())
+    with pytest.raises(DataValidationError, match=r"expect_column_values_to_be_unique\(customer_id\)"):
+        op(tmp_path, table, suite_uri=str(suite), batch_rows=5000).execute(task_context())  # one batch: the duplicate is found

@@ -105,3 +105,14 @@ def test_registry_trigger_reports_errors_as_events() -> None:
         del os.environ["AIRFLOW_CONN_MLFLOW_BROKEN"], os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"]
 
     assert event["status"] == "error" and "127.0.0.1:9" in event["message"]
+
+
+def test_a_malformed_alias_fails_at_once_while_a_missing_one_is_waited_for(registered) -> None:
+    from mlflow.exceptions import MlflowException
+
+    missing = MlflowModelVersionSensor(task_id="w", model_name=registered, alias="not-yet")
+    malformed = MlflowModelVersionSensor(task_id="w", model_name=registered, alias="bad alias!")
+
+    assert missing.poke(task_context()).is_done is False  # "alias not found": it may appear
+    with pytest.raises(MlflowException, match="Invalid alias name"):
+        malformed.poke(task_context())
