@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow.sdk.exceptions import AirflowFailException
+
 
 def _rebuild(cls: type[MlopsError], detail: str, kwargs: dict[str, Any]) -> MlopsError:
     return cls(detail, **kwargs)
@@ -28,6 +30,11 @@ class MlopsError(Exception):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (type(self), self.detail, {f: getattr(self, f) for f in self._pickle_fields}))
+
+
+class MlopsConfigurationError(MlopsError, AirflowFailException):
+    """A setting a deployment must give is missing (the message says which and how). An
+    ``AirflowFailException``: the task fails at once, since a retry would find the same configuration."""
 
 
 class FeatureSpecError(MlopsError, ValueError):

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 
-def _option(description: str, example: str) -> dict[str, Any]:
-    return {"description": description, "version_added": "0.1.0", "type": "string", "example": example, "default": None}
+def _option(description: str, example: str, type_: str = "string", default: str | None = None) -> dict[str, Any]:
+    return {"description": description, "version_added": "0.1.0", "type": type_, "example": example, "default": default}
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -101,11 +101,22 @@ def get_provider_info() -> dict[str, Any]:
                     "batch_catchup": _option(
                         "Whether mlops_batch_prediction catches up every month since its start date when unpaused "
                         "(default true). Backfills work either way.",
-                        "false",
+                        "false", "boolean", "True",
+                    ),
+                    "require_marker": _option(
+                        "Whether readers demand a partition's _SUCCESS marker (default true). Set false for producers "
+                        "that write none (pandas, most ETL tools): the partition sensor then waits until the files stop changing.",
+                        "false", "boolean", "True",
+                    ),
+                    "embedded_defaults": _option(
+                        "Whether a missing data_root or mlflow_default connection falls back to a folder and a SQLite MLflow "
+                        "store under $AIRFLOW_HOME (default: true with LocalExecutor, false with a distributed executor, "
+                        "where every worker would get its own).",
+                        "false", "boolean",
                     ),
                     "partition_poke_interval": _option(
                         "Seconds between checks for the month's input partition in mlops_batch_prediction (default 300).",
-                        "60",
+                        "60", "float", "300",
                     ),
                 },
             }

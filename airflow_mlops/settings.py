@@ -12,6 +12,8 @@ from pathlib import Path
 
 DEFAULT_MLFLOW_CONN_ID = "mlflow_default"
 DEFAULT_AWS_CONN_ID = "aws_default"
+#: Executors that run every task on the scheduler's host, where one embedded store is shared by all.
+LOCAL_EXECUTORS = ("LocalExecutor", "SequentialExecutor", "DebugExecutor")
 
 
 def airflow_home() -> Path:
@@ -32,8 +34,38 @@ def data_root() -> str:
     Order: ``[mlops] data_root`` / ``AIRFLOW__MLOPS__DATA_ROOT``, then ``MLOPS_DATA_ROOT``, then
     ``file://$AIRFLOW_HOME/mlops-data``.
     """
-    root = _conf_get("data_root") or os.environ.get("MLOPS_DATA_ROOT") or (airflow_home() / "mlops-data").as_uri()
+    root = _conf_get("data_root") or os.environ.get("MLOPS_DATA_ROOT")
+    if not root:
+        if not embedded_defaults():
+            raise missing_shared_setting("data root", "AIRFLOW__MLOPS__DATA_ROOT=s3://bucket/mlops (or [mlops] data_root)")
+        root = (airflow_home() / "mlops-data").as_uri()
     return root.rstrip("/")
+
+
+def embedded_defaults() -> bool:
+    """Whether a missing data root or MLflow connection may fall back to the embedded folder and store
+    under ``$AIRFLOW_HOME`` (``[mlops] embedded_defaults``).
+
+    Default: true with a local executor (``make demo``, ``airflow standalone``), false with a
+    distributed one (Celery, Kubernetes, Edge...): there every worker, the triggerer and the API
+    server have an ``$AIRFLOW_HOME`` of their own, so each would get its own registry and data.
+    """
+    from airflow.configuration import conf
+
+    if (conf.get("mlops", "embedded_defaults", fallback="") or "").strip():
+        return conf.getboolean("mlops", "embedded_defaults")
+    executors = [e.strip().rsplit(":", 1)[-1].rsplit(".", 1)[-1] for e in conf.get("core", "executor", fallback="").split(",") if e.strip()]
+    return all(e in LOCAL_EXECUTORS for e in executors)
+
+
+def missing_shared_setting(what: str, how: str) -> Exception:
+    """The error for a setting a distributed deployment must give: ``what`` is missing, ``how`` to set it."""
+    from airflow_mlops.exceptions import MlopsConfigurationError
+
+    return MlopsConfigurationError(
+        f"no {what} is configured, and with a distributed executor the embedded default under $AIRFLOW_HOME would differ "
+        f"on every worker: set {how}, or [mlops] embedded_defaults = True (AIRFLOW__MLOPS__EMBEDDED_DEFAULTS) for a single host"
+    )
 
 
 def reports_root() -> str:

@@ -20,3 +20,15 @@ def task_context(task_id: str = "task", run_id: str = "manual__test", dag_id: st
 
     outlet_events = Events()
     return {"ti": ti, "logical_date": None, "pushed": pushed, "outlet_events": outlet_events}
+
+
+def crown(model_name: str, spec_uri: str, run_id: str = "crown", **kwargs: Any) -> dict[str, Any]:
+    """Make the model's challenger its champion the one way the provider allows: a promotion (on a
+    registry without a champion and with no minimum value, the challenger wins by default)."""
+    from airflow_mlops.operators.registry import MlflowPromoteModelOperator
+
+    decision = MlflowPromoteModelOperator(task_id="promote", model_name=model_name, spec_uri=spec_uri, min_value=None, **kwargs).execute(
+        task_context("promote", run_id)
+    )
+    assert decision["decision"] == "promoted", decision
+    return decision

@@ -145,6 +145,11 @@ class MlflowHook(BaseHook):
                 ui_base_url=ui.rstrip("/"),
                 source="env",
             )
+        if not settings.embedded_defaults():
+            raise settings.missing_shared_setting(
+                "MLflow connection", f"the {settings.DEFAULT_MLFLOW_CONN_ID} connection "
+                """(AIRFLOW_CONN_MLFLOW_DEFAULT='{"conn_type": "mlflow", "host": "http://mlflow:5000"}') or MLFLOW_TRACKING_URI""",
+            )
         settings.airflow_home().mkdir(parents=True, exist_ok=True)
         return MlflowConfig(
             tracking_uri=settings.embedded_tracking_uri(),

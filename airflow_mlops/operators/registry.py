@@ -96,6 +96,8 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
     )  # fmt: skip
     operator_extra_links = (MlflowRunLink(), MlflowModelVersionLink())
     ui_color = "#fff3c4"
+    #: MLflow evaluation results of the models being compared, by version (set by each evaluation).
+    _results: dict[str, Any]
 
     def __init__(
         self,
@@ -235,7 +237,7 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
         from airflow_mlops.metrics import METRICS, LabelSpace
         from airflow_mlops.utils import modeling
 
-        self._results: dict[str, Any] = {}
+        self._results = {}
         data = self._holdout(spec, challenger.run_id)
         data = modeling.feature_frame(data, spec).assign(**{spec.target: data[spec.target].to_numpy()})
         labels = None

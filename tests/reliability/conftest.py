@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from airflow_mlops.example_data import SPEC_PATH, churn
-from tests.helpers import task_context
+from tests.helpers import crown, task_context
 
 HERE = Path(__file__).parent
 SPEC = str(SPEC_PATH)
@@ -59,7 +59,8 @@ def train(data: dict[str, Any], model: str, run_id: str, **kwargs: Any) -> dict[
 def embedded_model(small_data: dict[str, Any]) -> dict[str, Any]:
     """A model with a champion on the embedded MLflow store (the default with no connection)."""
     name = f"rel_{uuid.uuid4().hex[:6]}"
-    champion = train(small_data, name, "champion", alias="champion")
+    champion = train(small_data, name, "champion")
+    crown(name, SPEC)
     return {"name": name, "champion": champion["version"]}
 
 

@@ -26,7 +26,7 @@ from airflow_mlops.exceptions import DataValidationError, FeatureSpecError, Mode
 from airflow_mlops.operators.drift import EvidentlyDriftCheckOperator
 from airflow_mlops.operators.inference import MlflowBatchPredictOperator
 from airflow_mlops.operators.validation import GxValidateTableOperator
-from tests.helpers import task_context
+from tests.helpers import crown, task_context
 from tests.reliability.conftest import SPEC, aliases, reference_dag, train, versions
 
 SCORED_AT = "2025-02-01T00:00:00+00:00"
@@ -156,7 +156,8 @@ def world(small_data, embedded_model, tmp_path_factory) -> dict[str, Any]:
     spec = Path(SPEC).read_text().replace("  age: {", "  age_years: {")
     (other / "spec.yaml").write_text(spec)
     other_name = f"rel_other_{uuid.uuid4().hex[:6]}"
-    train(small_data, other_name, "other", train_uri=str(other / "training.parquet"), spec_uri=str(other / "spec.yaml"), alias="champion")
+    train(small_data, other_name, "other", train_uri=str(other / "training.parquet"), spec_uri=str(other / "spec.yaml"))
+    crown(other_name, str(other / "spec.yaml"))
     (root / "bad_spec.yaml").write_text(BAD_SPEC)
     return small_data | {"model": embedded_model["name"], "predictions": out, "other": other_name, "root": root}
 

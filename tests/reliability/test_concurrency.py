@@ -16,7 +16,7 @@ import pytest
 from airflow_mlops.hooks.mlflow import MlflowHook
 from airflow_mlops.operators.registry import MlflowPromoteModelOperator
 from airflow_mlops.utils import registry
-from tests.helpers import task_context
+from tests.helpers import crown, task_context
 from tests.reliability.conftest import SPEC, aliases, train
 
 
@@ -72,7 +72,8 @@ def test_the_lock_admits_one_holder_at_a_time(server_conn) -> None:
 def contenders(small_data, server_conn) -> dict[str, Any]:
     """A weak champion and two better challengers (versions 2 and 3) of one model on the server."""
     name = f"race_{uuid.uuid4().hex[:6]}"
-    champion = train(small_data, name, "champion", mlflow_conn_id=server_conn, estimator_params={"max_iter": 1, "max_depth": 1}, alias="champion")
+    champion = train(small_data, name, "champion", mlflow_conn_id=server_conn, estimator_params={"max_iter": 1, "max_depth": 1})
+    crown(name, SPEC, mlflow_conn_id=server_conn)
     first = train(small_data, name, "a", mlflow_conn_id=server_conn, estimator_params={"max_iter": 10})
     second = train(small_data, name, "b", mlflow_conn_id=server_conn, estimator_params={"max_iter": 15})
     return {"name": name, "champion": champion["version"], "a": first["version"], "b": second["version"]}

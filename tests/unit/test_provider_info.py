@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import jsonschema
+import pytest
 
 from airflow_mlops.get_provider_info import get_provider_info
 
@@ -47,3 +48,36 @@ def test_mlops_config_section_is_honoured(monkeypatch) -> None:
     monkeypatch.delenv("AIRFLOW__MLOPS__DATA_ROOT")
     monkeypatch.setenv("MLOPS_DATA_ROOT", "file:///srv/data")
     assert settings.data_root() == "file:///srv/data"
+
+
+# -- fail closed: a distributed deployment must name its shared stores ---------------------------------
+
+
+@pytest.mark.parametrize("executor", ["CeleryExecutor", "airflow.providers.cncf.kubernetes.executors.kubernetes_executor.KubernetesExecutor"])
+def test_a_distributed_deployment_without_data_root_or_mlflow_connection_fails_at_once(monkeypatch, executor: str) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from airflow_mlops import settings
+    from airflow_mlops.hooks.mlflow import MlflowHook
+
+    monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", executor)
+    monkeypatch.delenv("MLOPS_DATA_ROOT", raising=False)
+
+    with pytest.raises(AirflowFailException, match=r"no data root is configured.*set AIRFLOW__MLOPS__DATA_ROOT=s3://bucket/mlops"):
+        settings.data_root()
+    with pytest.raises(AirflowFailException, match=r"no MLflow connection is configured.*AIRFLOW_CONN_MLFLOW_DEFAULT="):
+        MlflowHook(mlflow_conn_id="mlflow_missing").config  # noqa: B018 - resolving the config is the act under test
+
+    monkeypatch.setenv("AIRFLOW__MLOPS__EMBEDDED_DEFAULTS", "True")  # a single-host deployment says so
+    assert settings.data_root() == (settings.airflow_home() / "mlops-data").as_uri()
+    assert MlflowHook(mlflow_conn_id="mlflow_missing").config.source == "embedded"
+
+
+def test_a_local_executor_keeps_the_embedded_defaults(monkeypatch) -> None:
+    from airflow_mlops import settings
+
+    monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", "LocalExecutor")
+    monkeypatch.delenv("MLOPS_DATA_ROOT", raising=False)
+
+    assert settings.embedded_defaults() is True
+    assert settings.data_root() == (settings.airflow_home() / "mlops-data").as_uri()

@@ -16,7 +16,7 @@ from airflow_mlops.example_data import SPEC_PATH, churn
 from airflow_mlops.exceptions import ModelResolutionError, TableError
 from airflow_mlops.operators.inference import MlflowBatchPredictOperator
 from airflow_mlops.operators.training import MlflowTrainModelOperator
-from tests.helpers import task_context
+from tests.helpers import crown, task_context
 
 SCORED_AT = "2025-02-01T00:00:00+00:00"
 
@@ -27,7 +27,8 @@ def setup(tmp_path_factory) -> dict:
     data = churn.generate_dataset(str(root), rows=5000, months=["2025-01"], training_rows=4000, rows_per_file=2500)
     name = f"infer_{uuid.uuid4().hex[:6]}"
     common = {"train_uri": data["training"], "spec_uri": str(SPEC_PATH), "model_name": name}
-    champion = MlflowTrainModelOperator(task_id="t", estimator_params={"max_iter": 20}, alias="champion", **common).execute(task_context("t", "a"))
+    champion = MlflowTrainModelOperator(task_id="t", estimator_params={"max_iter": 20}, **common).execute(task_context("t", "a"))
+    crown(name, str(SPEC_PATH))
     challenger = MlflowTrainModelOperator(task_id="t", estimator_params={"max_iter": 5}, **common).execute(task_context("t", "b"))
     data |= {"model": name, "champion": champion["version"], "challenger": challenger["version"], "root": root}
     data["files"] = tables.list_data_files(data["months"]["2025-01"])
