@@ -108,6 +108,11 @@ def get_provider_info() -> dict[str, Any]:
                         "that write none (pandas, most ETL tools): the partition sensor then waits until the files stop changing.",
                         "false", "boolean", "True",
                     ),
+                    "allowed_estimators": _option(
+                        "Estimator classes outside scikit-learn that training may import, comma-separated dotted paths "
+                        "(scikit-learn's own estimators are always allowed; anything else is refused before any import).",
+                        "xgboost.XGBClassifier,lightgbm.LGBMClassifier",
+                    ),
                     "embedded_defaults": _option(
                         "Whether a missing data_root or mlflow_default connection falls back to a folder and a SQLite MLflow "
                         "store under $AIRFLOW_HOME (default: true with LocalExecutor, false with a distributed executor, "

@@ -104,6 +104,12 @@ def partition_poke_interval() -> float:
     return float(value) if value else 300.0
 
 
+def allowed_estimators() -> set[str]:
+    """Estimator classes outside scikit-learn that training may import (``[mlops] allowed_estimators``,
+    comma-separated dotted paths, e.g. ``xgboost.XGBClassifier``). scikit-learn's own are always allowed."""
+    return {p.strip() for p in (_conf_get("allowed_estimators") or "").split(",") if p.strip()}
+
+
 def require_marker() -> bool:
     """Whether readers demand a partition's ``_SUCCESS`` marker (``[mlops] require_marker``, default true).
 

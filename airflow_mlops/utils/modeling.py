@@ -6,6 +6,8 @@ import importlib
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
+from airflow_mlops import settings
+
 if TYPE_CHECKING:
     import pandas as pd
     from sklearn.pipeline import Pipeline
@@ -28,10 +30,19 @@ def load_estimator(path: str, params: dict[str, Any] | None, task: str) -> Any:
     module_name, _, class_name = path.rpartition(".")
     if not module_name:
         raise ValueError(f"estimator must be a dotted path like 'sklearn.linear_model.LogisticRegression', got {path!r}")
+    extra = settings.allowed_estimators()
+    # Checked before any import: a path from a trigger form must not import (and run) an arbitrary module.
+    if module_name.split(".")[0] != "sklearn" and path not in extra:
+        raise ValueError(
+            f"estimator {path!r} is not allowed: scikit-learn's estimators are, others once listed in "
+            f"[mlops] allowed_estimators (now {sorted(extra) or 'empty'})"
+        )
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as exc:
         raise ValueError(f"estimator {path!r} cannot be imported: {exc}") from exc
+    if module_name.startswith("sklearn") and cls not in _sklearn_estimators():
+        raise ValueError(f"{path!r} is not one of scikit-learn's estimators (sklearn.utils.all_estimators)")
     if not isinstance(cls, type) or not hasattr(cls, "fit") or not hasattr(cls, "get_params"):
         raise ValueError(f"estimator {path!r} is not a scikit-learn estimator class")
     try:
@@ -43,6 +54,13 @@ def load_estimator(path: str, params: dict[str, Any] | None, task: str) -> Any:
     if task == "regression" and not is_regressor(estimator):
         raise ValueError(f"estimator {path!r} is not a regressor, but the spec's task is regression")
     return estimator
+
+
+def _sklearn_estimators() -> set[type]:
+    """scikit-learn's own list of its estimators (classifiers, regressors and the rest)."""
+    from sklearn.utils import all_estimators
+
+    return {cls for _, cls in all_estimators()}
 
 
 def build_pipeline(spec: FeatureSpec, estimator: Any) -> Pipeline:

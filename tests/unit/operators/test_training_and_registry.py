@@ -208,3 +208,34 @@ def test_a_reused_evaluation_is_judged_by_the_promoting_tasks_own_thresholds(tra
     assert decision["mlops.decision.decision"] == "rejected"
     assert "minimum absolute change check failed" in decision["mlops.decision.reason"]
     assert decision["mlops.decision.evaluation_run_id"] == dry["evaluation_run_id"]  # no second evaluation
+
+
+# -- untrusted input: the estimator path ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("os.system", r"estimator 'os.system' is not allowed: scikit-learn's estimators are, others once listed in \[mlops\] allowed_estimators"),
+        ("subprocess.Popen", r"estimator 'subprocess.Popen' is not allowed"),
+        ("tests.unit.operators.evil.Estimator", r"is not allowed"),  # not "cannot be imported": no import was tried
+        ("sklearn.utils.Bunch", r"'sklearn.utils.Bunch' is not one of scikit-learn's estimators"),
+        ("sklearn.linear_model.LinearRegression", r"is not a classifier, but the spec's task is classification"),
+    ],
+)
+def test_training_imports_only_allowed_estimators(training, model_name, path: str, message: str) -> None:
+    with pytest.raises(AirflowFailException, match=message):
+        train(training, model_name, estimator=path, estimator_params={})
+
+    assert MlflowHook().client.search_model_versions(f"name='{model_name}'") == []  # refused before any MLflow write
+
+
+def test_an_estimator_outside_scikit_learn_is_allowed_once_configured(monkeypatch) -> None:
+    from airflow_mlops.utils import modeling
+
+    path = "tests.helpers.NotAnEstimator"
+    with pytest.raises(ValueError, match="is not allowed"):
+        modeling.load_estimator(path, {}, "classification")
+    monkeypatch.setenv("AIRFLOW__MLOPS__ALLOWED_ESTIMATORS", f"xgboost.XGBClassifier, {path}")
+    with pytest.raises(ValueError, match=f"estimator '{path}' cannot be imported"):  # now imported: and found wanting
+        modeling.load_estimator(path, {}, "classification")
