@@ -42,6 +42,17 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     gen.add_argument("--conn-id", default=None, help="Airflow connection for s3:// (default [mlops] data_conn_id)")
     _add_infer_spec(commands)
+    user = commands.add_parser(
+        "mlflow-user",
+        help="create (or update) the MLflow basic-auth user Airflow's mlflow connection signs in as",
+        description=(
+            "Against an MLflow server run with --app-name basic-auth: sign in as the admin (MLFLOW_ADMIN_USER, "
+            "MLFLOW_ADMIN_PASSWORD) and create the connection's login with its password, or set the password when "
+            "the user exists. The user is not an admin: MLflow gives it what it creates."
+        ),
+    )
+    user.add_argument("--conn-id", default="mlflow_default", help="the mlflow connection (default mlflow_default)")
+    user.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the server (default 120)")
     return parser
 
 
@@ -77,7 +88,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.command == "infer-spec":
         return _infer_spec(args)
+    if args.command == "mlflow-user":
+        return _mlflow_user(args)
     return _generate_data(args)
+
+
+def _mlflow_user(args: argparse.Namespace) -> int:
+    import os
+    import time
+
+    import requests
+
+    from airflow_mlops.hooks.mlflow import MlflowHook
+
+    config = MlflowHook(mlflow_conn_id=args.conn_id).config
+    if not (config.username and config.password and config.tracking_uri.startswith("http")):
+        print(f"connection {args.conn_id} needs an http(s) host, a login and a password", file=sys.stderr)
+        return 2
+    admin = (os.environ.get("MLFLOW_ADMIN_USER", ""), os.environ.get("MLFLOW_ADMIN_PASSWORD", ""))
+    if not all(admin):
+        print("set MLFLOW_ADMIN_USER and MLFLOW_ADMIN_PASSWORD (the server's admin)", file=sys.stderr)
+        return 2
+    base = f"{config.tracking_uri.rstrip('/')}/api/2.0/mlflow/users"
+    deadline = time.monotonic() + args.timeout
+    while True:
+        try:
+            created = requests.post(f"{base}/create", json={"username": config.username, "password": config.password}, auth=admin, timeout=10)
+            break
+        except requests.ConnectionError:
+            if time.monotonic() > deadline:
+                print(f"MLflow at {config.tracking_uri} did not answer within {args.timeout:.0f} s", file=sys.stderr)
+                return 1
+            time.sleep(2)
+    if created.status_code == 200:
+        print(f"created MLflow user {config.username}")
+        return 0
+    if "RESOURCE_ALREADY_EXISTS" in created.text:
+        updated = requests.patch(f"{base}/update-password", json={"username": config.username, "password": config.password}, auth=admin, timeout=10)
+        if updated.ok:
+            print(f"MLflow user {config.username} exists; its password is the connection's")
+            return 0
+        created = updated
+    print(f"MLflow refused ({created.status_code}): {created.text[:300]}", file=sys.stderr)
+    return 1
 
 
 def _infer_spec(args: argparse.Namespace) -> int:
