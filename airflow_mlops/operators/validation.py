@@ -89,7 +89,7 @@ class GxValidateTableOperator(MlopsTableOperator):
 
         try:
             merged = expectations.validate_frames(self._frames(), configs, suite_name=f"{spec.name}_{'labelled' if self.labelled else 'scoring'}")
-        except ValueError as exc:  # a suite that batches cannot judge: a configuration error, no retry
+        except expectations.WholeTableOnlyError as exc:  # a suite that batches cannot judge: a configuration error, no retry
             from airflow.sdk.exceptions import AirflowFailException
 
             raise AirflowFailException(f"{self.suite_uri}: {exc}") from exc

@@ -36,6 +36,11 @@ NUMERIC_DTYPES = [
     "Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64", "Float32", "Float64",
 ]  # fmt: skip
 STRING_DTYPES = ["object", "str", "string", "category", "bool", "boolean"]
+class WholeTableOnlyError(ValueError):
+    """A suite holds an expectation about rows of other batches (:data:`WHOLE_TABLE_ONLY`) and the
+    table needs more than one batch."""
+
+
 #: Expectations whose verdict depends on rows of other batches: judged only when one batch holds the table.
 WHOLE_TABLE_ONLY = frozenset({
     "expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique", "expect_column_values_to_be_increasing",
@@ -217,7 +222,7 @@ def validate_frames(frames: Iterator[pd.DataFrame], configs: list[dict[str, Any]
             empty = frame if empty is None else empty
             continue
         if batches == 1 and whole_table_only:
-            raise ValueError(
+            raise WholeTableOnlyError(
                 f"{sorted(whole_table_only)} cannot be judged batch by batch (a duplicate or an out-of-order row can sit in "
                 f"another batch) and the table does not fit one batch of {rows} rows: set batch_rows above the table's row count"
             )
