@@ -114,9 +114,9 @@ def summaries(
 # -- URLs ------------------------------------------------------------------------------------------
 
 
-def _api_base_path() -> str:
+def api_base_path() -> str:
     """Path part of ``[api] base_url`` (an API server behind a path prefix), without trailing slash."""
-    from airflow.configuration import conf
+    from airflow.sdk import conf
 
     base = conf.get("api", "base_url", fallback="") or ""
     return urlsplit(base).path.rstrip("/")
@@ -148,4 +148,4 @@ def url(uri: str | None, reports_root: str | None = None) -> str:
     relative = relative_path(uri, reports_root)
     if relative is None:
         return ""
-    return f"{_api_base_path()}{REPORTS_ROUTE}/{quote(relative)}"
+    return f"{api_base_path()}{REPORTS_ROUTE}/{quote(relative)}"

@@ -22,7 +22,7 @@ def airflow_home() -> Path:
 
 
 def _conf_get(key: str) -> str | None:
-    from airflow.configuration import conf
+    from airflow.sdk import conf
 
     value = conf.get("mlops", key, fallback=None)
     return value or None
@@ -50,7 +50,7 @@ def embedded_defaults() -> bool:
     distributed one (Celery, Kubernetes, Edge...): there every worker, the triggerer and the API
     server have an ``$AIRFLOW_HOME`` of their own, so each would get its own registry and data.
     """
-    from airflow.configuration import conf
+    from airflow.sdk import conf
 
     if (conf.get("mlops", "embedded_defaults", fallback="") or "").strip():
         return conf.getboolean("mlops", "embedded_defaults")
@@ -90,8 +90,9 @@ def embedded_artifact_root() -> str:
 
 def batch_catchup() -> bool:
     """Whether the reference batch-prediction DAG catches up past months (``[mlops] batch_catchup``, default true)."""
-    value = _conf_get("batch_catchup")
-    return True if value is None else value.strip().lower() in ("true", "1", "yes")
+    from airflow.sdk import conf
+
+    return conf.getboolean("mlops", "batch_catchup", fallback=True)
 
 
 def partition_poke_interval() -> float:
@@ -100,8 +101,9 @@ def partition_poke_interval() -> float:
     ``[mlops] partition_poke_interval``, default 300: partitions land once a month, so a deferred
     sensor polling every five minutes costs nothing and is prompt enough.
     """
-    value = _conf_get("partition_poke_interval")
-    return float(value) if value else 300.0
+    from airflow.sdk import conf
+
+    return conf.getfloat("mlops", "partition_poke_interval", fallback=300.0)
 
 
 def allowed_estimators() -> set[str]:
@@ -117,6 +119,6 @@ def require_marker() -> bool:
     then waits until the files have stopped changing. A value that is not a boolean fails (a typo
     must not silently turn the markers off).
     """
-    from airflow.configuration import conf
+    from airflow.sdk import conf
 
     return conf.getboolean("mlops", "require_marker", fallback=True)

@@ -25,6 +25,10 @@ _URI_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 #: waiting for minutes on a dead tracking server, while Airflow's task retries (with backoff) are the
 #: recovery we want. So unless the environment or the connection extras say otherwise, a request
 #: gives up after ~15 s of retrying; the connection extra of the same lower-case name overrides.
+#: Where a training run keeps its samples (``runs:/<run id>/<name>``): the reference sample that drift
+#: checks compare with, and the holdout that promotion judges challenger and champion on.
+REFERENCE_ARTIFACT = "reference/reference.parquet"
+HOLDOUT_ARTIFACT = "holdout/holdout.parquet"
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "60"}
 
 
@@ -97,12 +101,11 @@ class MlflowHook(BaseHook):
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Describe the connection form (older Airflow; 3.2+ reads ``conn-fields`` in provider info)."""
-        return {
-            "hidden_fields": ["schema", "port"],
-            "relabeling": {"host": "Tracking URI", "login": "Username", "password": "Password"},  # nosec B105: a form label, not a password
-            "placeholders": {"host": "http://mlflow:5000"},
-        }
+        """The connection form as the provider info declares it (its one definition), in the hook API's spelling."""
+        from airflow_mlops.get_provider_info import get_provider_info
+
+        (declared,) = [c["ui-field-behaviour"] for c in get_provider_info()["connection-types"] if c["connection-type"] == cls.conn_type]
+        return {key.replace("-", "_"): value for key, value in declared.items()}
 
     @cached_property
     def config(self) -> MlflowConfig:

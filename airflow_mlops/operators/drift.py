@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops import reports, tables
+from airflow_mlops.hooks.mlflow import REFERENCE_ARTIFACT
 from airflow_mlops.links.reports import DriftReportLink
 from airflow_mlops.operators.base import READ_TEMPLATE_FIELDS, MlopsTableOperator, check_choice, mlops_template_fields
-from airflow_mlops.operators.training import REFERENCE_ARTIFACT
 from airflow_mlops.utils import drift_methods
 from airflow_mlops.utils.values import as_mapping, optional_float, optional_text
 

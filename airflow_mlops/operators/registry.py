@@ -144,7 +144,7 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
             return self.reader.read(self.holdout_uri, columns=columns)
         import mlflow
 
-        from airflow_mlops.operators.training import HOLDOUT_ARTIFACT
+        from airflow_mlops.hooks.mlflow import HOLDOUT_ARTIFACT
 
         with tempfile.TemporaryDirectory() as tmp:
             local = mlflow.artifacts.download_artifacts(f"runs:/{challenger_run_id}/{HOLDOUT_ARTIFACT}", dst_path=tmp)

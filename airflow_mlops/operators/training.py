@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_mlops import tables
 from airflow_mlops.exceptions import TableError
+from airflow_mlops.hooks.mlflow import HOLDOUT_ARTIFACT, REFERENCE_ARTIFACT
 from airflow_mlops.links.mlflow import MlflowModelVersionLink, MlflowRunLink
 from airflow_mlops.operators.base import (
     READ_TEMPLATE_FIELDS,
@@ -28,8 +29,6 @@ if TYPE_CHECKING:
     from airflow_mlops.metrics import LabelSpace
     from airflow_mlops.spec import FeatureSpec
 
-REFERENCE_ARTIFACT = "reference/reference.parquet"
-HOLDOUT_ARTIFACT = "holdout/holdout.parquet"
 LINEAGE_SCHEMA_ROWS = 1_000
 
 

@@ -12,16 +12,17 @@ from typing import Any
 from airflow.sdk.plugins_manager import AirflowPlugin
 
 from airflow_mlops.plugins import PLUGIN_NAME
-from airflow_mlops.reports import PLUGIN_PREFIX
+from airflow_mlops.reports import PLUGIN_PREFIX, api_base_path
 
 
 class MlopsPlugin(AirflowPlugin):
     """Adds the MLOps page (UI navigation "Browse > MLOps"), its JSON API and report serving under ``/mlops``."""
 
     name = PLUGIN_NAME
-    # url_route: the UI embeds the page at /plugin/mlops (an iframe that sends the session cookie).
+    # url_route: the UI embeds the page at /plugin/mlops (an iframe that sends the session cookie);
+    # href follows [api] base_url, so an API server behind a path prefix serves the page it links to.
     external_views = [
-        {"name": "MLOps", "href": f"{PLUGIN_PREFIX}/", "url_route": "mlops", "destination": "nav", "category": "browse"}
+        {"name": "MLOps", "href": f"{api_base_path()}{PLUGIN_PREFIX}/", "url_route": "mlops", "destination": "nav", "category": "browse"}
     ]
     _apps: list[dict[str, Any]] | None = None
 

@@ -17,15 +17,15 @@ plugins, errors = plugins_manager._get_plugins()
 mlops = [p for p in plugins if p.name == "mlops"]
 apps, _ = plugins_manager.get_fastapi_plugins()
 print(json.dumps({"count": len(mlops), "source": str(mlops[0].source) if mlops else None, "errors": errors,
-                  "mounts": [a["url_prefix"] for a in apps]}))
+                  "mounts": [a["url_prefix"] for a in apps], "hrefs": [v["href"] for p in mlops for v in p.external_views]}))
 """
 
 
-def _plugins(plugins_folder: Path) -> dict:
+def _plugins(plugins_folder: Path, **env_vars: str) -> dict:
     env_cmd = [sys.executable, "-c", PROBE]
     import os
 
-    env = os.environ | {"AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins_folder)}
+    env = os.environ | {"AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins_folder)} | env_vars
     out = subprocess.run(env_cmd, capture_output=True, text=True, timeout=180, env=env, cwd=REPO)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -37,6 +37,13 @@ def test_entry_point_and_the_repo_plugins_folder_give_one_plugin_and_no_import_e
     assert result["count"] == 1 and "airflow.plugins" in result["source"]
     assert result["errors"] == {}
     assert result["mounts"] == ["/mlops"]
+    assert result["hrefs"] == ["/mlops/"]
+
+
+def test_the_navigation_link_follows_the_api_base_url() -> None:
+    result = _plugins(REPO / "plugins", AIRFLOW__API__BASE_URL="https://airflow.example.com/team-a/")
+
+    assert result["hrefs"] == ["/team-a/mlops/"]
 
 
 def test_a_folder_module_that_always_exposes_the_class_is_skipped_harmlessly(tmp_path: Path) -> None:
