@@ -113,6 +113,11 @@ def get_provider_info() -> dict[str, Any]:
                         "(scikit-learn's own estimators are always allowed; anything else is refused before any import).",
                         "xgboost.XGBClassifier,lightgbm.LGBMClassifier",
                     ),
+                    "allowed_data_prefixes": _option(
+                        "URIs besides the data root that operators with confine_to_data may read (comma-separated); the "
+                        "reference retraining DAG reads its trigger form's snapshot URI only there.",
+                        "s3://team-a-features,s3://shared/snapshots",
+                    ),
                     "embedded_defaults": _option(
                         "Whether a missing data_root or mlflow_default connection falls back to a folder and a SQLite MLflow "
                         "store under $AIRFLOW_HOME (default: true with LocalExecutor, false with a distributed executor, "

@@ -106,6 +106,13 @@ def partition_poke_interval() -> float:
     return conf.getfloat("mlops", "partition_poke_interval", fallback=300.0)
 
 
+def allowed_data_prefixes() -> list[str]:
+    """Where operators with ``confine_to_data`` may read: the data root and ``[mlops] allowed_data_prefixes``
+    (comma-separated URIs)."""
+    extra = [p.strip().rstrip("/") for p in (_conf_get("allowed_data_prefixes") or "").split(",") if p.strip()]
+    return [data_root(), *extra]
+
+
 def allowed_estimators() -> set[str]:
     """Estimator classes outside scikit-learn that training may import (``[mlops] allowed_estimators``,
     comma-separated dotted paths, e.g. ``xgboost.XGBClassifier``). scikit-learn's own are always allowed."""

@@ -207,6 +207,19 @@ def read_manifest(uri: str | ObjectStoragePath, *, conn_id: str | None = None) -
     return manifest if isinstance(manifest, dict) else None
 
 
+def is_below(uri: str, prefix: str) -> bool:
+    """Whether ``uri`` is ``prefix`` or lies below it, after normalising ``file://`` and plain paths and
+    resolving ``..`` (so ``<root>/../secrets`` is not below ``<root>``)."""
+    from urllib.parse import unquote, urlsplit
+
+    def normal(text: str) -> tuple[tuple[str, str], str]:
+        parts = urlsplit(text if "://" in text else f"file://{os.path.abspath(text)}")
+        return (parts.scheme, parts.netloc), os.path.normpath(unquote(parts.path) or "/")
+
+    (where, path), (prefix_where, prefix_path) = normal(uri), normal(prefix)
+    return where == prefix_where and (path == prefix_path or path.startswith(prefix_path.rstrip("/") + "/"))
+
+
 def seconds_since_change(uri: str | ObjectStoragePath, *, conn_id: str | None = None) -> float:
     """Seconds since anything in the file or folder ``uri`` last changed: its newest file, hidden and
     staging files included (a writer still writing ``.part.tmp`` or ``_temporary/`` is not done).

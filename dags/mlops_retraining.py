@@ -32,6 +32,20 @@ ESTIMATORS = [
     "sklearn.ensemble.RandomForestClassifier",
     "sklearn.linear_model.LogisticRegression",
 ]
+#: The hyperparameters the form takes, typed and bounded: a trigger cannot ask for all cores
+#: (n_jobs=-1) or a run without end (max_iter=10**7). Each estimator rejects the names it lacks.
+HYPERPARAMETERS = {
+    "max_iter": {"type": "integer", "minimum": 1, "maximum": 5000},
+    "learning_rate": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+    "max_depth": {"type": ["integer", "null"], "minimum": 1, "maximum": 64},
+    "max_leaf_nodes": {"type": ["integer", "null"], "minimum": 2, "maximum": 4096},
+    "min_samples_leaf": {"type": "integer", "minimum": 1, "maximum": 100000},
+    "l2_regularization": {"type": "number", "minimum": 0, "maximum": 1000},
+    "n_estimators": {"type": "integer", "minimum": 1, "maximum": 2000},
+    "C": {"type": "number", "exclusiveMinimum": 0, "maximum": 10000},
+    "class_weight": {"enum": [None, "balanced"]},
+    "n_jobs": {"type": ["integer", "null"], "minimum": 1, "maximum": 4},
+}
 # Everything below is rendered on the worker, so the data root follows the worker's configuration.
 DATA = "{{ data_root() }}/" + MODEL_NAME
 SPEC = DATA + "/churn_spec.yaml"
@@ -55,8 +69,9 @@ with DAG(
             description="scikit-learn estimator class; preprocessing comes from the FeatureSpec.",
         ),
         "hyperparameters": Param(
-            {}, type="object", title="Hyperparameters",
-            description='Estimator parameters as JSON, e.g. {"max_iter": 200, "learning_rate": 0.05}.',
+            {}, type="object", title="Hyperparameters", properties=HYPERPARAMETERS, additionalProperties=False,
+            description="Estimator parameters as JSON, e.g. {\"max_iter\": 200, \"learning_rate\": 0.05}; known names, bounded: "
+            + ", ".join(sorted(HYPERPARAMETERS)) + ".",
         ),
         "metric": Param(
             "roc_auc", type="string", enum=["roc_auc", "f1", "precision", "recall", "accuracy", "log_loss"],
@@ -155,12 +170,14 @@ with DAG(
         window_months="{{ params.window_months }}",
         include_snapshot="{{ params.include_snapshot }}",
         end_month="{{ params.month or '' }}",
+        confine_to_data=True,  # training_data_uri comes from the trigger form
     )
     validate = GxValidateTableOperator(task_id="validate", table_uri=window.output["train_uri"], spec_uri=SPEC, labelled=True, retries=0)
     train = MlflowTrainModelOperator(
         task_id="train",
         train_uri=window.output["train_uri"],
         validation_uri=window.output["holdout_uri"],
+        confine_to_data=True,
         data_tags=window.output["tags"],
         spec_uri=SPEC,
         model_name=MODEL_NAME,

@@ -123,12 +123,33 @@ class MlopsTableOperator(MlopsBaseOperator):
         = ``[mlops] require_marker`` (true). Pass ``False`` for producers that write no marker.
     :param csv_options: how CSV input is read: ``{"delimiter": ";", "encoding": "utf-16",
         "null_values": ["", "NA"]}``, a dict or JSON text (templated). Parquet ignores it.
+    :param confine_to_data: read only below the data root and ``[mlops] allowed_data_prefixes``
+        (:func:`airflow_mlops.settings.allowed_data_prefixes`): set it where a URI comes from a trigger
+        form or ``dag_run.conf``, so a run cannot read anything the worker's credentials reach.
     """
 
-    def __init__(self, *, require_marker: bool | None = None, csv_options: dict[str, Any] | str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *, require_marker: bool | None = None, csv_options: dict[str, Any] | str | None = None, confine_to_data: bool = False, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.require_marker = require_marker
         self.csv_options = csv_options
+        self.confine_to_data = confine_to_data
+
+    def check_confined(self, uri: str | None, what: str) -> None:
+        """With ``confine_to_data``, refuse ``uri`` outside the allowed prefixes (no retry).
+
+        :raises AirflowFailException: naming the URI, the parameter and the allowed prefixes.
+        """
+        from airflow_mlops.tables import is_below
+
+        if not self.confine_to_data or not uri:
+            return
+        allowed = settings.allowed_data_prefixes()
+        if not any(is_below(str(uri), prefix) for prefix in allowed):
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(f"{what} {uri} is outside the allowed data locations {allowed} ([mlops] allowed_data_prefixes adds more)")
 
     @cached_property
     def reader(self) -> TableReader:

@@ -259,6 +259,9 @@ class MlflowTrainModelOperator(MlopsTableOperator):
             params = as_mapping(self.estimator_params, "estimator_params")
             data_tags = {str(k): str(v) for k, v in as_mapping(self.data_tags, "data_tags").items()}
             train_uris = as_uri_list(self.train_uri, "train_uri")
+            for uri in train_uris:
+                self.check_confined(uri, "train_uri")
+            self.check_confined(optional_text(self.validation_uri), "validation_uri")
             estimator = modeling.load_estimator(self.estimator, params, spec.task)  # before any MLflow write
         except ValueError as exc:
             from airflow.sdk.exceptions import AirflowFailException

@@ -149,6 +149,9 @@ class TrainingWindowOperator(MlopsTableOperator):
                 raise ValueError("the FeatureSpec has no id_columns: a separate labels feed cannot be joined")
         except ValueError as exc:
             raise AirflowFailException(f"{exc} (no retry: a configuration error does not heal)") from exc
+        self.check_confined(optional_text(self.snapshot_uri), "snapshot_uri")
+        self.check_confined(self.features_uri.replace("{month}", end), "features_uri")
+        self.check_confined((optional_text(self.labels_uri) or "").replace("{month}", end), "labels_uri")
 
         labelled: list[str] = []
         skipped: dict[str, str] = {}

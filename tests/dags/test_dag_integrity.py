@@ -63,7 +63,8 @@ def test_retraining_params_form_and_validation(bag) -> None:
     assert schema["min_relative_change"]["maximum"] == 1
 
     assert (params["window_months"], schema["window_months"]["minimum"]) == (3, 0)
-    for bad in ({"estimator": "os.system"}, {"min_relative_change": 3}, {"dry_run": "yes"}, {"hyperparameters": "[1]"}, {"window_months": -1}, {"month": "2025-13"}):
+    for bad in ({"estimator": "os.system"}, {"min_relative_change": 3}, {"dry_run": "yes"}, {"hyperparameters": "[1]"}, {"window_months": -1}, {"month": "2025-13"},
+                {"hyperparameters": {"n_jobs": -1}}, {"hyperparameters": {"max_iter": 10**7}}, {"hyperparameters": {"verbose": 3}}):
         trial = ParamsDict({k: params.get_param(k) for k in params})
         with pytest.raises(ParamValidationError, match=f"Invalid input for param {next(iter(bad))}"):
             trial.update(bad)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from airflow_mlops import settings
 from airflow_mlops.hooks.mlflow import MlflowHook
 from tests.e2e.conftest import error_lines, task_states, xcom
 
@@ -80,7 +83,7 @@ def test_table_missing_a_feature_fails_validation_and_trains_nothing(run_dag, de
     from airflow_mlops import tables
 
     frame = tables.read_table(demo_data["training"]).drop(columns=["monthly_charges"])
-    bad = tmp_path / "bad_training"
+    bad = Path(settings.data_root().removeprefix("file://")) / "churn" / "bad_training"  # the form may only point inside the data root
     tables.write_table(frame, str(bad / "part-00000.parquet"))
     tables.finish_partition(str(bad), keep=["part-00000.parquet"])
     client = MlflowHook().client
@@ -95,3 +98,19 @@ def test_table_missing_a_feature_fails_validation_and_trains_nothing(run_dag, de
     missing = [f for f in summary["failed"] if f["expectation"] == "expect_column_to_exist"]
     assert missing == [{"expectation": "expect_column_to_exist", "column": "monthly_charges", "error": "column 'monthly_charges' is missing"}]
     assert len(client.search_model_versions("name='churn'")) == versions_before
+
+
+def test_a_snapshot_uri_outside_the_data_root_is_refused_before_anything_is_read(run_dag, demo_data, tmp_path, capfd) -> None:
+    from airflow_mlops import tables
+
+    outside = tmp_path / "elsewhere"  # e.g. another team's bucket the worker's credentials happen to reach
+    tables.write_table(tables.read_table(demo_data["training"]).head(100), str(outside / "part-00000.parquet"))
+    tables.finish_partition(str(outside), keep=["part-00000.parquet"])
+
+    capfd.readouterr()
+    run = run_dag("mlops_retraining", run_conf={"window_months": 0, "training_data_uri": outside.as_uri()})
+
+    logged = capfd.readouterr()
+    assert f"snapshot_uri {outside.as_uri()} is outside the allowed data locations" in logged.out + logged.err
+    states = task_states(run)
+    assert str(run.state) == "failed" and states["assemble_window"] == "failed" and states["train"] == "upstream_failed", states

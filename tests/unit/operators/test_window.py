@@ -111,3 +111,20 @@ def test_a_pattern_without_the_month_placeholder_is_refused(feeds: Path, tmp_pat
 
     with pytest.raises(ValueError, match=r"has no \{month\} placeholder"):
         op.execute(task_context())
+
+
+def test_confined_to_the_data_root_a_snapshot_elsewhere_or_escaping_it_is_refused(feeds: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("AIRFLOW__MLOPS__DATA_ROOT", feeds.as_uri())
+    inside = window(feeds, tmp_path / "w", window_months=0, confine_to_data=True).execute(task_context())
+    assert inside["train_uri"] == str(feeds / "training")
+
+    for snapshot in (str(tmp_path / "elsewhere"), f"{feeds}/../elsewhere/training"):
+        op = window(feeds, tmp_path / "w", window_months=0, confine_to_data=True)
+        op.snapshot_uri = snapshot
+        with pytest.raises(AirflowFailException, match=r"snapshot_uri .* is outside the allowed data locations"):
+            op.execute(task_context())
+
+    monkeypatch.setenv("AIRFLOW__MLOPS__ALLOWED_DATA_PREFIXES", str(tmp_path / "elsewhere"))
+    op = window(feeds, tmp_path / "w", window_months=0, confine_to_data=True)
+    op.snapshot_uri = str(tmp_path / "elsewhere" / "training")
+    assert op.execute(task_context())["train_uri"] == op.snapshot_uri  # listed: allowed (not read here: nothing is copied)
