@@ -38,7 +38,8 @@ def registry_state() -> tuple[list[str], dict[str, str], dict[str, dict[str, str
     return sorted(tags, key=int), {k: str(v) for k, v in client.get_registered_model(MODEL).aliases.items()}, tags
 
 
-def test_retraining_rerun_for_the_same_date_adds_no_version_and_moves_no_alias(run_dag, demo_data, small_data) -> None:  # noqa: F811
+def test_retraining_rerun_for_the_same_date_adds_no_version_and_moves_no_alias(run_dag, demo_data, small_data, monkeypatch) -> None:  # noqa: F811
+    monkeypatch.setenv("AIRFLOW__MLOPS__ALLOWED_DATA_PREFIXES", str(small_data["dir"]))  # the form reads only allowed locations
     when = dt.datetime(2025, 6, 2, 4, tzinfo=dt.UTC)
     conf = {"window_months": 0, "training_data_uri": small_data["training"], "hyperparameters": {"max_iter": 10}}
     first = run_dag("mlops_retraining", logical_date=when, run_after=when, run_conf=conf)
