@@ -150,7 +150,6 @@ class MlflowTrainModelOperator(MlopsTableOperator):
     # -- steps -------------------------------------------------------------------------------------
 
     def _split(self, spec: FeatureSpec, data: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-        self.validation_uri = optional_text(self.validation_uri)  # an unset XCom value renders as "None"
         if self.validation_uri:
             holdout = labelled(spec, self.reader.read(self.validation_uri, columns=spec.training_columns()), self.validation_uri)
             return data, holdout
@@ -261,7 +260,9 @@ class MlflowTrainModelOperator(MlopsTableOperator):
             train_uris = as_uri_list(self.train_uri, "train_uri")
             for uri in train_uris:
                 self.check_confined(uri, "train_uri")
-            self.check_confined(optional_text(self.validation_uri), "validation_uri")
+            # Rendered values, read once: an unset XCom value (a window without holdout) renders as "None".
+            self.validation_uri = optional_text(self.validation_uri)
+            self.check_confined(self.validation_uri, "validation_uri")
             estimator = modeling.load_estimator(self.estimator, params, spec.task)  # before any MLflow write
         except ValueError as exc:
             from airflow.sdk.exceptions import AirflowFailException
