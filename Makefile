@@ -16,14 +16,14 @@ $(BIN)/python:
 # PYTHONDONTWRITEBYTECODE=1, and without .pyc files every process recompiles Airflow (13 s vs 6 s to import a task's libraries).
 $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
-	$(BIN)/uv pip install --python $(BIN)/python --constraint constraints.txt --editable '.[dev,deploy]' --compile-bytecode
+	$(BIN)/uv pip install --python $(BIN)/python --constraint constraints.txt --editable '.[dev,deploy,docs]' --compile-bytecode
 	touch $@
 
 install: $(VENV)/.installed ## create .venv and install the locked dependency set
 
 lock: | $(BIN)/python ## re-resolve constraints.txt from pyproject.toml
 	$(BIN)/python -m pip install --quiet "uv==$(UV_VERSION)"
-	$(BIN)/uv pip compile pyproject.toml --extra dev --extra deploy --python-version 3.11 --output-file constraints.txt
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra deploy --extra docs --python-version 3.11 --output-file constraints.txt
 
 lint: install
 	$(BIN)/ruff check airflow_mlops dags tests bench scripts examples plugins
