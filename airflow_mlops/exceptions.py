@@ -37,6 +37,12 @@ class MlopsConfigurationError(MlopsError, AirflowFailException):
     ``AirflowFailException``: the task fails at once, since a retry would find the same configuration."""
 
 
+class MlflowAuthError(MlopsError, AirflowFailException):
+    """The MLflow server refused the connection's credentials (HTTP 401) or their rights (HTTP 403). The
+    task fails at once, without retries: the same credentials would be refused again. The message names
+    the server, the connection and the login, never the password or token."""
+
+
 class FeatureSpecError(MlopsError, ValueError):
     """A FeatureSpec document is malformed.
 

@@ -98,13 +98,12 @@ with DAG(
         run's staging folder (the published month stays readable until ``publish``)."""
         from airflow_mlops import tables
         from airflow_mlops.hooks.mlflow import MlflowHook
-        from airflow_mlops.utils import registry
 
         alias, shadow = (params or {})["model_alias"], bool((params or {}).get("shadow_scoring"))
         hook = MlflowHook()
         with hook.activated():
-            version = registry.resolve_version(hook.client, MODEL_NAME, alias).version
-            shadow_version = registry.alias_version(hook.client, MODEL_NAME, registry.CHALLENGER) if shadow else None
+            version = hook.resolve_version(MODEL_NAME, alias).version
+            shadow_version = hook.alias_version(MODEL_NAME, "challenger") if shadow else None
         partition = tables.open_partition(output_dir, run_key=f"{ti.dag_id}/{ti.run_id}")
         ti.xcom_push(key="partition", value=partition)
         return [

@@ -1,8 +1,18 @@
-"""Hook for an MLflow tracking server and model registry, configured by an Airflow connection."""
+"""Hook for an MLflow tracking server and model registry, configured by an Airflow connection.
+
+The one gateway to MLflow: operators, sensors, the trigger and the MLOps page reach the registry through
+:class:`MlflowHook`'s methods (resolve a version or an alias, move the champion under the promotion
+lock, record a decision, wait for a version). Its client carries the connection's credentials itself,
+so the multi-threaded triggerer and API server never share them through the process environment.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
+import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,9 +23,20 @@ from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 
 from airflow_mlops import settings
+from airflow_mlops.exceptions import MlflowAuthError, ModelResolutionError
+from airflow_mlops.utils.registry import (
+    CHAMPION,
+    LOCK_TAG,
+    PREVIOUS_CHAMPION,
+    PromotionLockTimeout,
+    is_not_found,
+    quote_filter,
+)
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+    from mlflow.utils.rest_utils import MlflowHostCreds
 
 #: MLflow reads credentials for HTTP tracking servers from these variables (see ``mlflow.environment_variables``).
 _AUTH_ENV = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
@@ -54,6 +75,17 @@ class MlflowConfig:
     source: str = "connection"
     http: tuple[tuple[str, str], ...] = ()
 
+    @property
+    def is_http(self) -> bool:
+        """Whether the tracking server is reached over HTTP (where credentials and timeouts apply)."""
+        return self.tracking_uri.startswith(("http://", "https://"))
+
+    def host_creds(self, uri: str | None = None) -> MlflowHostCreds:
+        """MLflow's credentials object for ``uri`` (default the tracking URI), built from this config alone."""
+        from mlflow.utils.rest_utils import MlflowHostCreds
+
+        return MlflowHostCreds(uri or self.tracking_uri, username=self.username, password=self.password, token=self.token)
+
     def __repr__(self) -> str:  # never show credentials in logs or tracebacks
         return (
             f"MlflowConfig(tracking_uri={self.tracking_uri!r}, registry_uri={self.registry_uri!r}, "
@@ -75,6 +107,76 @@ def _tracking_uri_from_connection(host: str, port: int | None, scheme: str | Non
     return f"{scheme or 'http'}://{host}{f':{port}' if port else ''}"
 
 
+def apply_http_defaults() -> None:
+    """Give this process bounded MLflow HTTP retries and timeouts (:data:`HTTP_DEFAULTS`) unless it has its own.
+
+    MLflow reads them from the environment at each request; they are process-wide constants, the same for
+    every connection, so setting the missing ones once is safe in a multi-threaded process. A connection's
+    own values (its extras) apply inside :meth:`MlflowHook.activated`, in a task's process.
+    """
+    for name, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+
+
+def build_client(config: MlflowConfig) -> MlflowClient:
+    """An ``MlflowClient`` for ``config`` whose HTTP requests carry ``config``'s credentials.
+
+    MLflow's own client reads credentials from the process environment at each request, so two clients
+    with different credentials cannot coexist in one process, and setting them around a call races with
+    other threads (the triggerer's event loop threads, the API server's workers). Here the client's
+    tracking and registry stores are MLflow's REST stores given this config's credentials directly.
+    Local stores (``sqlite:``, ``file:``) need none and keep MLflow's own stores.
+    """
+    from mlflow import MlflowClient
+
+    registry_uri = config.registry_uri or config.tracking_uri
+    client = MlflowClient(tracking_uri=config.tracking_uri, registry_uri=registry_uri)
+    if not config.is_http:
+        return client
+    from mlflow.store.model_registry.rest_store import RestStore as RegistryRestStore
+    from mlflow.store.tracking.rest_store import RestStore as TrackingRestStore
+    from mlflow.tracking._model_registry.client import ModelRegistryClient
+    from mlflow.tracking._tracking_service.client import TrackingServiceClient
+
+    apply_http_defaults()
+    tracking_store = TrackingRestStore(lambda: config.host_creds())
+    registry_store = RegistryRestStore(lambda: config.host_creds(registry_uri))
+
+    class _Tracking(TrackingServiceClient):
+        store = tracking_store  # a fixed store instead of one resolved from the environment
+
+    class _Registry(ModelRegistryClient):
+        store = registry_store
+
+    # MlflowClient keeps its tracking client in _tracking_client and builds its registry client lazily
+    # into _registry_client_lazy (mlflow/tracking/client.py); both are replaced by the bound ones.
+    client._tracking_client = _Tracking(config.tracking_uri)
+    client._registry_client_lazy = _Registry(registry_uri, config.tracking_uri)  # type: ignore[attr-defined]
+    return client
+
+
+def refusal(exc: BaseException, config: MlflowConfig, conn_id: str) -> MlflowAuthError | None:
+    """The :class:`MlflowAuthError` that ``exc`` amounts to when the server refused the credentials
+    (HTTP 401) or their rights (HTTP 403); ``None`` for any other error. The message names the server,
+    the connection and the login, never a secret."""
+    from mlflow.exceptions import MlflowException
+
+    if not isinstance(exc, MlflowException):
+        return None
+    text = str(exc.message)
+    if exc.error_code == "UNAUTHENTICATED" or "error code 401" in text:
+        what = "refused the credentials of"
+    elif exc.error_code == "PERMISSION_DENIED" or "error code 403" in text:
+        what = "denied the request made with"
+    else:
+        return None
+    who = f"login {config.username!r}" if config.username else ("a token" if config.token else "no credentials")
+    return MlflowAuthError(
+        f"MLflow at {config.tracking_uri} {what} connection {conn_id!r} ({who}): {exc.error_code}. Check the "
+        "connection's login and password (or extra 'token') and the user's permissions on the MLflow server (no retry)"
+    )
+
+
 class MlflowHook(BaseHook):
     """Talk to MLflow (tracking and registry) through an Airflow connection of type ``mlflow``.
 
@@ -84,7 +186,13 @@ class MlflowHook(BaseHook):
     ``MLFLOW_TRACKING_URI`` is used, else the embedded store ``sqlite:///$AIRFLOW_HOME/mlflow.db`` with
     artifacts under ``$AIRFLOW_HOME/mlflow-artifacts``. Nothing is read at construction time.
 
+    Credentials travel with the hook's client (:func:`build_client`), never through the process
+    environment, except inside :meth:`activated`, which MLflow's fluent API (``mlflow.start_run``,
+    ``log_model``, ``load_model``) needs: use that in a task's own process only.
+
     :param mlflow_conn_id: the Airflow connection id (default ``mlflow_default``).
+    :param config: an already resolved :class:`MlflowConfig` (the trigger resolves the connection
+        asynchronously); when given, no connection is read.
     """
 
     conn_name_attr = "mlflow_conn_id"
@@ -92,9 +200,11 @@ class MlflowHook(BaseHook):
     conn_type = "mlflow"
     hook_name = "MLflow"
 
-    def __init__(self, mlflow_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+    def __init__(self, mlflow_conn_id: str = default_conn_name, *, config: MlflowConfig | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.mlflow_conn_id = mlflow_conn_id
+        if config is not None:
+            self.__dict__["config"] = config  # the cached_property's value: no connection lookup
         from airflow_mlops.utils.noise import route_library_logging
 
         route_library_logging()  # before any MLflow import this hook leads to
@@ -168,7 +278,9 @@ class MlflowHook(BaseHook):
         Sets the tracking/registry URIs and the auth variables for the duration of the block and
         restores the previous values afterwards, so two hooks in one process do not leak into each other.
         The state is process-wide: do not enter it from concurrent threads with different connections
-        (Airflow runs one task per process).
+        (Airflow runs one task per process); the trigger and the MLOps page use the hook's methods, whose
+        client carries its own credentials. A refusal by the server (HTTP 401/403) inside the block
+        becomes :class:`~airflow_mlops.exceptions.MlflowAuthError` (no retry).
         """
         import mlflow
         from mlflow.tracking._model_registry import utils as registry_state
@@ -192,7 +304,13 @@ class MlflowHook(BaseHook):
                 os.environ[name] = value
             mlflow.set_tracking_uri(cfg.tracking_uri)
             mlflow.set_registry_uri(cfg.registry_uri or cfg.tracking_uri)
-            yield cfg
+            try:
+                yield cfg
+            except Exception as exc:
+                refused = refusal(exc, cfg, self.mlflow_conn_id)
+                if refused is None:
+                    raise
+                raise refused from None  # MLflow's own message may quote the request; ours names what to fix
         finally:
             # Both setters take None (= unset) at run time; their annotations only say str.
             mlflow.set_tracking_uri(saved_uris[0])  # type: ignore[arg-type]
@@ -204,15 +322,8 @@ class MlflowHook(BaseHook):
                     os.environ[name] = old
 
     def get_conn(self) -> MlflowClient:
-        """Return an ``MlflowClient`` for this connection.
-
-        The client reads credentials from the process environment when it sends requests, so use it
-        inside :meth:`activated` when the server needs auth.
-        """
-        from mlflow import MlflowClient
-
-        cfg = self.config
-        return MlflowClient(tracking_uri=cfg.tracking_uri, registry_uri=cfg.registry_uri or cfg.tracking_uri)
+        """Return an ``MlflowClient`` for this connection, carrying its credentials (:func:`build_client`)."""
+        return build_client(self.config)
 
     @cached_property
     def client(self) -> MlflowClient:
@@ -250,8 +361,151 @@ class MlflowHook(BaseHook):
 
     def set_version_tag(self, name: str, version: str | int, key: str, value: str) -> None:
         """Set one tag on a model version (e.g. the retraining signals its decision answered)."""
-        with self.activated():
-            self.client.set_model_version_tag(name, str(version), key, value)
+        self.client.set_model_version_tag(name, str(version), key, value)
+
+    # -- the registry protocol: versions, aliases, decisions, the promotion lock -----------------------
+
+    def get_version(self, name: str, version: str | int) -> ModelVersion:
+        """The model version ``version`` of ``name`` (with its tags)."""
+        return self.client.get_model_version(name, str(version))
+
+    def versions_tagged(self, name: str, key: str, value: str) -> list[ModelVersion]:
+        """The versions of ``name`` whose tag ``key`` equals ``value`` (e.g. the task instance that registered them)."""
+        return list(self.client.search_model_versions(f"name={quote_filter(name)} and tags.`{key}` = {quote_filter(value)}"))
+
+    def resolve_version(self, name: str, ref: str | int) -> ModelVersion:
+        """Resolve ``ref`` (an alias like ``champion`` or a version number) to a READY model version.
+
+        :raises ModelResolutionError: the model, alias or version does not exist or is not READY.
+        """
+        from mlflow.exceptions import MlflowException
+
+        text = str(ref).strip()
+        try:
+            version = self.client.get_model_version(name, text) if text.isdigit() else self.client.get_model_version_by_alias(name, text)
+        except MlflowException as exc:
+            if not is_not_found(exc):
+                raise
+            what = f"version {text}" if text.isdigit() else f"alias {text!r}"
+            raise ModelResolutionError(f"{what} does not exist ({exc.message})", model_name=name) from exc
+        if version.status != "READY":
+            raise ModelResolutionError(f"version {version.version} is {version.status}, not READY", model_name=name)
+        return version
+
+    def alias_version(self, name: str, alias: str) -> str | None:
+        """The version ``alias`` points at, or ``None`` when the alias (or the model) does not exist."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return str(self.client.get_model_version_by_alias(name, alias).version)
+        except MlflowException as exc:
+            if is_not_found(exc):
+                return None
+            raise
+
+    def set_alias(self, name: str, alias: str, version: str | int) -> None:
+        """Point ``alias`` of ``name`` at ``version``."""
+        self.client.set_registered_model_alias(name, alias, str(version))
+
+    def crown(self, name: str, version: str | int, *, replaced: str | None) -> None:
+        """Make ``version`` the champion; the ``replaced`` champion (if any) becomes ``previous_champion``.
+        Call it under :meth:`promotion_lock`, after re-reading the champion there."""
+        if replaced:
+            self.set_alias(name, PREVIOUS_CHAMPION, replaced)
+        self.set_alias(name, CHAMPION, version)
+
+    def ready_version(self, name: str, *, alias: str | None = None, after_version: int | None = None) -> dict[str, Any] | None:
+        """The READY version a sensor waits for, as ``{"version", "run_id"}``, or ``None`` while there is none.
+
+        :param alias: the version ``alias`` points at, once the alias exists and its version is READY.
+        :param after_version: else the newest READY version newer than this one (any READY version when ``None``).
+        :raises MlflowAuthError: the server refused the connection's credentials (waiting would not help).
+        """
+        from mlflow.exceptions import MlflowException
+
+        try:
+            found = [self.client.get_model_version_by_alias(name, alias)] if alias else self.client.search_model_versions(f"name={quote_filter(name)}")
+        except MlflowException as exc:
+            if is_not_found(exc):
+                return None
+            refused = refusal(exc, self.config, self.mlflow_conn_id)
+            if refused is None:
+                raise
+            raise refused from None
+        ready = [v for v in found if v.status == "READY" and (after_version is None or int(v.version) > after_version)]
+        if not ready:
+            return None
+        best = max(ready, key=lambda v: int(v.version))
+        return {"version": str(best.version), "run_id": best.run_id}
+
+    def record_decision(self, name: str, version: str | int, decision: dict[str, Any]) -> None:
+        """Write a decision onto the model version as ``mlops.decision.*`` tags (the audit trail).
+
+        Each key of ``decision`` becomes a tag; ``decided_at`` is added. Read back with :meth:`get_version`.
+        """
+        stamped = decision | {"decided_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+        for key, value in stamped.items():
+            self.client.set_model_version_tag(name, str(version), f"mlops.decision.{key}", "" if value is None else str(value))
+
+    def _read_lock(self, name: str) -> dict[str, Any] | None:
+        raw = self.client.get_registered_model(name).tags.get(LOCK_TAG)
+        try:
+            return json.loads(raw) if raw else None
+        except ValueError:
+            return None  # a hand-edited or truncated tag is no lock
+
+    @contextmanager
+    def promotion_lock(self, name: str, *, holder: str, ttl: float = 300.0, settle: float = 1.0, timeout: float = 600.0) -> Iterator[str]:
+        """Hold the advisory lock that serialises alias changes of model ``name``; yield its token.
+
+        MLflow has no compare-and-set on aliases, so two promotions that read the champion, then both
+        move it, would both believe they won. Whoever changes ``champion`` takes this lock first, re-reads
+        the champion inside it, and releases it after recording the decision. In an Airflow deployment
+        the promotion tasks also share a pool with one slot per model (see the reference retraining DAG),
+        so the lock is the second line: for promotions from other DAGs or outside the pool.
+
+        The lock is a registered-model tag. To take it: wait until the tag is absent or expired, write our
+        unique token, wait, and read it back. Two contenders who both saw the lock free both write; the
+        later write wins and both read it back, so exactly one holds the lock (or, when the tag did not
+        exist yet, the store's unique key refuses the second insert outright). That holds while a rival's
+        gap between reading "free" and writing is shorter than our wait plus one round trip; the wait is
+        ``settle`` seconds or three times our own write's round trip, whichever is longer, so a slow
+        network lengthens it instead of breaking it. A holder that dies leaves a tag that expires after
+        ``ttl`` seconds.
+
+        :raises PromotionLockTimeout: the lock stayed taken for ``timeout`` seconds.
+        """
+        from mlflow.exceptions import MlflowException
+
+        token = uuid.uuid4().hex
+        deadline = time.monotonic() + timeout
+        while True:
+            current = self._read_lock(name)
+            if current is None or float(current.get("expires_at", 0)) < time.time():
+                lock = {"token": token, "holder": holder, "expires_at": time.time() + ttl}
+                started = time.monotonic()
+                try:
+                    self.client.set_registered_model_tag(name, LOCK_TAG, json.dumps(lock))
+                except MlflowException:
+                    # The store inserts a new tag with a unique key: when two contenders create it at once,
+                    # the slower insert fails. Lost to a rival if the tag is now there; a real error otherwise.
+                    current = self._read_lock(name)
+                    if current is None:
+                        raise
+                else:
+                    time.sleep(max(settle, 3 * (time.monotonic() - started)))
+                    current = self._read_lock(name)
+                    if current is not None and current.get("token") == token:
+                        break
+            if time.monotonic() > deadline:
+                raise PromotionLockTimeout(f"model {name!r}: promotion lock held by {current and current.get('holder')} for over {timeout:.0f} s")
+            time.sleep(settle / 2)
+        try:
+            yield token
+        finally:
+            mine = self._read_lock(name)
+            if mine is not None and mine.get("token") == token:
+                self.client.delete_registered_model_tag(name, LOCK_TAG)
 
     def run_url(self, experiment_id: str, run_id: str) -> str:
         """Return the MLflow UI URL of a run, or ``""`` when the store has no UI."""

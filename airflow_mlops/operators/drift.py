@@ -157,10 +157,8 @@ class EvidentlyDriftCheckOperator(MlopsTableOperator):
 
         import mlflow
 
-        from airflow_mlops.utils import registry
-
         with self.mlflow_hook.activated():
-            version = registry.resolve_version(self.mlflow_hook.client, self.model_name, self.model_ref)
+            version = self.mlflow_hook.resolve_version(self.model_name, self.model_ref)
             uri = f"runs:/{version.run_id}/{REFERENCE_ARTIFACT}"
             with tempfile.TemporaryDirectory() as tmp:
                 local = mlflow.artifacts.download_artifacts(uri, dst_path=tmp)

@@ -172,7 +172,7 @@ class MlflowBatchPredictOperator(MlopsTableOperator):
         """Turn ``ref`` into ``(version label, URI to load)``; registry references are pinned to a version."""
         split = split_model_uri(ref)
         if split is None:
-            version = registry.resolve_version(self.mlflow_hook.client, self.model_name, ref)
+            version = self.mlflow_hook.resolve_version(self.model_name, ref)
             return str(version.version), f"models:/{self.model_name}/{version.version}"
         scheme, rest = split
         allowed = [s.lower() for s in self.allow_model_uri_schemes]
@@ -193,7 +193,7 @@ class MlflowBatchPredictOperator(MlopsTableOperator):
         name, _, number = name.partition("/") if not at else (name, "", "")
         if name != self.model_name:
             raise ModelResolutionError(f"the model URI {ref!r} names another model", model_name=self.model_name)
-        version = registry.resolve_version(self.mlflow_hook.client, name, alias or number or registry.CHAMPION)
+        version = self.mlflow_hook.resolve_version(name, alias or number or registry.CHAMPION)
         return str(version.version), f"models:/{name}/{version.version}"
 
     def _load(self, ref: str) -> tuple[str, Any, Any]:
@@ -231,7 +231,7 @@ class MlflowBatchPredictOperator(MlopsTableOperator):
             labels = LabelSpace.resolve(spec, model.classes_, where=where)
         except ValueError as exc:
             raise AirflowFailException(str(exc)) from exc
-        recorded = LabelSpace.from_tags(self.mlflow_hook.client.get_model_version(self.model_name, version).tags) if version.isdigit() else None
+        recorded = LabelSpace.from_tags(self.mlflow_hook.get_version(self.model_name, version).tags) if version.isdigit() else None
         if recorded is not None and recorded != labels:
             raise AirflowFailException(
                 f"{where} was trained with classes {list(recorded.classes)} and positive label {recorded.positive!r}, but the "

@@ -204,8 +204,7 @@ class ModelQualityCheckOperator(MlopsTableOperator):
             )
 
         with self.mlflow_hook.activated():
-            client = self.mlflow_hook.client
-            model_version = client.get_model_version(self.model_name, version)
+            model_version = self.mlflow_hook.get_version(self.model_name, version)
             labels = None
             if spec.task == "classification":
                 labels = LabelSpace.from_tags(model_version.tags) or LabelSpace.resolve(spec, joined[PREDICTION].unique(), where=self.predictions_uri)

@@ -58,7 +58,7 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
     No champion yet: the challenger is promoted if the minimum value holds. On promotion the old
     champion gets ``previous_champion``. The champion alias is re-read just before switching; if it
     moved during evaluation, this run lost a race and records so (with the run that won). The re-read
-    and the switch happen under the model's promotion lock (:func:`~airflow_mlops.utils.registry.promotion_lock`),
+    and the switch happen under the model's promotion lock (:meth:`~airflow_mlops.hooks.mlflow.MlflowHook.promotion_lock`),
     because MLflow has no compare-and-set on aliases. Every decision is written as
     ``mlops.decision.*`` tags on the challenger version (decision, reason, metric, both scores,
     compared-against version, DAG run, approver).
@@ -331,9 +331,9 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
         greater = chosen.greater_is_better if optional_text(self.greater_is_better) is None else str(self.greater_is_better).lower() in ("true", "1")
 
         with self.mlflow_hook.activated():
-            client = self.mlflow_hook.client
-            challenger = registry.resolve_version(client, self.model_name, self.challenger)
-            champion = registry.alias_version(client, self.model_name, registry.CHAMPION)
+            hook = self.mlflow_hook
+            challenger = hook.resolve_version(self.model_name, self.challenger)
+            champion = hook.alias_version(self.model_name, registry.CHAMPION)
             MlflowModelVersionLink.persist(context, self.mlflow_hook.model_version_url(self.model_name, challenger.version))
             base = {
                 "model_name": self.model_name, "metric": metric, "challenger_version": str(challenger.version),
@@ -359,7 +359,7 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
             if earlier and earlier.get("challenger_version") == str(challenger.version) and earlier.get("champion_version") == champion:
                 # The scores are reused; the verdict is this task's own, from its own thresholds.
                 verdict = self._rejudge(rules, metric, earlier, str(challenger.version), champion)
-                run = client.get_run(verdict["evaluation_run_id"])
+                run = hook.client.get_run(verdict["evaluation_run_id"])
                 MlflowRunLink.persist(context, self.mlflow_hook.run_url(run.info.experiment_id, run.info.run_id))
                 self.log.info("Reusing the scores of evaluation run %s", verdict["evaluation_run_id"])
             else:
@@ -374,24 +374,22 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
 
             # Only a promotion moves aliases; it does so under the model's promotion lock, so of two
             # racing promotions exactly one switches and the other sees the moved champion.
-            lock = registry.promotion_lock(client, self.model_name, holder=dag_run) if verdict["promote"] else nullcontext()
+            lock = hook.promotion_lock(self.model_name, holder=dag_run) if verdict["promote"] else nullcontext()
             with lock:
                 if verdict["promote"]:
-                    current = registry.alias_version(client, self.model_name, registry.CHAMPION)
+                    current = hook.alias_version(self.model_name, registry.CHAMPION)
                     if current == str(challenger.version):  # promoted meanwhile by another try of this decision
                         self.log.info("%s v%s became the champion meanwhile; nothing to do", self.model_name, current)
                         return base | {"decision": "already_champion", "reason": "the challenger became the champion meanwhile"}
                     if current != champion:
                         verdict["promote"] = False
-                        winner = client.get_model_version(self.model_name, current).tags.get("mlops.decision.dag_run") if current else None
+                        winner = hook.get_version(self.model_name, current).tags.get("mlops.decision.dag_run") if current else None
                         decision["reason"] = (
                             f"lost a race: the champion moved from v{champion} to v{current} during evaluation"
                             + (f" (promoted by {winner})" if winner else "")
                         )
                     else:
-                        if champion:
-                            client.set_registered_model_alias(self.model_name, registry.PREVIOUS_CHAMPION, champion)
-                        client.set_registered_model_alias(self.model_name, registry.CHAMPION, challenger.version)
+                        hook.crown(self.model_name, challenger.version, replaced=champion)
                 decision["decision"] = "promoted" if verdict["promote"] else "rejected"
                 audit = {k: decision[k] for k in ("decision", "reason", "metric", "challenger_score", "champion_score", "approver", "evaluation_run_id")}
                 audit |= {"compared_against": champion or "none", "dag_run": dag_run}
@@ -401,7 +399,7 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
                         "segment": f"{worst['segment']}={worst['value']}", "segment_challenger_score": worst["challenger_score"],
                         "segment_champion_score": worst["champion_score"],
                     }  # fmt: skip
-                registry.record_decision(client, self.model_name, str(challenger.version), audit)
+                hook.record_decision(self.model_name, challenger.version, audit)
 
         if verdict["promote"]:
             self.log.info("Promoted %s v%s to champion (previous: %s)", self.model_name, challenger.version, champion)
@@ -446,18 +444,16 @@ class MlflowRollbackModelOperator(MlopsBaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         self.reset_links(context)
         with self.mlflow_hook.activated():
-            client = self.mlflow_hook.client
-            target = registry.resolve_version(client, self.model_name, self.to_version or registry.PREVIOUS_CHAMPION)
+            hook = self.mlflow_hook
+            target = hook.resolve_version(self.model_name, self.to_version or registry.PREVIOUS_CHAMPION)
             dag_run = f"{context['ti'].dag_id}/{context['ti'].run_id}"
-            with registry.promotion_lock(client, self.model_name, holder=dag_run):  # no promotion in between
-                current = registry.alias_version(client, self.model_name, registry.CHAMPION)
+            with hook.promotion_lock(self.model_name, holder=dag_run):  # no promotion in between
+                current = hook.alias_version(self.model_name, registry.CHAMPION)
                 if current == str(target.version):
                     return {"model_name": self.model_name, "champion_version": current, "replaced_version": None, "reason": "already the champion"}
-                client.set_registered_model_alias(self.model_name, registry.CHAMPION, target.version)
-                if current:
-                    client.set_registered_model_alias(self.model_name, registry.PREVIOUS_CHAMPION, current)
-                registry.record_decision(
-                    client, self.model_name, str(target.version),
+                hook.crown(self.model_name, target.version, replaced=current)
+                hook.record_decision(
+                    self.model_name, target.version,
                     {"decision": "rollback", "reason": self.reason, "compared_against": current or "none", "dag_run": dag_run},
                 )  # fmt: skip
         MlflowModelVersionLink.persist(context, self.mlflow_hook.model_version_url(self.model_name, target.version))

@@ -19,7 +19,7 @@ from airflow_mlops.operators.base import (
     run_tags,
     ti_key,
 )
-from airflow_mlops.utils.registry import CHAMPION, PREVIOUS_CHAMPION, alias_version, quote_filter
+from airflow_mlops.utils.registry import RESERVED_ALIASES, quote_filter
 from airflow_mlops.utils.values import as_mapping, as_uri_list, optional_text
 
 if TYPE_CHECKING:
@@ -52,8 +52,6 @@ def lineage_dataset(frame: pd.DataFrame, source: str, target: str, name: str) ->
     return dataset
 
 
-#: Aliases only a promotion (with its evaluation and lock) may move.
-RESERVED_ALIASES = (CHAMPION, PREVIOUS_CHAMPION)
 
 def labelled(spec: FeatureSpec, frame: pd.DataFrame, uri: str) -> pd.DataFrame:
     """``frame`` ready to learn from: no null target (refused, counted), and a classification target of
@@ -212,17 +210,15 @@ class MlflowTrainModelOperator(MlopsTableOperator):
         return labels
 
     def _existing_version(self, key: str) -> Any | None:
-        found = self.mlflow_hook.client.search_model_versions(
-            f"name={quote_filter(self.model_name)} and tags.`mlops.ti_key` = {quote_filter(key)}"
-        )
+        found = self.mlflow_hook.versions_tagged(self.model_name, "mlops.ti_key", key)
         return max(found, key=lambda v: int(v.version)) if found else None
 
     def _summary(self, context: Context, version: Any, reused: bool) -> dict[str, Any]:
         client = self.mlflow_hook.client
         run = client.get_run(version.run_id)
-        current = alias_version(client, self.model_name, self.alias)
+        current = self.mlflow_hook.alias_version(self.model_name, self.alias)
         if not reused or current is None:  # a retry sets an alias its crashed try never set, and moves none back
-            client.set_registered_model_alias(self.model_name, self.alias, version.version)
+            self.mlflow_hook.set_alias(self.model_name, self.alias, version.version)
         elif str(current) != str(version.version):
             self.log.info("Alias %s stays on v%s: it moved on since this task registered v%s", self.alias, current, version.version)
         run_url = self.mlflow_hook.run_url(run.info.experiment_id, run.info.run_id)
@@ -322,7 +318,7 @@ class MlflowTrainModelOperator(MlopsTableOperator):
                 tags=version_tags | ({LABELS_TAG: labels.to_json()} if labels else {}),
             )  # fmt: skip
             self.log.info("Registered %s version %s (%s)", self.model_name, version.version, json.dumps(metrics))
-            return self._summary(context, client.get_model_version(self.model_name, version.version), reused=False)
+            return self._summary(context, self.mlflow_hook.get_version(self.model_name, version.version), reused=False)
 
     def _read_training(self, spec: FeatureSpec, uris: list[str]) -> pd.DataFrame:
         """Every training table, labelled (see :func:`labelled`), one after the other."""

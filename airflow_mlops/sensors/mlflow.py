@@ -9,7 +9,7 @@ from airflow.sdk import PokeReturnValue, conf
 
 from airflow_mlops import settings
 from airflow_mlops.sensors.base import MlopsDeferrableSensor
-from airflow_mlops.triggers.mlflow import MlflowModelVersionTrigger, check_registry
+from airflow_mlops.triggers.mlflow import MlflowModelVersionTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -55,9 +55,7 @@ class MlflowModelVersionSensor(MlopsDeferrableSensor):
     def poke(self, context: Context) -> PokeReturnValue:
         from airflow_mlops.hooks.mlflow import MlflowHook
 
-        hook = MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
-        with hook.activated():
-            found = check_registry(hook.client, self.model_name, self.alias or None, self._after())
+        found = MlflowHook(mlflow_conn_id=self.mlflow_conn_id).ready_version(self.model_name, alias=self.alias or None, after_version=self._after())
         if not found:
             self.log.info("Waiting for %s (alias=%s, after=%s)", self.model_name, self.alias, self.after_version)
             return PokeReturnValue(is_done=False)

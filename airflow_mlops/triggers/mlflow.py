@@ -4,40 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-
-def check_registry(client: Any, model_name: str, alias: str | None, after_version: int | None) -> dict[str, Any] | None:
-    """Return the matching READY version as ``{"version", "run_id"}``, or ``None`` if not there yet.
-
-    :param alias: wait until this alias exists and points at a READY version.
-    :param after_version: wait until a READY version newer than this one exists.
-    """
-    from mlflow.exceptions import MlflowException
-
-    from airflow_mlops.utils.registry import is_not_found, quote_filter
-
-    try:
-        if alias:
-            found = [client.get_model_version_by_alias(model_name, alias)]
-        else:
-            found = client.search_model_versions(f"name={quote_filter(model_name)}")
-    except MlflowException as exc:
-        if is_not_found(exc):
-            return None
-        raise
-    ready = [v for v in found if v.status == "READY" and (after_version is None or int(v.version) > after_version)]
-    if not ready:
-        return None
-    best = max(ready, key=lambda v: int(v.version))
-    return {"version": str(best.version), "run_id": best.run_id}
+if TYPE_CHECKING:
+    from airflow_mlops.hooks.mlflow import MlflowHook
 
 
 class MlflowModelVersionTrigger(BaseTrigger):
     """Fire when ``alias`` points at a READY version of ``model_name`` (or a version newer than
-    ``after_version`` is READY). MLflow calls are blocking, so each check runs in a thread.
+    ``after_version`` is READY). MLflow calls are blocking, so each check
+    (:meth:`~airflow_mlops.hooks.mlflow.MlflowHook.ready_version`) runs in a thread.
 
     :param model_name: registered model.
     :param alias: alias to wait for (``champion``).
@@ -75,10 +53,11 @@ class MlflowModelVersionTrigger(BaseTrigger):
             },
         )
 
-    async def _client(self) -> Any:
+    async def _hook(self) -> MlflowHook:
+        """The hook of ``mlflow_conn_id``, its connection fetched without blocking the event loop; its client
+        carries the connection's credentials (the triggerer runs many triggers in one process)."""
         from airflow.sdk import BaseHook
         from airflow.sdk.exceptions import AirflowNotFoundException
-        from mlflow import MlflowClient
 
         from airflow_mlops.hooks.mlflow import MlflowHook
 
@@ -86,14 +65,13 @@ class MlflowModelVersionTrigger(BaseTrigger):
             conn = await BaseHook.aget_connection(self.mlflow_conn_id)
         except AirflowNotFoundException:
             conn = None
-        cfg = MlflowHook.resolve_config(conn)
-        return MlflowClient(tracking_uri=cfg.tracking_uri, registry_uri=cfg.registry_uri or cfg.tracking_uri)
+        return MlflowHook(self.mlflow_conn_id, config=MlflowHook.resolve_config(conn))
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         try:
-            client = await self._client()
+            hook = await self._hook()
             while True:
-                found = await asyncio.to_thread(check_registry, client, self.model_name, self.alias, self.after_version)
+                found = await asyncio.to_thread(hook.ready_version, self.model_name, alias=self.alias, after_version=self.after_version)
                 if found:
                     yield TriggerEvent({"status": "success", "model_name": self.model_name, **found})
                     return

@@ -21,13 +21,11 @@ MONTHS = {"2025-01": dt.datetime(2025, 2, 1, tzinfo=dt.UTC), "2025-02": dt.datet
 @pytest.fixture(scope="module")
 def champion(demo_data, dagbag) -> str:
     """Make sure churn has a champion (train one through the retraining DAG if needed)."""
-    from airflow_mlops.utils import registry
-
-    client = MlflowHook().client
-    if registry.alias_version(client, "churn", "champion") is None:
+    hook = MlflowHook()
+    if hook.alias_version("churn", "champion") is None:
         run = dagbag.get_dag("mlops_retraining").test(run_conf={"window_months": 0, "hyperparameters": {"max_iter": 40}})
         assert str(run.state) == "success"
-    return str(registry.alias_version(client, "churn", "champion"))
+    return str(hook.alias_version("churn", "champion"))
 
 
 def predictions_dir(month: str) -> Path:

@@ -23,11 +23,9 @@ def registry_state(model: str = "churn") -> tuple[dict[str, str], dict[str, dict
 @pytest.fixture
 def fresh_registry() -> None:
     """Start from an empty registry for the churn model (other e2e modules may have trained one)."""
-    from airflow_mlops.utils import registry
-
-    client = MlflowHook().client
-    if registry.alias_version(client, "churn", "challenger") is not None:
-        client.delete_registered_model("churn")
+    hook = MlflowHook()
+    if hook.alias_version("churn", "challenger") is not None:
+        hook.client.delete_registered_model("churn")
 
 
 def test_first_run_promotes_then_same_data_with_required_gain_does_not(run_dag, demo_data, fresh_registry, capfd) -> None:

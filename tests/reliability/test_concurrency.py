@@ -1,7 +1,7 @@
 """Racing promotions against the real tracking server: exactly one champion, consistent decision tags.
 
 MLflow has no compare-and-set on aliases; promotions serialise on the model's advisory lock
-(:func:`airflow_mlops.utils.registry.promotion_lock`) and re-read the champion inside it.
+(:meth:`airflow_mlops.hooks.mlflow.MlflowHook.promotion_lock`) and re-read the champion inside it.
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ def in_threads(*targets: Any) -> list[Any]:
 
 
 def test_the_lock_admits_one_holder_at_a_time(server_conn) -> None:
-    client = MlflowHook(mlflow_conn_id=server_conn).client
+    hook = MlflowHook(mlflow_conn_id=server_conn)
+    client = hook.client
     name = f"lock_{uuid.uuid4().hex[:6]}"
     client.create_registered_model(name)
     inside, peak, entered = [0], [0], []
@@ -49,7 +50,7 @@ def test_the_lock_admits_one_holder_at_a_time(server_conn) -> None:
 
     def contender(who: str) -> Any:
         def run() -> str:
-            with registry.promotion_lock(client, name, holder=who, settle=0.3):
+            with hook.promotion_lock(name, holder=who, settle=0.3):
                 with guard:
                     inside[0] += 1
                     peak[0] = max(peak[0], inside[0])

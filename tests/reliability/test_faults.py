@@ -113,16 +113,16 @@ def test_tracking_server_stops_during_training_and_the_retry_registers_one_versi
 def test_tracking_server_stops_during_promotion_and_the_retry_promotes_once(trained_through_a_fault, monkeypatch) -> None:
     name, conn, proxy = trained_through_a_fault["name"], trained_through_a_fault["conn"], trained_through_a_fault["proxy"]
     version = trained_through_a_fault["retry"]["version"]
-    real = registry.promotion_lock
+    real = MlflowHook.promotion_lock
 
     def dies_before_switching(*args: Any, **kwargs: Any) -> Any:
         proxy.stop()  # evaluated and judged; the alias switch meets a dead server
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(registry, "promotion_lock", dies_before_switching)
+    monkeypatch.setattr(MlflowHook, "promotion_lock", dies_before_switching)
     with fails_while_down(proxy):
         MlflowPromoteModelOperator(task_id="promote", model_name=name, spec_uri=SPEC, mlflow_conn_id=conn).execute(task_context("promote", "fault"))
-    monkeypatch.setattr(registry, "promotion_lock", real)
+    monkeypatch.setattr(MlflowHook, "promotion_lock", real)
     assert "champion" not in aliases(name, conn)  # nothing moved
 
     decision = MlflowPromoteModelOperator(task_id="promote", model_name=name, spec_uri=SPEC, mlflow_conn_id=conn).execute(
@@ -147,19 +147,19 @@ def test_tracking_server_stops_during_inference_and_the_retry_is_byte_identical(
 
     reference = tmp_path / "reference.parquet"
     predict(reference)
-    real = registry.resolve_version
+    real = MlflowHook.resolve_version
 
     def dies_after_resolving(*args: Any, **kwargs: Any) -> Any:
         version = real(*args, **kwargs)
         proxy.stop()  # the version is pinned; loading the model meets a dead server
         return version
 
-    monkeypatch.setattr(registry, "resolve_version", dies_after_resolving)
+    monkeypatch.setattr(MlflowHook, "resolve_version", dies_after_resolving)
     out = tmp_path / "out" / "part-00000.parquet"
     with fails_while_down(proxy):
         predict(out)
     assert not out.parent.exists() or list(out.parent.iterdir()) == []
-    monkeypatch.setattr(registry, "resolve_version", real)
+    monkeypatch.setattr(MlflowHook, "resolve_version", real)
 
     predict(out)
 

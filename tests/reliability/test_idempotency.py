@@ -64,11 +64,11 @@ def test_retraining_rerun_for_the_same_date_adds_no_version_and_moves_no_alias(r
 
 @pytest.fixture(scope="module")
 def champion(demo_data, dagbag) -> str:  # noqa: F811
-    client = MlflowHook().client
-    if registry.alias_version(client, MODEL, registry.CHAMPION) is None:
+    hook = MlflowHook()
+    if hook.alias_version(MODEL, registry.CHAMPION) is None:
         run = dagbag.get_dag("mlops_retraining").test(run_conf={"window_months": 0, "hyperparameters": {"max_iter": 20}})
         assert str(run.state) == "success", task_states(run)
-    return str(registry.alias_version(client, MODEL, registry.CHAMPION))
+    return str(hook.alias_version(MODEL, registry.CHAMPION))
 
 
 def test_batch_prediction_rerun_is_byte_identical_and_rewrites_reports_in_place(run_dag, champion, demo_data) -> None:  # noqa: F811

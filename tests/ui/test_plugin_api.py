@@ -13,7 +13,6 @@ from urllib.parse import quote
 
 import pytest
 
-from airflow_mlops.utils.registry import record_decision
 from tests.ui.conftest import UiStack, http
 
 pytestmark = [pytest.mark.ui, pytest.mark.services]
@@ -24,9 +23,10 @@ SECRET = "top-secret-outside-the-reports-root"
 @pytest.fixture(scope="module")
 def seeded(ui_stack: UiStack) -> dict[str, Any]:
     """Model ``seeded``: v1 promoted then replaced by v2 (champion), v3 rejected; drift for 2025-01/02."""
-    from mlflow import MlflowClient
+    from airflow_mlops.hooks.mlflow import MlflowConfig, MlflowHook
 
-    client = MlflowClient(tracking_uri=ui_stack.mlflow.url)
+    hook = MlflowHook(config=MlflowConfig(tracking_uri=ui_stack.mlflow.url))
+    client = hook.client
     experiment = client.create_experiment("ui-seeded")
     client.create_registered_model("seeded")
     versions = []
@@ -43,7 +43,7 @@ def seeded(ui_stack: UiStack) -> dict[str, Any]:
         (v3, "rejected", "roc_auc 0.74 < champion 0.78", v2, "2025-03-01"),
     ]
     for version, decision, reason, against, day in decisions:
-        record_decision(client, "seeded", version, {"decision": decision, "reason": reason, "metric": "roc_auc", "compared_against": against})
+        hook.record_decision("seeded", version, {"decision": decision, "reason": reason, "metric": "roc_auc", "compared_against": against})
         # record_decision stamps the current second; fixed days make the expected order unambiguous.
         client.set_model_version_tag("seeded", version, "mlops.decision.decided_at", f"{day}T00:00:00+00:00")
     client.set_registered_model_alias("seeded", "champion", v2)

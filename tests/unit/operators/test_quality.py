@@ -257,4 +257,4 @@ def test_promotion_rejects_a_challenger_that_wins_overall_but_loses_a_segment(wo
     tags = MlflowHook().client.get_model_version(model, challenger).tags
     assert tags["mlops.decision.segment"] == "internet_service=none"
     assert float(tags["mlops.decision.segment_champion_score"]) == pytest.approx(gated["segment"]["champion_score"])
-    assert registry.alias_version(MlflowHook().client, model, registry.CHAMPION) == champion
+    assert MlflowHook().alias_version(model, registry.CHAMPION) == champion
