@@ -132,6 +132,44 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server.stop()
 
 
+#: The admin of every basic-auth MLflow server the suite starts (its own user store per server).
+MLFLOW_ADMIN = ("admin", "admin-secret-8d1f")
+
+
+def basic_auth_mlflow(work: Path, *, backend: str, artifacts: str, auth_database: str | None = None, env: dict[str, str] | None = None) -> Server:
+    """A real ``mlflow server --app-name basic-auth`` as docker-compose runs it: admin :data:`MLFLOW_ADMIN`,
+    ``default_permission = NO_PERMISSIONS`` (a user reaches only what it created or was granted),
+    users in ``auth_database`` (default a SQLite file in ``work``). Started, not yet with any other user."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    config = work / "basic_auth.ini"
+    config.write_text(
+        "[mlflow]\ndefault_permission = NO_PERMISSIONS\n"
+        f"database_uri = {auth_database or f'sqlite:///{work}/basic_auth.db'}\n"
+        f"admin_username = {MLFLOW_ADMIN[0]}\nadmin_password = {MLFLOW_ADMIN[1]}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
+    argv = [
+        str(VENV_BIN / "mlflow"), "server", "--app-name", "basic-auth", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        "--backend-store-uri", backend, "--artifacts-destination", artifacts, "--serve-artifacts",
+    ]  # fmt: skip
+    server_env = {
+        "MLFLOW_AUTH_CONFIG_PATH": str(config),
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": f"flask-{port}",
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    } | (env or {})
+    return Server("mlflow-auth", argv, url, f"{url}/health", work, env=server_env).start()
+
+
+@pytest.fixture(scope="session")
+def mlflow_auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A real basic-auth ``mlflow server`` (sqlite backend, served artifacts): see :func:`basic_auth_mlflow`."""
+    work = tmp_path_factory.mktemp("mlflow-auth")
+    server = basic_auth_mlflow(work, backend=f"sqlite:///{work}/mlflow.db", artifacts=str(work / "artifacts"))
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A real S3-compatible endpoint over HTTP (moto in server mode), as its own process."""
