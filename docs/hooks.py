@@ -23,6 +23,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from mkdocs.exceptions import PluginError
+
 ROOT = Path(__file__).resolve().parent.parent
 DAG_MARKER = re.compile(r"<!-- mlops:dag (\S+) -->")
 # Sphinx roles in docstrings (``:class:`~airflow_mlops.x.Y` ``), which mkdocstrings leaves as text.
@@ -124,20 +126,20 @@ def parse_dags() -> dict[str, dict[str, Any]]:
                 [sys.executable, __file__, *files], env=env, capture_output=True, text=True, timeout=120, check=False
             )
         if done.returncode != 0:
-            raise RuntimeError(f"parsing the reference DAGs failed:\n{done.stderr[-4000:]}")
+            raise PluginError(f"parsing the reference DAGs failed:\n{done.stderr[-4000:]}")
         _dags = json.loads(done.stdout)
     return _dags
 
 
 def _node(task: dict[str, Any]) -> str:
     kind = task["kind"] + (" (mapped)" if task["mapped"] else "")
-    return f'{task["id"]}["{task["id"]}<br/><small>{html.escape(kind)}</small>"]'
+    return f'{task["id"]}["{task["id"]}<br/>{kind}"]'
 
 
 def dag_section(dag_id: str) -> str:
     dags = parse_dags()
     if dag_id not in dags:
-        raise KeyError(f"docs name DAG {dag_id!r}, but dags/ defines only {sorted(dags)}")
+        raise PluginError(f"the docs name DAG {dag_id!r}, but dags/ defines only {sorted(dags)}")
     dag = dags[dag_id]
     lines = ["```mermaid", "flowchart LR"]
     lines += [f"    {_node(t)}" for t in dag["tasks"]]
@@ -164,11 +166,17 @@ def dag_section(dag_id: str) -> str:
     return "\n".join(lines)
 
 
+GENERATED = {
+    "<!-- mlops:config-options -->": config_options_table,
+    "<!-- mlops:connection-fields -->": connection_fields_table,
+    "<!-- mlops:compose-services -->": compose_services_table,
+}
+
+
 def on_page_markdown(markdown: str, page: Any, **kwargs: Any) -> str:
-    markdown = markdown.replace("<!-- mlops:config-options -->", config_options_table())
-    markdown = markdown.replace("<!-- mlops:connection-fields -->", connection_fields_table())
-    if "<!-- mlops:compose-services -->" in markdown:
-        markdown = markdown.replace("<!-- mlops:compose-services -->", compose_services_table())
+    for marker, generate in GENERATED.items():
+        if marker in markdown:
+            markdown = markdown.replace(marker, generate())
 
     def dag(match: re.Match[str]) -> str:
         _placed.add(match.group(1))
@@ -192,11 +200,13 @@ def on_env(env: Any, config: Any, files: Any) -> Any:
     """After every page's markdown: each reference DAG must have been placed on a page."""
     missing = sorted(set(parse_dags()) - _placed)
     if missing:
-        raise RuntimeError(f"reference DAGs without a graph in the docs (add <!-- mlops:dag ID --> to dags.md): {missing}")
+        raise PluginError(f"reference DAGs without a graph in the docs (add <!-- mlops:dag ID --> to dags.md): {missing}")
     return env
 
 
 def on_startup(**kwargs: Any) -> None:
+    global _dags
+    _dags = None
     _placed.clear()
 
 
