@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 # The test and demo runs get their own Airflow home unless the caller sets one.
 DEMO_HOME ?= $(CURDIR)/.demo
 
-.PHONY: install demo test lint typecheck security pytest lock bench topology clean airflow ui-deps
+.PHONY: install demo test lint typecheck security docs pytest lock bench topology clean airflow ui-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,7 @@ lock: | $(BIN)/python ## re-resolve constraints.txt from pyproject.toml
 	$(BIN)/uv pip compile pyproject.toml --extra dev --extra deploy --extra docs --python-version 3.11 --output-file constraints.txt
 
 lint: install
-	$(BIN)/ruff check airflow_mlops dags tests bench scripts examples plugins
+	$(BIN)/ruff check airflow_mlops dags tests bench scripts examples plugins docs
 
 typecheck: install
 	$(BIN)/mypy
@@ -34,10 +34,13 @@ typecheck: install
 security: install ## bandit over the provider: zero findings; each accepted one says why inline (# nosec Bxxx: reason)
 	$(BIN)/bandit -r airflow_mlops -q
 
+docs: install ## the documentation site (MkDocs Material + mkdocstrings) into site/; --strict: a broken reference fails
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 pytest: install ui-deps
 	CI=$${CI:-} $(BIN)/pytest
 
-test: lint typecheck security pytest ## ruff, mypy and the whole pytest suite (unit, dags, integration, e2e, topology)
+test: lint typecheck security docs pytest ## ruff, mypy, bandit, the docs build and the whole pytest suite (unit, dags, integration, e2e, topology)
 
 demo: install ## run the reference DAGs end to end on the embedded default
 	AIRFLOW_HOME=$(DEMO_HOME) $(BIN)/python scripts/demo.py
@@ -63,4 +66,4 @@ bench: install ## benchmarks (not part of make test); rewrites bench/RESULTS.md 
 	$(BIN)/python bench/run.py --repeat 3
 
 clean:
-	rm -rf $(VENV) $(DEMO_HOME) .airflow test-artifacts $(UI_BROWSER)/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO_HOME) .airflow site test-artifacts $(UI_BROWSER)/node_modules .pytest_cache .mypy_cache .ruff_cache

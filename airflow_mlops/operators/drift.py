@@ -92,8 +92,8 @@ class EvidentlyDriftCheckOperator(MlopsTableOperator):
     :param reports_uri: the folder of this model's drift records (templated): each period is written
         to ``period=<period>/`` below it, and the hysteresis reads the earlier periods there; default
         ``<reports root>/drift/<model>``.
-    :param require_marker: a partition folder must have its ``_SUCCESS`` marker (default ``[mlops] require_marker``).
-    :param csv_options: CSV dialect (see :class:`~airflow_mlops.operators.base.MlopsTableOperator`).
+    :param bool|None require_marker: a partition folder must have its ``_SUCCESS`` marker (default ``[mlops] require_marker``).
+    :param dict|str|None csv_options: CSV dialect (see :class:`~airflow_mlops.operators.base.MlopsTableOperator`).
     :return: (XCom) ``{"drift_detected", "share", "drifted_columns", "columns", "drift_share",
         "trigger_retraining", "period", "report_uri", "summary_uri", "reference_uri", "rows",
         "methods" ({column: method})}``.

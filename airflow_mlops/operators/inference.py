@@ -127,7 +127,7 @@ class MlflowBatchPredictOperator(MlopsTableOperator):
         ``invalid_reason``) or ``score`` (score them, log a warning) (templated).
     :param allow_empty: publish an empty output for an input with no rows (default: fail). Even then
         an earlier output with rows is never replaced by an empty one.
-    :param csv_options: CSV dialect of the input (see :class:`~airflow_mlops.operators.base.MlopsTableOperator`).
+    :param dict|str|None csv_options: CSV dialect of the input (see :class:`~airflow_mlops.operators.base.MlopsTableOperator`).
     :return: (XCom) ``{"input_uri", "output_uri", "rows", "invalid_rows", "violations", "model_name",
         "model_version", "shadow_version", "seconds", "rows_per_second"}``.
     """

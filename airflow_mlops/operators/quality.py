@@ -62,8 +62,8 @@ class ModelQualityCheckOperator(MlopsTableOperator):
     :param reports_uri: the folder of this model's quality records (templated): each period is written
         to ``period=<period>/`` below it, and the hysteresis reads the earlier periods there; default
         ``<reports root>/quality/<model>``.
-    :param require_marker: the labels' readiness policy (default ``[mlops] require_marker``).
-    :param csv_options: CSV dialect of the labels (see :class:`~airflow_mlops.operators.base.MlopsTableOperator`).
+    :param bool|None require_marker: the labels' readiness policy (default ``[mlops] require_marker``).
+    :param dict|str|None csv_options: CSV dialect of the labels (see :class:`~airflow_mlops.operators.base.MlopsTableOperator`).
     :return: (XCom) ``{"period", "model_name", "model_version", "metric", "value", "baseline", "limit"
         (the value past which the period counts as decayed), "drop",
         "relative_drop", "decayed", "trigger_retraining", "metrics", "baseline_metrics", "rows" {"predictions",

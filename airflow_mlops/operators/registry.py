@@ -76,8 +76,8 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
     :param evaluate_only: a dry run: evaluate and decide, change nothing in the registry (templated).
     :param on_reject: ``fail`` | ``skip`` | ``succeed`` when the challenger loses (templated).
     :param approver: who approved (recorded) (templated).
-    :param require_marker: ``holdout_uri``'s readiness policy (default ``[mlops] require_marker``).
-    :param csv_options: CSV dialect of ``holdout_uri`` (see :class:`~airflow_mlops.operators.base.MlopsTableOperator`).
+    :param bool|None require_marker: ``holdout_uri``'s readiness policy (default ``[mlops] require_marker``).
+    :param dict|str|None csv_options: CSV dialect of ``holdout_uri`` (see :class:`~airflow_mlops.operators.base.MlopsTableOperator`).
     :param max_segment_regression: a challenger that wins overall is still rejected when, on a value of
         one of the spec's ``segments`` with at least ``min_segment_rows`` holdout rows, it trails the
         champion by more than this (metric units); the decision names the segment and both scores (templated).

@@ -98,8 +98,8 @@ class MlflowTrainModelOperator(MlopsTableOperator):
     :param alias: alias given to the new version (templated).
     :param data_tags: tags naming the data, set on the MLflow run and the version, e.g. the window's
         ``tags`` (which months trained, which judged) (templated; a dict or its JSON text).
-    :param require_marker: a partition folder must have its ``_SUCCESS`` marker (default ``[mlops] require_marker``).
-    :param csv_options: CSV dialect (see :class:`~airflow_mlops.operators.base.MlopsTableOperator`).
+    :param bool|None require_marker: a partition folder must have its ``_SUCCESS`` marker (default ``[mlops] require_marker``).
+    :param dict|str|None csv_options: CSV dialect (see :class:`~airflow_mlops.operators.base.MlopsTableOperator`).
     :return: (XCom) ``{"model_name", "version", "model_uri", "run_id", "experiment_id", "metrics",
         "train_rows", "holdout_rows", "reference_uri", "holdout_uri", "alias", "reused", "run_url"}``.
     """

@@ -37,8 +37,8 @@ class GxValidateTableOperator(MlopsTableOperator):
     :param reports_uri: folder for ``result.json`` and ``data_docs.html`` (templated); default
         ``<reports root>/validation/<dag>/<run>/<task>``.
     :param batch_rows: rows per validated batch.
-    :param require_marker: a partition folder must have its ``_SUCCESS`` marker (default ``[mlops] require_marker``).
-    :param csv_options: CSV dialect (see :class:`~airflow_mlops.operators.base.MlopsTableOperator`).
+    :param bool|None require_marker: a partition folder must have its ``_SUCCESS`` marker (default ``[mlops] require_marker``).
+    :param dict|str|None csv_options: CSV dialect (see :class:`~airflow_mlops.operators.base.MlopsTableOperator`).
     :return: (XCom) ``{"success", "table_uri", "rows", "batches", "evaluated", "successful",
         "failed": [{"expectation", "column", ...}] (at most 20), "report_uri", "data_docs_uri"}``;
         pushed before any failure is raised, so it survives one.

@@ -55,8 +55,8 @@ class TrainingWindowOperator(MlopsTableOperator):
     :param end_month: the newest month considered, ``YYYY-MM`` (templated); default the month of
         the run (``run_after``).
     :param lookback_months: how far back from ``end_month`` to search for labelled months.
-    :param require_marker: the readiness policy of features and labels (default ``[mlops] require_marker``).
-    :param csv_options: CSV dialect (see :class:`~airflow_mlops.operators.base.MlopsTableOperator`).
+    :param bool|None require_marker: the readiness policy of features and labels (default ``[mlops] require_marker``).
+    :param dict|str|None csv_options: CSV dialect (see :class:`~airflow_mlops.operators.base.MlopsTableOperator`).
     :return: (XCom, also one XCom per key: ``window.output["train_uri"]``) ``{"train_uri", "holdout_uri", "train_months", "holdout_month", "snapshot" (bool),
         "skipped_months" {month: reason}, "rows" {"train", "holdout"}, "tags" (for training's
         ``data_tags``), "window_uri"}``.

@@ -1,0 +1,109 @@
+"""The documentation site builds strictly and covers the code: every operator, sensor and trigger has a
+reference entry, every ``[mlops]`` option is on the configuration page, and every task of every
+reference DAG is on the DAG page. A new operator without docs fails here, as does a broken link."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import pkgutil
+import re
+import subprocess
+import sys
+from html import escape as html_escape
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PACKAGES = ("airflow_mlops.operators", "airflow_mlops.sensors", "airflow_mlops.triggers")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("site")
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(REPO / "mkdocs.yml"), "-d", str(out)],
+        cwd=REPO,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, f"mkdocs build --strict failed:\n{done.stderr[-6000:]}"
+    return out
+
+
+def _ids(html: str) -> set[str]:
+    return set(re.findall(r'\sid="([^"]+)"', html))
+
+
+def _public_classes() -> list[str]:
+    """Every BaseOperator / BaseSensorOperator / BaseTrigger subclass defined in the provider's
+    operators, sensors and triggers modules, as ``module.Class``."""
+    from airflow.sdk import BaseOperator, BaseSensorOperator
+    from airflow.triggers.base import BaseTrigger
+
+    found = []
+    for package_name in PACKAGES:
+        package = importlib.import_module(package_name)
+        for info in pkgutil.iter_modules(package.__path__, f"{package_name}."):
+            module = importlib.import_module(info.name)
+            for name, obj in vars(module).items():
+                if (
+                    inspect.isclass(obj)
+                    and obj.__module__ == module.__name__
+                    and not name.startswith("_")
+                    and issubclass(obj, BaseOperator | BaseSensorOperator | BaseTrigger)
+                ):
+                    found.append(f"{module.__name__}.{name}")
+    return found
+
+
+def test_every_operator_sensor_and_trigger_has_a_reference_entry(site: Path) -> None:
+    classes = _public_classes()
+    # The walk itself must find what the package has, or this test could pass vacuously.
+    assert {
+        "airflow_mlops.operators.training.MlflowTrainModelOperator",
+        "airflow_mlops.sensors.partition.DataPartitionSensor",
+        "airflow_mlops.triggers.mlflow.MlflowModelVersionTrigger",
+    } <= set(classes)
+    anchors: set[str] = set()
+    for page in (site / "reference").rglob("*.html"):
+        anchors |= _ids(page.read_text(encoding="utf-8"))
+    missing = [c for c in classes if c not in anchors]
+    assert not missing, f"no reference entry (add ::: {missing[0]} to docs/reference/): {missing}"
+
+
+def test_every_mlops_option_is_on_the_configuration_page(site: Path) -> None:
+    from airflow_mlops.get_provider_info import get_provider_info
+
+    html = (site / "configuration" / "index.html").read_text(encoding="utf-8")
+    options = get_provider_info()["config"]["mlops"]["options"]
+    assert options
+    for name, option in options.items():
+        assert f'id="option-{name}"' in html, name
+        assert f"AIRFLOW__MLOPS__{name.upper()}" in html, name
+        assert html_escape(option["description"][:40], quote=False) in html, name
+    for field in ("registry_uri", "token", "ui_base_url", "artifact_root"):
+        assert f"<code>{field}</code>" in html, field
+
+
+def test_the_dag_page_shows_every_task_of_each_reference_dag(site: Path) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    assert not bag.import_errors, bag.import_errors
+    assert {"mlops_retraining", "mlops_batch_prediction", "mlops_model_monitoring"} <= set(bag.dag_ids)
+    html = (site / "dags" / "index.html").read_text(encoding="utf-8")
+    for dag_id in bag.dag_ids:
+        start = html.find(f'<h2 id="{dag_id}"')
+        assert start >= 0, f"no section for {dag_id}"
+        end = html.find("<h2 ", start + 1)
+        section = html[start : end if end > 0 else len(html)]
+        assert '<pre class="mermaid">' in section, dag_id
+        for task_id in bag.dags[dag_id].task_ids:
+            assert f"<code>{task_id}</code>" in section, f"{dag_id}.{task_id}"
+            assert re.search(rf"^\s+{re.escape(task_id)}\[", section, re.MULTILINE), f"{dag_id}.{task_id} not in the graph"
