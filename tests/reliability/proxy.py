@@ -7,7 +7,8 @@ server directly never sees, and it failed an unfaulted request in CI.
 
 Run as ``python proxy.py TARGET_PORT``: it prints its own port, then obeys one command per stdin line
 and answers each with one line: ``stop`` (reset every open connection and refuse new ones), ``heal``,
-``cut_after N`` (play the death once clients have sent N bytes), ``cuts`` (how many deaths so far).
+``cut_after N`` (play the death once clients have sent N bytes), ``cuts`` (how many deaths so far),
+``delay S`` (hold every chunk S seconds before passing it on, both ways: a slow network).
 Only the standard library is imported, so it starts in milliseconds.
 """
 
@@ -18,6 +19,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 
 class _Relay:
@@ -30,6 +32,7 @@ class _Relay:
         self.sent = 0
         self.down = False
         self.cuts = 0
+        self.delay = 0.0
         self.open: list[socket.socket] = []
         self.lock = threading.Lock()
 
@@ -59,6 +62,8 @@ class _Relay:
                         if self.sent >= self.cut_after:
                             self._cut()
                             return
+                if self.delay:
+                    time.sleep(self.delay)
                 sink.sendall(chunk)
         except OSError:
             pass
@@ -88,6 +93,8 @@ class _Relay:
                 self.cut_after, self.sent = int(arg), 0
             elif verb == "cuts":
                 return str(self.cuts)
+            elif verb == "delay":
+                self.delay = float(arg)
             else:
                 return f"unknown command {command!r}"
         return "ok"
@@ -139,6 +146,10 @@ class CuttableProxy:
 
     def heal(self) -> None:
         self._ask("heal")
+
+    def delay(self, seconds: float) -> None:
+        """Hold every chunk ``seconds`` before passing it on, in both directions (injected latency)."""
+        self._ask(f"delay {seconds}")
 
     def close(self) -> None:
         self.process.kill()

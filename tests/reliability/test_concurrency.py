@@ -1,11 +1,16 @@
 """Racing promotions against the real tracking server: exactly one champion, consistent decision tags.
 
 MLflow has no compare-and-set on aliases; promotions serialise on the model's advisory lock
-(:meth:`airflow_mlops.hooks.mlflow.MlflowHook.promotion_lock`) and re-read the champion inside it.
+(:meth:`airflow_mlops.hooks.mlflow.MlflowHook.promotion_lock`) and re-read the champion inside it. (In
+an Airflow deployment the reference DAG's promotions also share a pool with one slot per model.) The
+races run in separate processes over links with injected latency.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -16,8 +21,10 @@ import pytest
 from airflow_mlops.hooks.mlflow import MlflowHook
 from airflow_mlops.operators.registry import MlflowPromoteModelOperator
 from airflow_mlops.utils import registry
+from tests.conftest import REPO
 from tests.helpers import crown, task_context
 from tests.reliability.conftest import SPEC, aliases, train
+from tests.reliability.proxy import CuttableProxy
 
 
 def in_threads(*targets: Any) -> list[Any]:
@@ -71,47 +78,83 @@ def test_the_lock_admits_one_holder_at_a_time(server_conn) -> None:
 
 @pytest.fixture(scope="module")
 def contenders(small_data, server_conn) -> dict[str, Any]:
-    """A weak champion and two better challengers (versions 2 and 3) of one model on the server."""
+    """A weak champion and two better challengers (versions 2 and 3) of one model on the server, and each
+    challenger's dry-run verdict against that champion (as the reference DAG's evaluate task gives it)."""
     name = f"race_{uuid.uuid4().hex[:6]}"
     champion = train(small_data, name, "champion", mlflow_conn_id=server_conn, estimator_params={"max_iter": 1, "max_depth": 1})
     crown(name, SPEC, mlflow_conn_id=server_conn)
-    first = train(small_data, name, "a", mlflow_conn_id=server_conn, estimator_params={"max_iter": 10})
-    second = train(small_data, name, "b", mlflow_conn_id=server_conn, estimator_params={"max_iter": 15})
-    return {"name": name, "champion": champion["version"], "a": first["version"], "b": second["version"]}
+    found = {"name": name, "champion": champion["version"], "verdicts": {}}
+    for who, rounds in (("a", 10), ("b", 15)):
+        found[who] = train(small_data, name, who, mlflow_conn_id=server_conn, estimator_params={"max_iter": rounds})["version"]
+        verdict = MlflowPromoteModelOperator(
+            task_id="evaluate", evaluate_only=True, model_name=name, spec_uri=SPEC, mlflow_conn_id=server_conn, challenger=found[who]
+        ).execute(task_context("evaluate", who))
+        assert verdict["decision"] == "would_promote" and verdict["champion_version"] == champion["version"]
+        found["verdicts"][who] = verdict
+    return found
 
 
-def test_two_promotions_race_exactly_one_wins_and_the_loser_records_why(contenders, server_conn) -> None:
+def reset(hook: MlflowHook, contenders: dict[str, Any]) -> None:
+    """Back to the start of a race: the weak champion, no previous champion, no decision on the challengers."""
     name = contenders["name"]
+    hook.set_alias(name, registry.CHAMPION, contenders["champion"])
+    if hook.alias_version(name, registry.PREVIOUS_CHAMPION) is not None:
+        hook.client.delete_registered_model_alias(name, registry.PREVIOUS_CHAMPION)
+    for who in ("a", "b"):
+        for key in [k for k in hook.get_version(name, contenders[who]).tags if k.startswith("mlops.decision.")]:
+            hook.client.delete_model_version_tag(name, contenders[who], key)
 
-    def promoter(who: str) -> Any:
-        common = {"model_name": name, "spec_uri": SPEC, "mlflow_conn_id": server_conn, "challenger": contenders[who]}
-        # Both judge against the same champion first (a dry run, as the reference DAG's evaluate task does) ...
-        verdict = MlflowPromoteModelOperator(task_id="evaluate", evaluate_only=True, **common).execute(task_context("evaluate", who))
-        assert verdict["decision"] == "would_promote" and verdict["champion_version"] == contenders["champion"]
-        # ... then both promote at the same moment, reusing that verdict: the switch is the race.
-        return lambda: MlflowPromoteModelOperator(task_id="promote", evaluation=verdict, **common).execute(task_context("promote", who))
 
-    # MlflowHook.activated() swaps process-wide state (env, MLflow's URIs); racing threads restore each
-    # other's snapshots. An outer block with the same connection makes every snapshot the same, and puts
-    # the process back as it was for the tests after this one. (Airflow runs one task per process.)
-    with MlflowHook(mlflow_conn_id=server_conn).activated():
-        racers = {who: promoter(who) for who in ("a", "b")}
-        results = dict(zip(racers, in_threads(*racers.values()), strict=True))
+#: Injected latency per race: seconds each chunk waits in the proxy, both ways, on racer a's and b's link.
+RACES = {"both-slow": (0.25, 0.25), "one-far-slower": (0.0, 0.7)}
 
-    assert not any(isinstance(r, Exception) for r in results.values()), results
-    decisions = sorted(r["decision"] for r in results.values())
-    assert decisions == ["promoted", "rejected"]
+
+@pytest.mark.parametrize("latency", list(RACES.values()), ids=list(RACES))
+def test_two_promotions_in_separate_processes_leave_one_champion_and_record_both_decisions(contenders, server_conn, mlflow_server, latency) -> None:
+    """Each racer is its own process (its own environment and MLflow client state) with its own slow link
+    to the real server; both reuse their dry run's verdict, so the switch itself is the race."""
+    name = contenders["name"]
+    hook = MlflowHook(mlflow_conn_id=server_conn)
+    reset(hook, contenders)
+    race = uuid.uuid4().hex[:4]
+    proxies = {who: CuttableProxy(int(mlflow_server.url.rsplit(":", 1)[1])) for who in ("a", "b")}
+    racers: dict[str, subprocess.Popen[str]] = {}
+    try:
+        for (who, proxy), delay in zip(proxies.items(), latency, strict=True):
+            proxy.delay(delay)
+            arguments = {
+                "conn": json.dumps({"conn_type": "mlflow", "host": proxy.url, "extra": {"mlflow_http_request_timeout": 30}}),
+                "conn_id": f"mlflow_racer_{who}", "model": name, "challenger": contenders[who], "run_id": f"race-{race}-{who}",
+                "spec": SPEC, "evaluation": contenders["verdicts"][who],
+            }  # fmt: skip
+            racers[who] = subprocess.Popen(
+                [sys.executable, "-m", "tests.reliability.racer", json.dumps(arguments)],
+                cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            )  # fmt: skip
+        for who, racer in racers.items():
+            assert racer.stdout is not None and racer.stdout.readline().strip() == "ready", who
+        for racer in racers.values():  # the start signal, to both at once
+            assert racer.stdin is not None
+            racer.stdin.write("go\n")
+            racer.stdin.flush()
+        results = {who: json.loads(racer.communicate(timeout=300)[0]) for who, racer in racers.items()}
+    finally:
+        for racer in racers.values():
+            racer.kill()
+        for proxy in proxies.values():
+            proxy.close()
+
+    assert sorted(r["decision"] for r in results.values()) == ["promoted", "rejected"], results
     winner = next(who for who, r in results.items() if r["decision"] == "promoted")
     loser = next(who for who, r in results.items() if r["decision"] == "rejected")
     assert aliases(name, server_conn)["champion"] == contenders[winner]
     assert aliases(name, server_conn)["previous_champion"] == contenders["champion"]
-    client = MlflowHook(mlflow_conn_id=server_conn).client
-    won = client.get_model_version(name, contenders[winner]).tags
-    lost = client.get_model_version(name, contenders[loser]).tags
+    won = hook.get_version(name, contenders[winner]).tags
+    lost = hook.get_version(name, contenders[loser]).tags
     assert won["mlops.decision.decision"] == "promoted" and won["mlops.decision.compared_against"] == contenders["champion"]
     assert lost["mlops.decision.decision"] == "rejected"
     assert lost["mlops.decision.reason"] == (
         f"lost a race: the champion moved from v{contenders['champion']} to v{contenders[winner]} during evaluation "
-        f"(promoted by test_dag/{winner})"
+        f"(promoted by test_dag/race-{race}-{winner})"
     )
-    assert registry.LOCK_TAG not in client.get_registered_model(name).tags
+    assert registry.LOCK_TAG not in hook.client.get_registered_model(name).tags

@@ -1,8 +1,10 @@
 """The docker-compose topology, proven with real processes (no Docker engine here):
 
-PostgreSQL (a fresh database per run for Airflow, another for MLflow) + Redis (Celery broker) + a moto
-S3 endpoint + ``mlflow server`` (Postgres backend store, S3 artifacts, ``--serve-artifacts``) + Airflow
-with ``CeleryExecutor``: api-server, scheduler, dag-processor, triggerer and one celery worker. Both
+PostgreSQL (a fresh database per run for Airflow, one for MLflow, one for MLflow's users) + Redis
+(Celery broker) + a moto S3 endpoint + ``mlflow server --app-name basic-auth`` (Postgres backend store,
+S3 artifacts, ``--serve-artifacts``; nothing readable without a grant) + Airflow with ``CeleryExecutor``:
+api-server, scheduler, dag-processor, triggerer and one celery worker. Airflow signs in to MLflow as its
+own non-admin user, created by ``airflow-mlops mlflow-user`` as compose's ``airflow-init`` does. Both
 reference DAGs are triggered through the REST API, as the UI would.
 """
 
@@ -19,12 +21,15 @@ from typing import Any
 import pytest
 
 from tests.airflow_cluster import Airflow
-from tests.conftest import REPO, VENV_BIN, Server, free_port
+from tests.conftest import MLFLOW_ADMIN, REPO, VENV_BIN, Server, basic_auth_mlflow, free_port
 from tests.topology import services
 
 pytestmark = [pytest.mark.services, pytest.mark.topology]
 
 PASSWORD = "topology-secret"
+#: Airflow's own MLflow user (the mlflow_default connection's login and password).
+MLFLOW_USER = ("airflow", "mlflow-airflow-secret-6e0b")
+_LOCAL_BUNDLE = "airflow.dag_processing.bundles.local.LocalDagBundle"
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +38,10 @@ def topology(tmp_path_factory) -> Iterator[dict[str, Any]]:
     services.ensure_redis()
     user, admin = services.postgres_admin()
     suffix = uuid.uuid4().hex[:8]
-    airflow_db, mlflow_db = f"mlops_topo_airflow_{suffix}", f"mlops_topo_mlflow_{suffix}"
+    airflow_db, mlflow_db, auth_db = (f"mlops_topo_{what}_{suffix}" for what in ("airflow", "mlflow", "mlflowauth"))
     with admin.cursor() as cur:
-        cur.execute(f"CREATE DATABASE {airflow_db}")
-        cur.execute(f"CREATE DATABASE {mlflow_db}")
+        for db in (airflow_db, mlflow_db, auth_db):
+            cur.execute(f"CREATE DATABASE {db}")
     home = tmp_path_factory.mktemp("topology")
     started: list[Server] = []
     airflow: Airflow | None = None
@@ -51,15 +56,10 @@ def topology(tmp_path_factory) -> Iterator[dict[str, Any]]:
         boto3.client("s3", endpoint_url=s3.url, **{k.lower(): v for k, v in s3_env.items() if k != "AWS_DEFAULT_REGION"},
                      region_name="us-east-1").create_bucket(Bucket="mlops")  # fmt: skip
 
-        ml_port = free_port()
-        mlflow = Server(
-            "mlflow",
-            [str(VENV_BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(ml_port), "--workers", "1",
-             "--backend-store-uri", f"postgresql+psycopg2://{user}@127.0.0.1:5432/{mlflow_db}",
-             "--artifacts-destination", "s3://mlops/mlflow", "--serve-artifacts"],
-            f"http://127.0.0.1:{ml_port}", f"http://127.0.0.1:{ml_port}/health", home,
-            env=s3_env | {"MLFLOW_S3_ENDPOINT_URL": s3.url, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-        ).start()  # fmt: skip
+        mlflow = basic_auth_mlflow(
+            home, backend=f"postgresql+psycopg2://{user}@127.0.0.1:5432/{mlflow_db}", artifacts="s3://mlops/mlflow",
+            auth_database=f"postgresql+psycopg2://{user}@127.0.0.1:5432/{auth_db}", env=s3_env | {"MLFLOW_S3_ENDPOINT_URL": s3.url},
+        )  # fmt: skip
         started.append(mlflow)
 
         api_port = free_port()
@@ -74,6 +74,11 @@ def topology(tmp_path_factory) -> Iterator[dict[str, Any]]:
             "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{pg}",
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            # The reference DAGs, and the probe of the MLflow sensor in the triggerer.
+            "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(
+                [{"name": "dags-folder", "classpath": _LOCAL_BUNDLE, "kwargs": {"path": str(REPO / "dags")}},
+                 {"name": "topology-probes", "classpath": _LOCAL_BUNDLE, "kwargs": {"path": str(REPO / "tests" / "topology" / "dags")}}]
+            ),  # fmt: skip
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
             "AIRFLOW__API__PORT": str(api_port),
@@ -91,13 +96,18 @@ def topology(tmp_path_factory) -> Iterator[dict[str, Any]]:
                 {"conn_type": "aws", "login": s3_env["AWS_ACCESS_KEY_ID"], "password": s3_env["AWS_SECRET_ACCESS_KEY"],
                  "extra": {"endpoint_url": s3.url, "region_name": "us-east-1"}}
             ),  # fmt: skip
-            "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps({"conn_type": "mlflow", "host": mlflow.url}),
+            "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps({"conn_type": "mlflow", "host": mlflow.url, "login": MLFLOW_USER[0], "password": MLFLOW_USER[1]}),
             "GX_ANALYTICS_ENABLED": "false",
             "DO_NOT_TRACK": "1",
             "MLFLOW_DISABLE_TELEMETRY": "true",
         }
         migrate = subprocess.run([str(VENV_BIN / "airflow"), "db", "migrate"], env=env, capture_output=True, text=True, timeout=600)
         assert migrate.returncode == 0, migrate.stderr[-3000:] + migrate.stdout[-2000:]
+        created = subprocess.run(  # as compose's airflow-init: the connection's user, signed in as the MLflow admin
+            [str(VENV_BIN / "airflow-mlops"), "mlflow-user"], env=env | {"MLFLOW_ADMIN_USER": MLFLOW_ADMIN[0], "MLFLOW_ADMIN_PASSWORD": MLFLOW_ADMIN[1]},
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert created.returncode == 0 and created.stdout.strip() == f"created MLflow user {MLFLOW_USER[0]}", created.stderr[-2000:]
         subprocess.run(
             [str(VENV_BIN / "airflow-mlops"), "generate-data", "--rows", "3000", "--months", "2025-01",
              "--training-rows", "6000", "--to", "s3://mlops/data/churn", "--conn-id", "aws_default"],
@@ -111,17 +121,17 @@ def topology(tmp_path_factory) -> Iterator[dict[str, Any]]:
         airflow.start("worker", "celery", "worker", "--concurrency", "2")
         airflow.wait_until("api-server", lambda: airflow.request("GET", "/api/v2/version"), 120)
         airflow.token = airflow.request("POST", "/auth/token", {"username": "admin", "password": PASSWORD})["access_token"]
-        for dag_id in ("mlops_retraining", "mlops_batch_prediction"):
+        for dag_id in ("mlops_retraining", "mlops_batch_prediction", "mlops_mlflow_probe"):
             airflow.wait_until(f"{dag_id} parsed", lambda d=dag_id: airflow.request("GET", f"/api/v2/dags/{d}"), 180)
             airflow.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
-        yield {"airflow": airflow, "s3": s3, "mlflow": mlflow, "env": env, "s3_env": s3_env}
+        yield {"airflow": airflow, "s3": s3, "mlflow": mlflow, "env": env, "s3_env": s3_env, "home": home}
     finally:
         if airflow is not None:
             airflow.stop()
         for server in started:
             server.stop()
         with admin.cursor() as cur:
-            for db in (airflow_db, mlflow_db):
+            for db in (airflow_db, mlflow_db, auth_db):
                 cur.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
         admin.close()
 
@@ -135,8 +145,14 @@ def s3_keys(topology: dict[str, Any], prefix: str) -> list[str]:
     return [o["Key"] for o in client.list_objects_v2(Bucket="mlops", Prefix=prefix).get("Contents", [])]
 
 
+def mlflow_hook(topology: dict[str, Any]) -> Any:
+    """A hook signed in as Airflow's MLflow user (the test reads what the DAGs wrote, as they would)."""
+    from airflow_mlops.hooks.mlflow import MlflowConfig, MlflowHook
+
+    return MlflowHook(config=MlflowConfig(tracking_uri=topology["mlflow"].url, username=MLFLOW_USER[0], password=MLFLOW_USER[1]))
+
+
 def test_both_dags_run_on_celery_with_postgres_mlflow_and_s3(topology) -> None:
-    from mlflow import MlflowClient
 
     airflow: Airflow = topology["airflow"]
 
@@ -153,9 +169,8 @@ def test_both_dags_run_on_celery_with_postgres_mlflow_and_s3(topology) -> None:
     assert "Executing workload in Celery: dag_rel_path=PurePosixPath('mlops_retraining.py')" in worker_log
     for task in ("validate", "train", "evaluate"):
         assert f"dag_id=mlops_retraining/run_id={run_id}/task_id={task}/" in worker_log, task
-    client = MlflowClient(tracking_uri=topology["mlflow"].url)
-    champion = client.get_model_version_by_alias("churn", "champion")
-    assert champion.status == "READY"
+    champion = mlflow_hook(topology).resolve_version("churn", "champion")  # READY, or it raises
+    assert champion.tags["mlops.dag_id"] == "mlops_retraining"
     assert any(k.startswith("mlflow/") and k.endswith("MLmodel") for k in s3_keys(topology, "mlflow/"))
 
     batch = airflow.run_dag("mlops_batch_prediction", {"logical_date": "2025-02-01T00:00:00Z", "conf": {}})
@@ -193,3 +208,27 @@ def test_deferred_sensor_is_resumed_by_the_triggerer(topology) -> None:
     assert "data/churn/predictions/month=2025-02/_SUCCESS" in s3_keys(topology, "data/churn/predictions/month=2025-02/")
 
 
+
+
+def test_mlflow_sensor_waits_in_the_triggerer_as_airflows_mlflow_user(topology) -> None:
+    """The deferred MLflow sensor polls the authenticated server from the triggerer, with the connection's
+    credentials; the MLOps page, on the API server, reads the same registry as the same user."""
+    airflow: Airflow = topology["airflow"]
+    hook = mlflow_hook(topology)
+    champion = hook.alias_version("churn", "champion")  # trained by the first test
+    assert champion is not None
+    alias = f"probe_{uuid.uuid4().hex[:6]}"
+    run = airflow.request("POST", "/api/v2/dags/mlops_mlflow_probe/dagRuns", {"logical_date": None, "conf": {"model_name": "churn", "alias": alias}})
+    ti_path = f"/api/v2/dags/mlops_mlflow_probe/dagRuns/{run['dag_run_id']}/taskInstances/wait_for_alias"
+    airflow.wait_until("the MLflow sensor to defer", lambda: airflow.request("GET", ti_path)["state"] == "deferred", 300)
+
+    hook.set_alias("churn", alias, champion)
+
+    airflow.wait_until("the MLflow sensor to succeed", lambda: airflow.request("GET", ti_path)["state"] == "success", 300)
+    found = airflow.request("GET", f"{ti_path}/xcomEntries/return_value?deserialize=true")["value"]
+    assert found == {"model_name": "churn", "version": champion, "run_id": hook.get_version("churn", champion).run_id}
+
+    page = airflow.request("GET", "/mlops/api/models")  # the plugin, as the admin, through the same MLflow user
+    assert {m["name"]: m["champion"]["version"] for m in page["models"]}["churn"] == champion
+    logs = [p for p in topology["home"].rglob("*.log") if p.is_file()]
+    assert logs and not [str(p) for p in logs if MLFLOW_USER[1] in p.read_text(errors="replace")]  # the password in no log
