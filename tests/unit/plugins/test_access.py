@@ -148,3 +148,29 @@ def test_permissions_ask_the_auth_manager_for_read_access_and_keep_only_what_was
     monkeypatch.setattr(api_app, "get_auth_manager", lambda: admin)
     assert permissions.readable(object(), {"team_a"}) == Readable(all_dags=True)
     assert admin.asked == [("dag", "GET", None)]  # every DAG readable: no per-DAG question
+
+
+def test_in_a_multi_team_deployment_each_dag_is_asked_about_with_its_team(monkeypatch) -> None:
+    import airflow.api_fastapi.app as api_app
+    from airflow.models.dag import DagModel
+
+    from airflow_mlops.plugins import permissions
+
+    manager = _TeamManager({"team_a", "shared"})
+    monkeypatch.setattr(api_app, "get_auth_manager", lambda: manager)
+    monkeypatch.setenv("AIRFLOW__CORE__MULTI_TEAM", "True")
+    teams = {"team_a": "alpha", "team_b": "beta"}  # "shared" belongs to no team
+    monkeypatch.setattr(DagModel, "get_dag_id_to_team_name_mapping", staticmethod(lambda dag_ids: {d: teams[d] for d in dag_ids if d in teams}))
+    asked_teams: list[tuple[str | None, tuple[str, ...]]] = []
+    filter_dags = manager.filter_authorized_dag_ids
+
+    def by_team(*, dag_ids: set[str], user: Any, method: str = "GET", team_name: str | None = None) -> set[str]:
+        asked_teams.append((team_name, tuple(sorted(dag_ids))))
+        return filter_dags(dag_ids=dag_ids, user=user, method=method, team_name=team_name)
+
+    manager.filter_authorized_dag_ids = by_team  # type: ignore[method-assign]
+
+    found = permissions.readable(object(), {"team_a", "team_b", "shared"})
+
+    assert found == Readable(frozenset({"team_a", "shared"}))
+    assert sorted(asked_teams, key=str) == sorted([("alpha", ("team_a",)), ("beta", ("team_b",)), (None, ("shared",))], key=str)
