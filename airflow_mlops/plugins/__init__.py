@@ -1,5 +1,12 @@
 """The MLOps Airflow plugin: an "MLOps" page in the UI navigation, its JSON API and report serving.
 
+Modules: :mod:`~.mlops_plugin` (the plugin class, cheap to import), :mod:`~.app` (the FastAPI app),
+:mod:`~.dashboard` (what the page shows, from MLflow and the reports root), :mod:`~.charts` (its SVG
+charts), :mod:`~.access` (who may see which model and report: the rule) and :mod:`~.permissions`
+(the questions put to the deployment's Airflow auth manager). The plugin has no rights of its own:
+a user sees the page only with plugin access, and a model or report only if they may read the DAGs
+that produced it.
+
 Registered through the ``airflow.plugins`` entry point (``pyproject.toml``), which Airflow loads in
 every component. The repository's ``plugins/`` folder holds a thin module for deployments that mount a
 plugins folder instead; it stands back when the entry point is installed (:func:`folder_plugin`).

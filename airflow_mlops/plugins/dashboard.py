@@ -1,21 +1,29 @@
 """What the MLOps page shows, gathered from MLflow and the reports root; and safe report lookup.
 
 No web framework here: the FastAPI app (:mod:`airflow_mlops.plugins.app`) only renders what these
-functions return, so they are tested without a server. MLflow is imported inside functions (it costs
-seconds), through :class:`~airflow_mlops.hooks.mlflow.MlflowHook`.
+functions return, so they are tested without a server. MLflow is reached only through
+``MlflowHook.client`` (imported inside the hook: it costs seconds), never ``MlflowHook.activated()``:
+the API server answers requests on several threads, and ``activated()`` changes process-wide MLflow
+settings and environment variables under all of them.
+
+Which models and reports a user may see is decided before anything here is read
+(:mod:`airflow_mlops.plugins.access`): :func:`registered_models` returns each model with the tags its
+versions carry (its provenance), and only the admitted ones are summarised by :func:`model_summary`.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
-import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from airflow_mlops import reports, settings, tables
+from airflow_mlops.plugins import access
 from airflow_mlops.utils.registry import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, quote_filter
 
 if TYPE_CHECKING:
@@ -29,8 +37,6 @@ DECISION_PREFIX = "mlops.decision."
 #: Monthly checks and decisions shown per model; older ones stay in MLflow and the reports root.
 MAX_PERIODS = 24
 MAX_HISTORY = 50
-#: ``MlflowHook.activated()`` sets process-wide MLflow URIs and auth variables: one request at a time.
-_MLFLOW_LOCK = threading.Lock()
 #: Fields of a drift summary (written by ``EvidentlyDriftCheckOperator``) the page shows.
 DRIFT_FIELDS = ("period", "drift_detected", "share", "drift_share", "drifted_columns", "columns", "trigger_retraining", "rows")
 #: Fields of a quality summary (written by ``ModelQualityCheckOperator``) the page shows.
@@ -49,6 +55,20 @@ class ReportNotFoundError(LookupError):
 
 
 # -- models ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """A registered model as read from the registry: its aliases and all its versions."""
+
+    name: str
+    aliases: dict[str, str] = field(default_factory=dict)
+    versions: tuple[Any, ...] = ()
+
+    @property
+    def dags(self) -> frozenset[str] | None:
+        """The DAGs that trained or decided on its versions; ``None``: unknown provenance (see :mod:`~airflow_mlops.plugins.access`)."""
+        return access.model_dags(dict(v.tags or {}) for v in self.versions)
 
 
 def _metrics(client: MlflowClient, run_id: str | None) -> dict[str, float]:
@@ -80,7 +100,7 @@ def _version_info(hook: MlflowHook, name: str, version: Any, aliases: dict[str, 
     }
 
 
-def _history(versions: list[Any]) -> list[dict[str, Any]]:
+def _history(versions: tuple[Any, ...]) -> list[dict[str, Any]]:
     """Every recorded decision (promotion, rejection, rollback), newest first."""
     rows = []
     for version in versions:
@@ -91,50 +111,65 @@ def _history(versions: list[Any]) -> list[dict[str, Any]]:
     return rows[:MAX_HISTORY]
 
 
-def model_summary(hook: MlflowHook, name: str, aliases: dict[str, str] | None = None) -> dict[str, Any]:
-    """Champion, previous champion (with metrics and their decision), decision history, and the latest
-    drift and quality checks (newest first) of one registered model."""
+def _all_pages(search: Callable[..., Any]) -> list[Any]:
+    """Every result of an MLflow search, page after page: a model's provenance is all its versions
+    (one unseen version could name a DAG the user may not read), and a deployment can hold more
+    models than one page (100 by default)."""
+    found: list[Any] = []
+    token = None
+    while True:
+        page = search(page_token=token)
+        found.extend(page)
+        token = getattr(page, "token", None)
+        if not token:
+            return found
+
+
+def _versions(client: MlflowClient, name: str) -> tuple[Any, ...]:
+    return tuple(_all_pages(functools.partial(client.search_model_versions, f"name={quote_filter(name)}")))
+
+
+def registered_models(hook: MlflowHook) -> list[RegisteredModel]:
+    """Every registered model with its aliases and versions, by name (one versions search per model)."""
     client = hook.client
-    versions = list(client.search_model_versions(f"name={quote_filter(name)}"))
-    by_number = {str(v.version): v for v in versions}
-    if aliases is None:
-        aliases = dict(client.get_registered_model(name).aliases or {})
-    roles: dict[str, Any] = {}
-    for alias in (CHAMPION, PREVIOUS_CHAMPION):
-        number = aliases.get(alias)
-        found = by_number.get(str(number)) if number is not None else None
-        roles[alias] = _version_info(hook, name, found, aliases) if found is not None else None
-    return {
-        "name": name,
-        "champion": roles[CHAMPION],
-        "previous_champion": roles[PREVIOUS_CHAMPION],
-        "challenger": str(aliases[CHALLENGER]) if aliases.get(CHALLENGER) is not None else None,
-        "versions": len(versions),
-        "history": _history(versions),
-        "drift": drift_checks(name),
-        "quality": quality_checks(name),
-    }
+    registered = sorted(_all_pages(client.search_registered_models), key=lambda m: m.name)
+    return [RegisteredModel(m.name, dict(m.aliases or {}), _versions(client, m.name)) for m in registered]
 
 
-def models(hook: MlflowHook) -> list[dict[str, Any]]:
-    """:func:`model_summary` of every registered model, by name."""
-    with _MLFLOW_LOCK, hook.activated():
-        registered = sorted(hook.client.search_registered_models(), key=lambda m: m.name)
-        return [model_summary(hook, m.name, dict(m.aliases or {})) for m in registered]
-
-
-def model(hook: MlflowHook, name: str) -> dict[str, Any] | None:
-    """:func:`model_summary` of ``name``, or ``None`` when no such model is registered."""
+def registered_model(hook: MlflowHook, name: str) -> RegisteredModel | None:
+    """Model ``name`` with its aliases and versions, or ``None`` when no such model is registered."""
     from airflow_mlops.utils.registry import is_not_found
 
-    with _MLFLOW_LOCK, hook.activated():
-        try:
-            aliases = dict(hook.client.get_registered_model(name).aliases or {})
-        except Exception as exc:
-            if is_not_found(exc):
-                return None
-            raise
-        return model_summary(hook, name, aliases)
+    client = hook.client
+    try:
+        aliases = dict(client.get_registered_model(name).aliases or {})
+    except Exception as exc:
+        if is_not_found(exc):
+            return None
+        raise
+    return RegisteredModel(name, aliases, _versions(client, name))
+
+
+def model_summary(hook: MlflowHook, model: RegisteredModel) -> dict[str, Any]:
+    """Champion, previous champion (with metrics and their decision), decision history, and the latest
+    drift and quality checks (newest first) of one registered model."""
+    by_number = {str(v.version): v for v in model.versions}
+    roles: dict[str, Any] = {}
+    for alias in (CHAMPION, PREVIOUS_CHAMPION):
+        number = model.aliases.get(alias)
+        found = by_number.get(str(number)) if number is not None else None
+        roles[alias] = _version_info(hook, model.name, found, model.aliases) if found is not None else None
+    challenger = model.aliases.get(CHALLENGER)
+    return {
+        "name": model.name,
+        "champion": roles[CHAMPION],
+        "previous_champion": roles[PREVIOUS_CHAMPION],
+        "challenger": str(challenger) if challenger is not None else None,
+        "versions": len(model.versions),
+        "history": _history(model.versions),
+        "drift": drift_checks(model.name),
+        "quality": quality_checks(model.name),
+    }
 
 
 # -- periodic checks ------------------------------------------------------------------------------
@@ -173,11 +208,17 @@ def check_relative(path: str) -> list[str]:
 
 @dataclass(frozen=True)
 class ReportFile:
-    """A report file found below the reports root: its name and how to read it."""
+    """A report file found below the reports root: its name, how to read it, and where it really is.
+
+    ``segments`` is the file's path below the root once symlinks are followed: a link inside the root
+    may point into another DAG's or model's folder, so the app authorizes that path as well as the
+    requested one.
+    """
 
     name: str
     uri: str
     local_path: str | None = None
+    segments: tuple[str, ...] = ()
 
     def read_bytes(self) -> bytes:
         """Return the file's content (local disk or object storage)."""
@@ -205,11 +246,11 @@ def find_report(path: str, root: str | None = None) -> ReportFile:
             raise ReportNotFoundError(path)
         if not target.is_file():
             raise ReportNotFoundError(path)
-        return ReportFile(name=target.name, uri=target.as_uri(), local_path=os.fspath(target))
+        return ReportFile(name=target.name, uri=target.as_uri(), local_path=os.fspath(target), segments=target.relative_to(local_root).parts)
     uri = f"{base}/{'/'.join(segments)}"
     try:
         if not tables.storage_path(uri).is_file():
             raise ReportNotFoundError(path)
     except OSError as exc:
         raise ReportNotFoundError(path) from exc
-    return ReportFile(name=segments[-1], uri=uri)
+    return ReportFile(name=segments[-1], uri=uri, segments=tuple(segments))

@@ -16,7 +16,11 @@ from airflow_mlops.reports import PLUGIN_PREFIX, api_base_path
 
 
 class MlopsPlugin(AirflowPlugin):
-    """Adds the MLOps page (UI navigation "Browse > MLOps"), its JSON API and report serving under ``/mlops``."""
+    """Adds the MLOps page (UI navigation "Browse > MLOps"), its JSON API and report serving under ``/mlops``.
+
+    Access follows the API server's auth manager: plugin access for the page, read access to the
+    producing DAGs for each model and report (see :mod:`airflow_mlops.plugins.access`).
+    """
 
     name = PLUGIN_NAME
     # url_route: the UI embeds the page at /plugin/mlops (an iframe that sends the session cookie);

@@ -1,7 +1,12 @@
 """One real Airflow for the UI tests: ``airflow api-server``, ``scheduler``, ``dag-processor`` and ``triggerer``
 (LocalExecutor on SQLite, as ``airflow standalone`` runs it) on a free port with its own
-``AIRFLOW_HOME``, the simple auth manager with a known password, a fresh ``mlflow server``, small demo
-data, and the repository's ``plugins/`` folder mounted next to the installed entry point.
+``AIRFLOW_HOME``, a fresh ``mlflow server``, small demo data, and the repository's ``plugins/`` folder
+mounted next to the installed entry point.
+
+Auth: :class:`tests.ui.team_auth_manager.TeamAuthManager`, the simple auth manager plus per-DAG
+rights, with known passwords: ``admin`` (role admin: everything), two team viewers who may read one
+DAG each (``team_a_retraining``, ``team_b_retraining``) and an ``outsider`` who may read team A's DAG
+but has no plugin access (:data:`TEAM_ACCESS`).
 
 Package-scoped: the REST/plugin tests and the browser test share it (starting Airflow costs ~40 s).
 """
@@ -25,6 +30,15 @@ from tests.conftest import REPO, VENV_BIN, Server, free_port
 
 PASSWORD = "ui-test-secret"
 USER = "admin"
+#: The teams' DAGs: the tests register models as if these DAGs had trained them (tests/ui/test_plugin_authz.py).
+TEAM_A_DAG = "team_a_retraining"
+TEAM_B_DAG = "team_b_retraining"
+#: Per-user rights the test auth manager grants (users not listed, the admin, keep their role's rights).
+TEAM_ACCESS = {
+    "viewer_a": {"dags": [TEAM_A_DAG], "plugins": True},
+    "viewer_b": {"dags": [TEAM_B_DAG], "plugins": True},
+    "outsider": {"dags": [TEAM_A_DAG], "plugins": False},
+}
 ARTIFACTS = REPO / "test-artifacts" / "ui"
 
 
@@ -41,6 +55,12 @@ class UiStack:
     @property
     def reports_root(self) -> Path:
         return self.data_root / "reports"
+
+    def token_for(self, user: str) -> str:
+        """A JWT for ``user`` (``POST /auth/token`` with the stack's password)."""
+        status, body, _ = http("POST", f"{self.airflow.url}/auth/token", body={"username": user, "password": PASSWORD})
+        assert status in (200, 201), (user, status, body[:300])
+        return str(json.loads(body)["access_token"])
 
 
 def http(method: str, url: str, *, token: str | None = None, cookie: str | None = None, body: Any = None) -> tuple[int, bytes, dict[str, str]]:
@@ -63,8 +83,13 @@ def _airflow_env(home: Path, port: int, data_root: Path, mlflow_url: str) -> dic
     # The session conftest points AIRFLOW_*/MLOPS_* at the pytest process's own home: drop all of it.
     base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLOPS_", "MLFLOW_"))}
     passwords = home / "passwords.json"
-    passwords.write_text(json.dumps({USER: PASSWORD}))
+    passwords.write_text(json.dumps(dict.fromkeys([USER, *TEAM_ACCESS], PASSWORD)))
+    users = ",".join([f"{USER}:admin", *(f"{name}:viewer" for name in TEAM_ACCESS)])
     return base | {
+        # The test auth manager lives in the repository: the API server imports it from there.
+        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), base.get("PYTHONPATH", "")) if p),
+        "AIRFLOW__CORE__AUTH_MANAGER": "tests.ui.team_auth_manager.TeamAuthManager",
+        "MLOPS_TEST_TEAM_ACCESS": json.dumps(TEAM_ACCESS),
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "2",  # two cores
@@ -78,7 +103,7 @@ def _airflow_env(home: Path, port: int, data_root: Path, mlflow_url: str) -> dic
         "AIRFLOW__API__WORKERS": "1",
         "AIRFLOW__API_AUTH__JWT_SECRET": f"ui-jwt-{port}",
         "AIRFLOW__API__SECRET_KEY": f"ui-api-{port}",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": users,
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",

@@ -87,9 +87,13 @@ def test_symlinks_out_of_the_root_dirs_and_missing_files_are_not_found(root: Pat
     for path in ("escape/secret.txt", "link.txt", "drift/churn", "drift/churn/period=2025-02/report.html"):
         with pytest.raises(dashboard.ReportNotFoundError):
             dashboard.find_report(path, root=root.as_uri())
-    assert dashboard.find_report("inside.html", root=root.as_uri()).read_bytes() == b"<html>ok</html>"
+    linked = dashboard.find_report("inside.html", root=root.as_uri())
+    assert linked.read_bytes() == b"<html>ok</html>"
+    # Where the link really leads, which the app authorizes as well as the requested path.
+    assert linked.segments == ("drift", "churn", "period=2025-01", "report.html")
     found = dashboard.find_report("drift/churn/period=2025-01/report.html", root=root.as_uri())
     assert found.name == "report.html" and found.read_bytes() == b"<html>ok</html>"
+    assert found.segments == ("drift", "churn", "period=2025-01", "report.html")
 
 
 def test_drift_checks_are_read_newest_first_and_broken_summaries_are_skipped(root: Path) -> None:
