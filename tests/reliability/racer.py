@@ -2,8 +2,9 @@
 
 Run as ``python -m tests.reliability.racer '<json>'`` with ``conn`` (the connection's JSON), ``conn_id``,
 ``model``, ``challenger``, ``run_id``, ``spec`` and ``evaluation`` (the dry run's verdict). It prepares
-the operator, prints ``ready``, waits for a line on stdin (the start signal, so that both racers move at
-the same moment), promotes, and prints the decision as JSON. Nothing is shared with the other racer but
+the operator, prints ``racer: ready``, waits for a line on stdin (the start signal, so that both racers
+move at the same moment), promotes, and prints ``racer: <the decision as JSON>`` (other lines on stdout
+are the task's log). Nothing is shared with the other racer but
 the MLflow server: its own environment, its own MLflow client state.
 """
 
@@ -24,10 +25,10 @@ def main(arguments: dict) -> None:
         challenger=arguments["challenger"], evaluation=arguments["evaluation"],
     )  # fmt: skip
     context = task_context("promote", arguments["run_id"])
-    print("ready", flush=True)
+    print("racer: ready", flush=True)
     sys.stdin.readline()
     decision = operator.execute(context)
-    print(json.dumps(decision, default=str), flush=True)
+    print("racer: " + json.dumps(decision, default=str), flush=True)
 
 
 if __name__ == "__main__":
