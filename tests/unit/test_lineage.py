@@ -227,3 +227,84 @@ def test_the_suite_runs_without_lineage_unless_a_transport_is_configured() -> No
 
     assert conf.transport() == {}
     assert conf.is_disabled() is True  # other tests never emit events; tests/e2e/test_lineage.py enables it for itself
+
+
+def with_state(operator: object, summary: dict, tracking_uri: str = "http://mlflow:5000") -> object:
+    """``operator`` as its ``execute`` leaves it: the summary, the spec, a resolved MLflow configuration."""
+    operator.lineage_summary = summary
+    operator.lineage_spec = SPEC
+    operator.__dict__["mlflow_hook"] = SimpleNamespace(config=SimpleNamespace(tracking_uri=tracking_uri))
+    return operator
+
+
+def test_quality_reports_the_metric_against_its_baseline_on_the_predictions() -> None:
+    from airflow_mlops.operators.quality import ModelQualityCheckOperator
+
+    operator = ModelQualityCheckOperator(
+        task_id="quality", predictions_uri="s3://mlops/churn/predictions/month=2025-01/", labels_uri="s3://mlops/churn/labels/month=2025-01/",
+        spec_uri=str(SPEC_PATH), model_name="churn", period="2025-01",
+    )  # fmt: skip
+    summary = {
+        "period": "2025-01", "model_version": "4", "metric": "roc_auc", "value": 0.70, "baseline": 0.80, "limit": 0.76, "drop": 0.10,
+        "decayed": True, "coverage": 0.9, "metrics": {"roc_auc": 0.70, "f1": 0.5},
+        "rows": {"predictions": 1000, "labels": 950, "labelled": 900, "unscored_labels": 50},
+        "segments": [
+            {"segment": "contract", "value": "one-year", "rows": 300, "roc_auc": 0.79, "baseline": 0.8, "judged": True, "decayed": False},
+            {"segment": "contract", "value": "two-year", "rows": 10, "roc_auc": 0.5, "baseline": 0.8, "judged": False, "decayed": False},
+        ],
+    }  # fmt: skip
+
+    reported = with_state(operator, summary).get_openlineage_facets_on_complete(None)
+
+    assert [(d.namespace, d.name) for d in reported.inputs] == [
+        ("s3://mlops", "churn/predictions/month=2025-01"), ("s3://mlops", "churn/labels/month=2025-01"), ("http://mlflow:5000", "models/churn/4"),
+    ]  # fmt: skip
+    predictions, labels = reported.inputs[0], reported.inputs[1]
+    quality = as_json(predictions.facets["mlops_modelQuality"])
+    assert (quality["metric"], quality["value"], quality["baseline"], quality["limit"], quality["decayed"]) == ("roc_auc", 0.70, 0.80, 0.76, True)
+    assert predictions.inputFacets["dataQualityMetrics"].rowCount == 900 and labels.inputFacets["dataQualityMetrics"].rowCount == 950
+    checks = [(a.assertion, a.column, a.success, a.actual) for a in predictions.inputFacets["dataQualityAssertions"].assertions]
+    assert checks == [("no_decay", None, False, "0.7"), ("no_decay", "contract", True, "0.79")]  # the unjudged segment is left out
+    assert [f.name for f in labels.facets["schema"].fields] == ["customer_id", "churned"]
+
+
+def test_a_rejection_keeps_the_champion_and_a_rollback_restores_one() -> None:
+    from airflow_mlops.operators.registry import MlflowPromoteModelOperator, MlflowRollbackModelOperator
+
+    promote = MlflowPromoteModelOperator(task_id="promote", model_name="churn", spec_uri=str(SPEC_PATH))
+    rejected = {
+        "model_name": "churn", "decision": "rejected", "reason": "min_absolute_change failed", "metric": "roc_auc", "challenger_version": "5",
+        "challenger_score": 0.79, "champion_version": "4", "champion_score": 0.8, "dry_run": False, "evaluation_run_id": "e1", "approver": None,
+    }  # fmt: skip
+
+    reported = with_state(promote, rejected).get_openlineage_facets_on_complete(None)
+
+    assert [(d.namespace, d.name) for d in reported.inputs] == [("http://mlflow:5000", "models/churn/5"), ("http://mlflow:5000", "models/churn/4")]
+    assert [(d.namespace, d.name) for d in reported.outputs] == [("http://mlflow:5000", "models/churn/5")]  # the decision is tagged on it
+    decision = as_json(reported.run_facets["mlops_promotion"])
+    assert (decision["decision"], decision["championBefore"], decision["championAfter"]) == ("rejected", "4", "4")
+
+    rollback = MlflowRollbackModelOperator(task_id="rollback", model_name="churn", reason="bad month")
+    restored = {"model_name": "churn", "champion_version": "3", "replaced_version": "5", "reason": "bad month"}
+
+    reported = with_state(rollback, restored).get_openlineage_facets_on_complete(None)
+
+    assert [(d.namespace, d.name) for d in reported.outputs] == [("http://mlflow:5000", "models/churn/3")]
+    decision = as_json(reported.run_facets["mlops_promotion"])
+    assert (decision["decision"], decision["championBefore"], decision["championAfter"], decision["reason"]) == ("rollback", "5", "3", "bad month")
+
+
+def test_a_task_that_failed_before_its_summary_reports_only_what_it_was_given() -> None:
+    from airflow_mlops.operators.inference import MlflowBatchPredictOperator
+
+    operator = MlflowBatchPredictOperator(
+        task_id="predict", input_uri="s3://mlops/churn/monthly/month=2025-01/part-0.parquet", output_uri="s3://mlops/out/part-0.parquet",
+        spec_uri=str(SPEC_PATH), model_name="churn",
+    )  # fmt: skip
+    operator.lineage_spec = SPEC  # loaded, then it failed: no summary, no model resolved
+
+    reported = operator.get_openlineage_facets_on_complete(None)
+
+    assert [(d.namespace, d.name) for d in reported.inputs] == [("s3://mlops", "churn/monthly/month=2025-01/part-0.parquet")]
+    assert [f.name for f in reported.inputs[0].facets["schema"].fields] == SPEC.scoring_columns()
+    assert reported.outputs == []
