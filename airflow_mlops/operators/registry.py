@@ -439,7 +439,8 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
         challenger, before = decision["challenger_version"], decision.get("champion_version")
         inputs = [lineage.model_version_dataset(tracking_uri, self.model_name, v) for v in (challenger, before) if v]
         kind = decision["decision"]
-        after = challenger if kind in ("promoted", "already_champion") else before
+        lost_race = kind == "rejected" and str(decision.get("reason", "")).startswith("lost a race")
+        after = challenger if kind in ("promoted", "already_champion") else None if lost_race else before  # a race's winner is not known here
         recorded = kind in ("promoted", "rejected")  # the audit tags were written on the challenger version
         outputs = [lineage.model_version_dataset(tracking_uri, self.model_name, challenger, output=True)] if recorded else []
         facet = lineage.custom_facet(

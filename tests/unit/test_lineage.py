@@ -283,6 +283,9 @@ def test_a_rejection_keeps_the_champion_and_a_rollback_restores_one() -> None:
     assert [(d.namespace, d.name) for d in reported.outputs] == [("http://mlflow:5000", "models/churn/5")]  # the decision is tagged on it
     decision = as_json(reported.run_facets["mlops_promotion"])
     assert (decision["decision"], decision["championBefore"], decision["championAfter"]) == ("rejected", "4", "4")
+    lost = rejected | {"reason": "lost a race: the champion moved from v4 to v6 during evaluation"}
+    decision = as_json(with_state(promote, lost).get_openlineage_facets_on_complete(None).run_facets["mlops_promotion"])
+    assert (decision["championBefore"], "championAfter" in decision) == ("4", False)  # the winner is not claimed
 
     rollback = MlflowRollbackModelOperator(task_id="rollback", model_name="churn", reason="bad month")
     restored = {"model_name": "churn", "champion_version": "3", "replaced_version": "5", "reason": "bad month"}
