@@ -127,6 +127,7 @@ def test_retraining_reports_tables_model_version_run_and_decision(run_dag, demo_
     trained = xcom(run, "train")
     version = trained["version"]
 
+    assert names(only(events["wait_for_training_data"], "COMPLETE")["inputs"]) == [("file", training)]
     window = only(events["assemble_window"], "COMPLETE")  # window 0: the snapshot alone, used where it is
     assert names(window["inputs"]) == [("file", training)] and window["outputs"] == []
 
@@ -208,6 +209,7 @@ def test_batch_prediction_reports_partition_drift_model_and_predictions(run_dag,
     partition = str(DATA / "monthly" / "month=2025-03")
     tracking_uri = MlflowHook().config.tracking_uri
 
+    assert names(only(events["wait_for_partition"], "COMPLETE")["inputs"]) == [("file", partition)]
     validate = only(events["validate"], "COMPLETE")
     assert names(validate["inputs"]) == [("file", partition)]
     assert schema_fields(validate["inputs"][0]) == SPEC.scoring_columns()

@@ -311,3 +311,11 @@ def test_a_task_that_failed_before_its_summary_reports_only_what_it_was_given() 
     assert [(d.namespace, d.name) for d in reported.inputs] == [("s3://mlops", "churn/monthly/month=2025-01/part-0.parquet")]
     assert [f.name for f in reported.inputs[0].facets["schema"].fields] == SPEC.scoring_columns()
     assert reported.outputs == []
+
+
+def test_the_partition_sensor_reports_the_partition_it_waited_for() -> None:
+    from airflow_mlops.sensors.partition import DataPartitionSensor
+
+    reported = DataPartitionSensor(task_id="wait", uri="s3://lake/churn/monthly/month=2025-01/").get_openlineage_facets_on_complete(None)
+
+    assert [(d.namespace, d.name) for d in reported.inputs] == [("s3://lake", "churn/monthly/month=2025-01")] and reported.outputs == []
