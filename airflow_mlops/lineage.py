@@ -19,17 +19,23 @@ namespace ``file`` and its absolute path as name; an S3 object is ``s3://<bucket
 
 Facets (standard ones where one fits; custom ones, prefixed ``mlops_``, where none does):
 
-=====================  ==============================================================================
-``schema``             every table: the FeatureSpec's columns (type ``double``/``string``, role)
+=========================  ===========================================================================
+``schema``                 every table: the FeatureSpec's columns (type ``double``/``string``, role)
 ``dataQualityAssertions``  validation: one assertion per expectation (type, column, success);
-                       drift: one per feature (no drift); quality: the period (no decay)
-``dataQualityMetrics`` drift and quality: rows checked
-``outputStatistics``   written tables: rows written
-``mlops_mlflowRun``    training (run facet): tracking URI, run id, experiment, metrics, parameters
-``mlops_promotion``    promotion and rollback (run facet): decision, reason, scores, champion before/after
-``mlops_drift``        drift (on the checked table): share, threshold, per-column method/score/drifted
-``mlops_modelQuality`` quality (on the predictions): metric, value, baseline, limit, drop, coverage
-=====================  ==============================================================================
+                           drift: one per feature and one on the share; quality: the period and
+                           each judged segment (no decay)
+``dataQualityMetrics``     validation, drift and quality: rows checked
+``outputStatistics``       written tables: rows written
+``version``                the registered model version (training)
+``mlops_mlflowRun``        training (run facet): tracking URI, run id, experiment, metrics, parameters
+``mlops_promotion``        promotion and rollback (run facet): decision, reason, scores, champion
+                           before and after
+``mlops_drift``            drift (on the checked table): share, threshold, each column's method,
+                           score and verdict
+``mlops_modelQuality``     quality (on the predictions): metric, value, baseline, limit, drop, coverage
+=========================  ===========================================================================
+
+The custom facets' JSON schema ships as ``airflow_mlops/lineage_facets.json``.
 """
 
 from __future__ import annotations
