@@ -62,6 +62,11 @@ class MlopsBaseOperator(BaseOperator):
     :param data_conn_id: Airflow connection for ``s3://`` URIs (templated); default ``[mlops] data_conn_id``.
     """
 
+    #: What OpenLineage reports after the task (:mod:`airflow_mlops.lineage`): the summary the task
+    #: returned or pushed before failing, and the FeatureSpec it loaded.
+    lineage_summary: dict[str, Any] | None = None
+    lineage_spec: FeatureSpec | None = None
+
     def __init__(
         self,
         *,
@@ -72,6 +77,18 @@ class MlopsBaseOperator(BaseOperator):
         super().__init__(**kwargs)
         self.mlflow_conn_id = mlflow_conn_id
         self.data_conn_id = data_conn_id
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Keep the summary each operator's ``execute`` returns on the operator, for OpenLineage.
+
+        The listener calls ``get_openlineage_facets_on_complete`` after ``execute`` and sees the
+        operator, not the return value; wrapping here spares every ``execute`` body a line.
+        """
+        super().__init_subclass__(**kwargs)
+        if "execute" in cls.__dict__:
+            from airflow_mlops.lineage import records_summary
+
+            cls.execute = records_summary(cls.__dict__["execute"])  # type: ignore[method-assign]
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
         """Render as Airflow does; a template error (an undefined name, bad syntax) fails the task at
@@ -103,6 +120,7 @@ class MlopsBaseOperator(BaseOperator):
     def stop_with(self, context: Context, summary: dict[str, Any], *, skip: bool, error: Exception) -> NoReturn:
         """Push ``summary`` as the task's result (it survives the failure), then skip the task or raise ``error``."""
         context["ti"].xcom_push(key="return_value", value=summary)
+        self.lineage_summary = summary  # lineage on failure reports it (e.g. the failed expectations)
         if skip:
             from airflow.sdk.exceptions import AirflowSkipException
 
@@ -113,7 +131,8 @@ class MlopsBaseOperator(BaseOperator):
         """Load the FeatureSpec at ``spec_uri`` (any object storage)."""
         from airflow_mlops.spec import FeatureSpec
 
-        return FeatureSpec.load(spec_uri, conn_id=self.data_conn_id)
+        self.lineage_spec = FeatureSpec.load(spec_uri, conn_id=self.data_conn_id)  # schema facets of lineage
+        return self.lineage_spec
 
 
 class MlopsTableOperator(MlopsBaseOperator):

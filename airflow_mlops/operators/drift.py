@@ -221,6 +221,7 @@ class EvidentlyDriftCheckOperator(MlopsTableOperator):
         methods = self._methods(spec, current, reference)
         snapshot = self._run_report(spec, current, reference, methods)
         result = snapshot.dict()
+        self.lineage_report = result  # lineage reports each column's drift score
         counted = next(m for m in result["metrics"] if m["config"]["type"].endswith("DriftedColumnsCount"))
         drifted = sorted(
             t["metric_config"]["params"]["column"]
@@ -270,3 +271,41 @@ class EvidentlyDriftCheckOperator(MlopsTableOperator):
 
         message = f"drift detected in {self.current_uri}: {drifted} ({share:.0%} of columns)"
         self.stop_with(context, summary, skip=self.on_drift == "skip", error=DriftDetectedError(message, summary=summary))
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the checked partition (schema of the spec's features, rows checked, one "no drift"
+        assertion per feature and one on the share, the ``mlops_drift`` facet with share, threshold and
+        each column's method, score and verdict) and the reference (a table, or the model version whose
+        training sample it is) as inputs."""
+        from airflow_mlops import lineage
+
+        if not lineage.available():
+            return None
+        spec, summary = self.lineage_spec, self.lineage_summary
+        schema = {"schema": lineage.schema_facet(spec, spec.feature_columns)} if spec else {}
+        if not summary:
+            return lineage.operator_lineage(inputs=[lineage.input_dataset(self.current_uri, schema)])
+        columns = lineage.drift_columns(getattr(self, "lineage_report", None) or {}, summary["drifted_columns"])
+        checks = [
+            {"assertion": "no_drift", "column": c, "success": not test["drifted"], "name": f"drift ({test['method']})",
+             "expected": test["threshold"], "actual": test["score"], "params": {"method": test["method"]}}
+            for c, test in columns.items()
+        ]  # fmt: skip
+        checks.append(
+            {"assertion": "drifted_columns_share", "success": not summary["drift_detected"], "expected": f"< {summary['drift_share']}", "actual": summary["share"]}
+        )
+        drift = lineage.custom_facet(
+            "mlops_drift", period=summary["period"], share=summary["share"], driftShare=summary["drift_share"], detected=summary["drift_detected"],
+            reference=summary["reference_uri"], rowCount=summary["rows"]["current"], referenceRowCount=summary["rows"]["reference"], columns=columns,
+        )  # fmt: skip
+        checked = lineage.input_dataset(
+            self.current_uri, schema | {"mlops_drift": drift},
+            {"dataQualityMetrics": lineage.metrics_facet(summary["rows"]["current"]), "dataQualityAssertions": lineage.assertions_facet(checks)},
+        )  # fmt: skip
+        table, model, version = lineage.parse_reference(summary["reference_uri"])
+        tracking_uri = lineage.resolved_tracking_uri(self)
+        reference = (
+            [lineage.input_dataset(table, schema)] if table
+            else [lineage.model_version_dataset(tracking_uri, str(model), str(version))] if tracking_uri and version else []
+        )  # fmt: skip
+        return lineage.operator_lineage(inputs=[checked, *reference])

@@ -364,6 +364,23 @@ class MlflowBatchPredictOperator(MlopsTableOperator):
         out["scored_at"] = pa.repeat(pa.scalar(scored_at.to_pydatetime(), pa.timestamp("us", tz="UTC")), n)
         return pa.Table.from_pydict(out)
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the scored file (with the spec's scoring schema) and the pinned model version(s)
+        as inputs, the predictions file with the rows written as output."""
+        from airflow_mlops import lineage
+
+        if not lineage.available():
+            return None
+        spec, summary, tracking_uri = self.lineage_spec, self.lineage_summary, lineage.resolved_tracking_uri(self)
+        inputs = [lineage.input_dataset(self.input_uri, {"schema": lineage.schema_facet(spec, spec.scoring_columns())} if spec else {})]
+        if not summary:  # failed: nothing was published
+            return lineage.operator_lineage(inputs=inputs)
+        versions = [v for v in (summary["model_version"], summary["shadow_version"]) if v and str(v).isdigit()]  # registry versions only
+        if tracking_uri:
+            inputs += [lineage.model_version_dataset(tracking_uri, self.model_name, v) for v in versions]
+        output = lineage.output_dataset(self.output_uri, output_facets={"outputStatistics": lineage.output_statistics_facet(summary["rows"])})
+        return lineage.operator_lineage(inputs=inputs, outputs=[output])
+
 
 class Scorer(NamedTuple):
     """One model that scores every chunk: its output-column prefix, pinned version, model and labels."""

@@ -259,3 +259,35 @@ class ModelQualityCheckOperator(MlopsTableOperator):
 
         message = f"{self.model_name} v{version} decayed on {self.period}: {chosen.name} {value:.4f} vs holdout {baseline:.4f}"
         self.stop_with(context, summary, skip=self.on_decay == "skip", error=ModelDecayError(message, summary=summary))
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the period's predictions (rows evaluated, a "no decay" assertion for the period and
+        each judged segment, the ``mlops_modelQuality`` facet with metric, value, baseline, limit, drop,
+        coverage), its labels and the scoring model version as inputs."""
+        from airflow_mlops import lineage
+
+        if not lineage.available():
+            return None
+        summary, tracking_uri = self.lineage_summary, lineage.resolved_tracking_uri(self)
+        labels_schema = {"schema": lineage.schema_facet(self.lineage_spec, [*self.lineage_spec.id_columns, self.lineage_spec.target])} if self.lineage_spec else {}
+        if not summary:
+            return lineage.operator_lineage(inputs=[lineage.input_dataset(self.predictions_uri), lineage.input_dataset(self.labels_uri, labels_schema)])
+        metric, rows = summary["metric"], summary["rows"]
+        checks = [{"assertion": "no_decay", "success": not summary["decayed"], "name": metric, "expected": summary["limit"], "actual": summary["value"]}]
+        checks += [
+            {"assertion": "no_decay", "column": s["segment"], "success": not s["decayed"], "name": f"{metric} on {s['segment']}={s['value']}",
+             "expected": s["baseline"], "actual": s[metric]}
+            for s in summary["segments"] if s["judged"]
+        ]  # fmt: skip
+        quality = lineage.custom_facet(
+            "mlops_modelQuality", period=summary["period"], modelName=self.model_name, modelVersion=summary["model_version"], metric=metric,
+            value=summary["value"], baseline=summary["baseline"], limit=summary["limit"], drop=summary["drop"], decayed=summary["decayed"],
+            coverage=summary["coverage"], labelledRows=rows["labelled"], metrics=summary["metrics"],
+        )  # fmt: skip
+        predictions = lineage.input_dataset(
+            self.predictions_uri, {"mlops_modelQuality": quality},
+            {"dataQualityMetrics": lineage.metrics_facet(rows["labelled"]), "dataQualityAssertions": lineage.assertions_facet(checks)},
+        )  # fmt: skip
+        labels = lineage.input_dataset(self.labels_uri, labels_schema, {"dataQualityMetrics": lineage.metrics_facet(rows["labels"])})
+        model = [lineage.model_version_dataset(tracking_uri, self.model_name, summary["model_version"])] if tracking_uri else []
+        return lineage.operator_lineage(inputs=[predictions, labels, *model])

@@ -418,6 +418,37 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
         error = ModelRejectedError(message, model_name=self.model_name, decision=decision)
         self.stop_with(context, decision, skip=self.on_reject == "skip", error=error)
 
+    # -- lineage -----------------------------------------------------------------------------------
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the challenger and champion versions and the holdout (when given as a table) as
+        inputs, the challenger version as output when a decision was recorded on it, and the decision
+        (promoted/rejected, reason, scores, champion before and after) as the ``mlops_promotion`` run facet."""
+        from airflow_mlops import lineage
+
+        if not lineage.available():
+            return None
+        decision, tracking_uri = self.lineage_summary, lineage.resolved_tracking_uri(self)
+        spec = self.lineage_spec
+        holdout_uri = optional_text(self.holdout_uri)
+        holdout = [lineage.input_dataset(holdout_uri, {"schema": lineage.schema_facet(spec)} if spec else {})] if holdout_uri else []
+        if not decision or not tracking_uri:
+            return lineage.operator_lineage(inputs=holdout)
+        challenger, before = decision["challenger_version"], decision.get("champion_version")
+        inputs = [lineage.model_version_dataset(tracking_uri, self.model_name, v) for v in (challenger, before) if v]
+        kind = decision["decision"]
+        lost_race = kind == "rejected" and str(decision.get("reason", "")).startswith("lost a race")
+        after = challenger if kind in ("promoted", "already_champion") else None if lost_race else before  # a race's winner is not known here
+        recorded = kind in ("promoted", "rejected")  # the audit tags were written on the challenger version
+        outputs = [lineage.model_version_dataset(tracking_uri, self.model_name, challenger, output=True)] if recorded else []
+        facet = lineage.custom_facet(
+            "mlops_promotion", modelName=self.model_name, decision=kind, reason=decision.get("reason"), metric=decision.get("metric"),
+            challengerVersion=challenger, challengerScore=decision.get("challenger_score"), championScore=decision.get("champion_score"),
+            championBefore=before, championAfter=after, dryRun=bool(decision.get("dry_run")), approver=decision.get("approver"),
+            evaluationRunId=decision.get("evaluation_run_id"),
+        )  # fmt: skip
+        return lineage.operator_lineage(inputs=[*inputs, *holdout], outputs=outputs, run_facets={"mlops_promotion": facet})
+
 
 class MlflowRollbackModelOperator(MlopsBaseOperator):
     """Put the ``champion`` alias back on ``previous_champion`` (or on a given version).
@@ -460,4 +491,21 @@ class MlflowRollbackModelOperator(MlopsBaseOperator):
         self.log.info("Rolled %s champion back from v%s to v%s: %s", self.model_name, current, target.version, self.reason)
         return {"model_name": self.model_name, "champion_version": str(target.version), "replaced_version": current, "reason": self.reason}
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the restored version as output, and the rollback (reason, champion before and
+        after) as the ``mlops_promotion`` run facet."""
+        from airflow_mlops import lineage
 
+        if not lineage.available():
+            return None
+        summary, tracking_uri = self.lineage_summary, lineage.resolved_tracking_uri(self)
+        if not summary or not tracking_uri:
+            return None
+        restored = summary["champion_version"]
+        unchanged = summary["replaced_version"] is None and summary["reason"] == "already the champion"
+        before = restored if unchanged else summary["replaced_version"]
+        facet = lineage.custom_facet(
+            "mlops_promotion", modelName=self.model_name, decision="rollback", reason=summary["reason"], championBefore=before, championAfter=restored
+        )
+        output = lineage.model_version_dataset(tracking_uri, self.model_name, restored, output=True)
+        return lineage.operator_lineage(outputs=[output], run_facets={"mlops_promotion": facet})

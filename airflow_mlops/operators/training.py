@@ -384,3 +384,36 @@ class MlflowTrainModelOperator(MlopsTableOperator):
                 local = os.path.join(tmp, os.path.basename(artifact))
                 tables.write_table(frame, local)
                 mlflow.log_artifact(local, artifact_path=os.path.dirname(artifact))
+
+    # -- lineage -----------------------------------------------------------------------------------
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the training tables and the holdout as inputs (with the spec's schema), the
+        registered version as output (``models/<name>/<version>`` in the tracking URI's namespace), and
+        the MLflow run (id, experiment, metrics, parameters) as the ``mlops_mlflowRun`` run facet."""
+        from airflow_mlops import lineage
+
+        if not lineage.available():
+            return None
+        spec, summary, tracking_uri = self.lineage_spec, self.lineage_summary, lineage.resolved_tracking_uri(self)
+        schema = {"schema": lineage.schema_facet(spec)} if spec else {}
+        holdout = optional_text(self.validation_uri)
+        tables_read = [*as_uri_list(self.train_uri, "train_uri"), *([holdout] if holdout else [])]
+        inputs = [lineage.input_dataset(uri, schema) for uri in tables_read]
+        if not summary or not tracking_uri:  # failed before registering: what it read is all there is
+            return lineage.operator_lineage(inputs=inputs)
+        from openlineage.client.facet_v2 import dataset_version_dataset
+
+        version_facets = {"version": dataset_version_dataset.DatasetVersionDatasetFacet(datasetVersion=summary["version"])}
+        if spec:
+            version_facets["schema"] = lineage.schema_facet(spec, spec.feature_columns)  # what the model takes
+        params = {"estimator": self.estimator, **{f"param_{k}": v for k, v in as_mapping(self.estimator_params, "estimator_params").items()}}
+        params |= {"seed": self.seed, "test_size": "" if self.validation_uri else self.test_size, "spec": spec.name if spec else None}
+        params |= {"train_rows": summary["train_rows"], "holdout_rows": summary["holdout_rows"]}
+        run = lineage.custom_facet(
+            "mlops_mlflowRun", trackingUri=tracking_uri, runId=summary["run_id"], experimentId=summary["experiment_id"],
+            modelName=summary["model_name"], modelVersion=summary["version"], modelUri=summary["model_uri"],
+            metrics=summary["metrics"], params={k: str(v) for k, v in params.items()}, reused=summary["reused"],
+        )  # fmt: skip
+        output = lineage.model_version_dataset(tracking_uri, summary["model_name"], summary["version"], output=True, facets=version_facets)
+        return lineage.operator_lineage(inputs=inputs, outputs=[output], run_facets={"mlops_mlflowRun": run})

@@ -100,6 +100,7 @@ class GxValidateTableOperator(MlopsTableOperator):
         )
         docs_uri = tables.write_text(expectations.render_data_docs(merged.result), f"{reports}/data_docs.html", conn_id=self.data_conn_id)
         stats = merged.result.statistics
+        self.lineage_validation = merged.result  # lineage reports every expectation's outcome
         summary = {
             "success": merged.success,
             "table_uri": self.table_uri,
@@ -121,3 +122,24 @@ class GxValidateTableOperator(MlopsTableOperator):
             self.log.warning("%s", message)
             return summary
         self.stop_with(context, summary, skip=self.on_failure == "skip", error=DataValidationError(message, summary=summary))
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the validated table with the spec's schema, the rows read, and one
+        data-quality assertion per expectation (type, column, pass/fail, expected and observed)."""
+        from airflow_mlops import lineage
+
+        if not lineage.available():
+            return None
+        spec, result = self.lineage_spec, getattr(self, "lineage_validation", None)
+        facets = {"schema": lineage.schema_facet(spec, spec.training_columns() if self.labelled else spec.scoring_columns())} if spec else {}
+        checks = {}
+        if result is not None:
+            checks = {
+                "dataQualityAssertions": lineage.assertions_facet(lineage.gx_assertions(result)),
+                "dataQualityMetrics": lineage.metrics_facet((self.lineage_summary or {}).get("rows")),
+            }
+        return lineage.operator_lineage(inputs=[lineage.input_dataset(self.table_uri, facets, checks)])
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        """OpenLineage of a failed validation: the same facets, the failed expectations with ``success: false``."""
+        return self.get_openlineage_facets_on_complete(task_instance)

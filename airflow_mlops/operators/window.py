@@ -206,3 +206,25 @@ class TrainingWindowOperator(MlopsTableOperator):
             " + the snapshot" if use_snapshot else "", rows["train"], holdout_month or "a split of the training data", rows["holdout"],
         )  # fmt: skip
         return summary
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: each month's features and labels partitions (and the snapshot) it read as inputs,
+        the ``train/`` and ``holdout/`` partitions it wrote, with the spec's schema and their rows, as outputs."""
+        from airflow_mlops import lineage
+
+        if not lineage.available():
+            return None
+        spec, summary = self.lineage_spec, self.lineage_summary
+        if not summary:
+            return None
+        schema = {"schema": lineage.schema_facet(spec)} if spec else {}
+        months = [*summary["train_months"], *([summary["holdout_month"]] if summary["holdout_month"] else [])]
+        patterns = [p for p in (self.features_uri, optional_text(self.labels_uri)) if p]
+        read = [self._month_uri(p, m) for m in months for p in patterns] + ([summary["snapshot_uri"]] if summary["snapshot_uri"] else [])
+        written = {summary["holdout_uri"]: summary["rows"]["holdout"]}
+        if summary["train_uri"] != summary["snapshot_uri"]:  # the snapshot alone trains where it is: nothing written
+            written[summary["train_uri"]] = summary["rows"]["train"]
+        outputs = [
+            lineage.output_dataset(uri, schema, {"outputStatistics": lineage.output_statistics_facet(rows)}) for uri, rows in written.items() if uri
+        ]
+        return lineage.operator_lineage(inputs=[lineage.input_dataset(uri, schema) for uri in read], outputs=outputs)

@@ -73,3 +73,11 @@ class DataPartitionSensor(MlopsDeferrableSensor):
 
     def result_from_event(self, event: dict[str, Any]) -> dict[str, Any]:
         return {"uri": event["uri"], "files": event["files"]}
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the partition waited for, as the input the rest of the DAG run reads."""
+        from airflow_mlops import lineage
+
+        if not lineage.available():
+            return None
+        return lineage.operator_lineage(inputs=[lineage.input_dataset(self.uri)])

@@ -8,11 +8,11 @@ import sys
 
 from tests.conftest import REPO
 
-HEAVY = ("sklearn", "mlflow", "great_expectations", "evidently", "pandas", "pyarrow", "numpy", "scipy")
+HEAVY = ("sklearn", "mlflow", "great_expectations", "evidently", "pandas", "pyarrow", "numpy", "scipy", "openlineage")
 
 PROBE = r"""
 import importlib, json, pathlib, runpy, sys
-HEAVY = ("sklearn", "mlflow", "great_expectations", "evidently", "pandas", "pyarrow", "numpy", "scipy")
+HEAVY = ("sklearn", "mlflow", "great_expectations", "evidently", "pandas", "pyarrow", "numpy", "scipy", "openlineage")
 loaded = []
 importlib.import_module("airflow_mlops")
 for f in sorted(pathlib.Path("airflow_mlops").rglob("*.py")):
@@ -36,6 +36,7 @@ def test_provider_modules_and_dags_import_no_heavy_library() -> None:
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert "airflow_mlops.hooks.mlflow" in result["loaded"]
     assert "airflow_mlops.tables" in result["loaded"] and "airflow_mlops.spec_inference" in result["loaded"]
+    assert "airflow_mlops.lineage" in result["loaded"]
     assert "examples/team_penguins_dag.py" in result["loaded"]
     assert result["heavy"] == []
 
