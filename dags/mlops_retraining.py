@@ -20,7 +20,7 @@ from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, T
 from airflow_mlops import settings
 from airflow_mlops.assets import decay_asset, drift_asset, promoted_asset
 from airflow_mlops.defaults import task_defaults
-from airflow_mlops.operators.registry import MlflowPromoteModelOperator
+from airflow_mlops.operators.registry import MlflowPromoteModelOperator, promotion_pool
 from airflow_mlops.operators.training import MlflowTrainModelOperator
 from airflow_mlops.operators.validation import GxValidateTableOperator
 from airflow_mlops.operators.window import TrainingWindowOperator
@@ -220,6 +220,7 @@ with DAG(
         on_reject="skip",
         outlets=[promoted_asset(MODEL_NAME)],
         trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
+        pool=promotion_pool(MODEL_NAME),  # one promotion of the model at a time, across DAG runs
         **thresholds,
     )
     routed = route(evaluate.output)

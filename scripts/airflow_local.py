@@ -84,6 +84,7 @@ def main() -> int:
     seed_demo_data(env)
 
     from airflow_mlops import settings
+    from airflow_mlops.operators.registry import promotion_pool
 
     # Ctrl-C and `kill` both end in the cleanup below (a shell may start us with SIGINT ignored).
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -104,6 +105,9 @@ def main() -> int:
         ]  # fmt: skip
     try:
         wait_for(f"http://127.0.0.1:{port}/api/v2/version", procs)
+        # The reference retraining DAG promotes in a pool with one slot per model (standalone migrated the DB).
+        subprocess.run([str(BIN / "airflow"), "pools", "set", promotion_pool("churn"), "1", "promotions of churn, one at a time"],
+                       env=env, stdout=subprocess.DEVNULL, check=True)  # fmt: skip
         print(
             f"\n  Airflow UI : http://localhost:{port}   (login: {USER} / {PASSWORD}; simple auth manager)"
             f"\n  MLOps page : http://localhost:{port}/plugin/mlops   (Browse > MLOps)"

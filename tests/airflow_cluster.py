@@ -52,6 +52,13 @@ class Airflow:
         with urllib.request.urlopen(req, timeout=30) as resp:
             return json.loads(resp.read() or b"null")
 
+    def create_promotion_pool(self, model_name: str = "churn") -> None:
+        """Create the pool of the model's promotions (one slot), as a deployment's init does: without it
+        the scheduler never runs the reference DAG's ``promote`` task."""
+        from airflow_mlops.operators.registry import promotion_pool
+
+        self.request("POST", "/api/v2/pools", {"name": promotion_pool(model_name), "slots": 1, "description": "promotions, one at a time"})
+
     def wait_until(self, what: str, check, timeout: float, every: float = 3) -> Any:
         deadline = time.monotonic() + timeout
         last: Any = None

@@ -31,6 +31,20 @@ if TYPE_CHECKING:
 ON_REJECT = ("fail", "skip", "succeed")
 
 
+def promotion_pool(model_name: str) -> str:
+    """The Airflow pool (one slot) that serialises the promotions of ``model_name``: ``mlops_promote_<model>``.
+
+    Give a promotion task ``pool=promotion_pool(name)`` and create the pool once per deployment
+    (``airflow pools set mlops_promote_churn 1 "promotions of churn, one at a time"``; docker-compose's
+    ``airflow-init`` does it for the reference DAG): the scheduler then runs one promotion of a model at
+    a time, whatever the DAG runs that ask. The scheduler does not run a task whose pool is missing (the
+    UI flags the DAG with a "non-existent pool" warning). The model's promotion lock
+    (:meth:`~airflow_mlops.hooks.mlflow.MlflowHook.promotion_lock`) stays as the second line, for
+    promotions outside the pool.
+    """
+    return f"mlops_promote_{model_name}"
+
+
 def recorded_rejection(version: Any, dag_run: str, metric: str, champion: str | None) -> dict[str, Any] | None:
     """Return the rejection recorded on ``version`` by ``dag_run`` against the same champion and metric.
 

@@ -49,6 +49,8 @@ def test_retraining_graph_and_schedule(bag) -> None:
     assert dag.task_dict["train"].retries == 2 and dag.task_dict["train"].retry_exponential_backoff
     assert dag.task_dict["validate"].retries == 0
     assert [o.name for o in dag.task_dict["promote"].outlets] == ["mlops_churn_champion"]
+    # Promotions of churn run one at a time whatever DAG asks: the pool the deployment creates.
+    assert (dag.task_dict["promote"].pool, dag.task_dict["promote"].pool_slots) == ("mlops_promote_churn", 1)
 
 
 def test_retraining_params_form_and_validation(bag) -> None:

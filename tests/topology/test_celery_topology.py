@@ -121,6 +121,7 @@ def topology(tmp_path_factory) -> Iterator[dict[str, Any]]:
         airflow.start("worker", "celery", "worker", "--concurrency", "2")
         airflow.wait_until("api-server", lambda: airflow.request("GET", "/api/v2/version"), 120)
         airflow.token = airflow.request("POST", "/auth/token", {"username": "admin", "password": PASSWORD})["access_token"]
+        airflow.create_promotion_pool()
         for dag_id in ("mlops_retraining", "mlops_batch_prediction", "mlops_mlflow_probe"):
             airflow.wait_until(f"{dag_id} parsed", lambda d=dag_id: airflow.request("GET", f"/api/v2/dags/{d}"), 180)
             airflow.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
@@ -165,6 +166,8 @@ def test_both_dags_run_on_celery_with_postgres_mlflow_and_s3(topology) -> None:
     # rejected. Either way promote does what evaluate decided.
     decision = airflow.request("GET", f"/api/v2/dags/mlops_retraining/dagRuns/{run_id}/taskInstances/evaluate/xcomEntries/return_value?deserialize=true")["value"]
     assert states["promote"] == {"would_promote": "success", "would_reject": "skipped"}[decision["decision"]], (decision, states)
+    promote = next(t for t in retraining["task_instances"] if t["task_id"] == "promote")
+    assert promote["pool"] == "mlops_promote_churn"  # the deployment's pool: one promotion of churn at a time
     worker_log = airflow.log("worker")
     assert "Executing workload in Celery: dag_rel_path=PurePosixPath('mlops_retraining.py')" in worker_log
     for task in ("validate", "train", "evaluate"):

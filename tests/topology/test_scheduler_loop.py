@@ -81,6 +81,7 @@ def scheduler(tmp_path_factory) -> Iterator[dict[str, Any]]:
             airflow.start(component, *([component, "--port", str(port)] if component == "api-server" else [component]))
         airflow.wait_until("api-server", lambda: airflow.request("GET", "/api/v2/version"), 120, every=1)
         airflow.token = airflow.request("POST", "/auth/token", {"username": "admin", "password": PASSWORD})["access_token"]
+        airflow.create_promotion_pool()
         for dag_id in ("mlops_retraining", "mlops_batch_prediction"):
             airflow.wait_until(f"{dag_id} parsed", lambda d=dag_id: airflow.request("GET", f"/api/v2/dags/{d}"), 120, every=1)
             airflow.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})

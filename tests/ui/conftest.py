@@ -160,6 +160,7 @@ def ui_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiStack]:
         airflow.start("triggerer", "triggerer")  # the monitoring DAG's labels sensor defers
         airflow.wait_until("api-server", lambda: airflow.request("GET", "/api/v2/version"), 120, every=1)
         airflow.token = airflow.request("POST", "/auth/token", {"username": USER, "password": PASSWORD})["access_token"]
+        airflow.create_promotion_pool()
         for dag_id in ("mlops_retraining", "mlops_batch_prediction", "mlops_model_monitoring"):
             airflow.wait_until(f"{dag_id} parsed", lambda d=dag_id: airflow.request("GET", f"/api/v2/dags/{d}"), 120, every=1)
         yield UiStack(airflow=airflow, mlflow=mlflow, home=home, data_root=data_root, env=env)

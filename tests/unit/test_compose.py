@@ -135,3 +135,11 @@ def test_airflow_signs_in_to_mlflow_as_its_own_user_created_at_init(compose) -> 
     assert (init["environment"]["MLFLOW_ADMIN_USER"], init["environment"]["MLFLOW_ADMIN_PASSWORD"]) == (ENV["MLFLOW_ADMIN_USER"], ENV["MLFLOW_ADMIN_PASSWORD"])
     assert "MLFLOW_ADMIN_PASSWORD" not in compose["services"]["airflow-worker"]["environment"]  # tasks never hold the admin
     assert ENV["MLFLOW_AIRFLOW_USER"] != ENV["MLFLOW_ADMIN_USER"]
+
+
+def test_init_creates_the_pool_that_serialises_promotions(compose) -> None:
+    from airflow_mlops.operators.registry import promotion_pool
+
+    script = compose["services"]["airflow-init"]["command"][1]
+    created = f"airflow pools set {promotion_pool('churn')} 1 "
+    assert created in script and script.index("airflow db migrate") < script.index(created)
