@@ -92,11 +92,9 @@ def openlineage_events(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Eve
 @pytest.fixture(scope="module")
 def fresh_registry(demo_data: Any) -> None:
     """Start without a churn model, so the first retraining promotes (no champion before it)."""
-    from airflow_mlops.utils import registry
-
-    client = MlflowHook().client
-    if registry.alias_version(client, "churn", "challenger") is not None:
-        client.delete_registered_model("churn")
+    hook = MlflowHook()
+    if hook.alias_version("churn", "challenger") is not None:
+        hook.client.delete_registered_model("churn")
 
 
 def only(events: list[dict[str, Any]], event_type: str) -> dict[str, Any]:
@@ -193,12 +191,10 @@ def test_failed_validation_reports_the_failed_assertion_on_the_missing_column(ru
 def test_batch_prediction_reports_partition_drift_model_and_predictions(run_dag, demo_data, openlineage_events, capfd) -> None:
     import datetime as dt
 
-    from airflow_mlops.utils import registry
-
-    client = MlflowHook().client
-    if registry.alias_version(client, "churn", "champion") is None:  # this module's retraining made one, unless run alone
+    hook = MlflowHook()
+    if hook.alias_version("churn", "champion") is None:  # this module's retraining made one, unless run alone
         assert str(run_dag("mlops_retraining", run_conf={"window_months": 0, "hyperparameters": {"max_iter": 40}}).state) == "success"
-    champion = str(registry.alias_version(client, "churn", "champion"))
+    champion = str(hook.alias_version("churn", "champion"))
     capfd.readouterr()
     run = run_dag("mlops_batch_prediction", logical_date=dt.datetime(2025, 4, 1, tzinfo=dt.UTC))  # scores 2025-03, the drifted month
     logged = capfd.readouterr()
