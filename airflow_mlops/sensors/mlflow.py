@@ -50,7 +50,10 @@ class MlflowModelVersionSensor(MlopsDeferrableSensor):
         self.deferrable = deferrable
 
     def _after(self) -> int | None:
-        return None if self.after_version in (None, "", "None") else int(str(self.after_version))
+        from airflow_mlops.utils.values import optional_text
+
+        after = optional_text(self.after_version)  # the one reading of an unset rendered value
+        return None if after is None else int(str(after))
 
     def poke(self, context: Context) -> PokeReturnValue:
         from airflow_mlops.hooks.mlflow import MlflowHook

@@ -32,12 +32,23 @@ def dagbag(airflow_db):
 
 @pytest.fixture
 def run_dag(dagbag) -> Callable[..., Any]:
-    """Run a DAG by id with dag.test(); return the DagRun."""
+    """Run a DAG by id with dag.test(); return the DagRun.
+
+    dag.test() runs the tasks in this process, where a run's conf is merged into the shared DAG's
+    params and stays there for the next run; the params are put back after each run, so every test
+    sees the DAG as parsed, whatever ran before it.
+    """
+    import copy
 
     def run(dag_id: str, **kwargs: Any) -> Any:
         dag = dagbag.get_dag(dag_id)
         assert dag is not None, f"{dag_id} not in {list(dagbag.dags)}"
-        return dag.test(**kwargs)
+        parsed = {id(owner): (owner, copy.deepcopy(owner.params)) for owner in (dag, *dag.tasks)}
+        try:
+            return dag.test(**kwargs)
+        finally:
+            for owner, params in parsed.values():
+                owner.params = params
 
     return run
 
