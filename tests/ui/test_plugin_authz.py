@@ -1,7 +1,7 @@
 """Who sees what on the MLOps plugin, against the real API server running a per-DAG auth manager.
 
 Two teams' models are registered in the stack's MLflow with the tags the training and promotion
-operators write (``run_tags`` of the operators' base, ``record_decision``), as if trained by
+operators write (``run_tags`` of the operators' base, ``MlflowHook.record_decision``), as if trained by
 ``team_a_retraining`` and ``team_b_retraining``; each has a drift report and a validation report.
 Beside them: a model both teams' DAGs trained versions of (a name collision) and one registered by
 hand (no provenance). The users and their rights are in ``tests/ui/conftest.py`` (``TEAM_ACCESS``),
@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 
 from airflow_mlops.operators.base import run_tags
-from airflow_mlops.utils.registry import record_decision
 from tests.helpers import task_context
 from tests.ui.conftest import TEAM_A_DAG, TEAM_B_DAG, UiStack, http
 
@@ -55,25 +54,26 @@ def _report(root: Path, relative: str, text: str) -> str:
 @pytest.fixture(scope="module")
 def teams(ui_stack: UiStack) -> dict[str, Any]:
     """The four models, their reports, and a symlink from team A's folder into team B's report."""
-    from mlflow import MlflowClient
+    from airflow_mlops.hooks.mlflow import MlflowConfig, MlflowHook
 
-    client = MlflowClient(tracking_uri=ui_stack.mlflow.url)
+    hook = MlflowHook(config=MlflowConfig(tracking_uri=ui_stack.mlflow.url))
+    client, record_decision = hook.client, hook.record_decision
     experiment = client.create_experiment("ui-teams")
     versions = {}
     for model, dag_id in ((TEAM_A, TEAM_A_DAG), (TEAM_B, TEAM_B_DAG)):
         first = _register(client, experiment, model, dag_id, "scheduled__2025-01-01", 0.7)
         second = _register(client, experiment, model, dag_id, "scheduled__2025-02-01", 0.8)
         for version, against, run in ((first, "none", "scheduled__2025-01-01"), (second, first, "scheduled__2025-02-01")):
-            record_decision(client, model, version, {"decision": "promoted", "reason": MARKERS[model], "compared_against": against,
-                                                      "dag_run": f"{dag_id}/{run}"})  # fmt: skip
+            record_decision(model, version, {"decision": "promoted", "reason": MARKERS[model], "compared_against": against,
+                                             "dag_run": f"{dag_id}/{run}"})  # fmt: skip
         client.set_registered_model_alias(model, "champion", second)
         versions[model] = second
     _register(client, experiment, COLLIDED, TEAM_A_DAG, "manual__a", 0.7)
     collided = _register(client, experiment, COLLIDED, TEAM_B_DAG, "manual__b", 0.9)
-    record_decision(client, COLLIDED, collided, {"decision": "promoted", "reason": MARKERS[COLLIDED], "dag_run": f"{TEAM_B_DAG}/manual__b"})
+    record_decision(COLLIDED, collided, {"decision": "promoted", "reason": MARKERS[COLLIDED], "dag_run": f"{TEAM_B_DAG}/manual__b"})
     client.set_registered_model_alias(COLLIDED, "champion", collided)
     handmade = _register(client, experiment, HANDMADE, None, "by-hand", 0.75)
-    record_decision(client, HANDMADE, handmade, {"decision": "promoted", "reason": MARKERS[HANDMADE]})
+    record_decision(HANDMADE, handmade, {"decision": "promoted", "reason": MARKERS[HANDMADE]})
     client.set_registered_model_alias(HANDMADE, "champion", handmade)
 
     root = ui_stack.reports_root
