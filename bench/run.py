@@ -114,6 +114,10 @@ def main() -> int:
         """Whether any of the result names ``names`` is selected by ``--cases`` (all are, without it)."""
         return not prefixes or any(name.startswith(prefixes) for name in names)
 
+    def needed(*groups: str) -> bool:
+        """Whether a selected case lies in one of ``groups`` (result-name prefixes): its data or model is needed."""
+        return not prefixes or any(p.startswith(group) or group.startswith(p) for p in prefixes for group in groups)
+
     os.environ.setdefault("AIRFLOW_HOME", str(HERE / "airflow-home"))
     os.environ.update({"GX_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "MLFLOW_DISABLE_TELEMETRY": "true",
                        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"})  # fmt: skip
@@ -129,9 +133,9 @@ def main() -> int:
     needs = {"2025-01": ("inference", "quality", "validation", "drift_ours_1M_undrifted", "drift_bare_1M_undrifted"),
              "2025-02": ("inference", "validation"), "2025-03": ("inference_ours_10M", "inference_naive_10M"),
              "2025-04": ("drift",), "2024-12": ("drift",), "2024-11": ("drift",), "2025-05": ("drift",)}  # fmt: skip
-    sizes = {month: rows for month, rows in sizes.items() if wanted(*needs[month])}
+    sizes = {month: rows for month, rows in sizes.items() if needed(*needs[month])}
     data = prepare(sizes, 200_000 // scale, args.quick)
-    model, version = train_model(data["training"]) if wanted("inference", "quality", "training") else ("", "")
+    model, version = train_model(data["training"]) if needed("inference", "quality", "training") else ("", "")
     results: dict[str, Any] = {"sizes": sizes}
 
     for month, label in (("2025-01", "1M"), ("2025-02", "5M"), ("2025-03", "10M")):
