@@ -139,6 +139,8 @@ def main() -> int:
     results: dict[str, Any] = {"sizes": sizes}
 
     for month, label in (("2025-01", "1M"), ("2025-02", "5M"), ("2025-03", "10M")):
+        if month not in sizes:  # no case of this size selected
+            continue
         rows = sizes[month]
         for variant in ("ours", "naive"):
             if not wanted(f"inference_{variant}_{label}"):
