@@ -391,13 +391,32 @@ def _scan(scan: _Scan, columns: Sequence[str] | None, batch_rows: int) -> Iterat
         # names its file (the scanner's readahead across files would hide which one failed). Within a
         # file arrow still reads ahead and decodes columns on its threads; the readahead is kept short
         # so that memory stays bounded by a few batches.
-        yielded = False
         with _reading(uri):
-            for batch in fragment.to_batches(schema=scan.schema, columns=list(columns) if columns else None, batch_size=batch_rows, batch_readahead=2):
-                yielded = True
-                yield batch
-        if not yielded:
-            yield pa.RecordBatch.from_pylist([], schema=projected)
+            batches = fragment.to_batches(schema=scan.schema, columns=list(columns) if columns else None, batch_size=batch_rows, batch_readahead=2)
+            yield from _rebatch(batches, batch_rows, projected)
+
+
+def _rebatch(batches: Iterator[pa.RecordBatch], batch_rows: int, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """``batches`` regrouped into batches of ``batch_rows`` rows (the last one shorter; one empty batch
+    for no rows). By hand: the dataset scanner's ``batch_size`` is only a maximum, it stops every batch
+    at a parquet row group (131k rows here), and the per-batch costs of validation and scoring grow
+    with the number of batches."""
+    import pyarrow as pa
+
+    pending: list[pa.RecordBatch] = []
+    rows = 0
+    yielded = False
+    for batch in batches:
+        pending.append(batch)
+        rows += batch.num_rows
+        while rows >= batch_rows:
+            table = pa.Table.from_batches(pending, schema=schema)
+            yield pa.concat_batches(table.slice(0, batch_rows).to_batches()) if len(pending) > 1 else pending[0].slice(0, batch_rows)
+            yielded = True
+            rest = table.slice(batch_rows)
+            pending, rows = rest.to_batches(), rest.num_rows
+    if rows or not yielded:
+        yield pa.concat_batches(pending) if len(pending) > 1 else pending[0] if pending else pa.RecordBatch.from_pylist([], schema=schema)
 
 
 def iter_file_batches(

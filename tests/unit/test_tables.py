@@ -304,3 +304,17 @@ def test_a_bad_value_deep_in_a_csv_file_names_that_file(tmp_path) -> None:
         list(reader.batches(part, batch_rows=1024))
 
     assert err.value.uri == f"{part}/part-00001.csv" and "oops" in str(err.value)
+
+
+def test_batches_span_parquet_row_groups_up_to_batch_rows(tmp_path) -> None:
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "t.parquet"
+    table = pa.table({"id": np.arange(1000), "plan": (["basic"] * 500) + (["pro"] * 500)})
+    pq.write_table(table, path, row_group_size=100)  # row groups of 100 rows, with different dictionaries
+
+    batches = list(tables.iter_file_batches(str(path), batch_rows=300, dictionary_columns=["plan"]))
+
+    assert [b.num_rows for b in batches] == [300, 300, 300, 100]  # not one batch per row group
+    assert pa.Table.from_batches(batches).column("plan").to_pylist() == table.column("plan").to_pylist()
+    assert pa.Table.from_batches(batches).column("id").to_pylist() == list(range(1000))
