@@ -1,7 +1,11 @@
 """`make bench`: prepare data once, run every case in fresh processes, write bench/RESULTS.md.
 
-Usage: python bench/run.py [--repeat 3] [--quick]
+Usage: python bench/run.py [--repeat 3] [--quick] [--cases inference,validation,parse]
 --quick runs tiny sizes once (a smoke test of the harness, not figures to quote).
+--cases runs only the cases whose result names start with one of the given prefixes (``inference``,
+``inference_ours``, ``validation``, ``drift``, ``quality``, ``parse``, ``control``, ``import``,
+``training``, ``end_to_end``; ``parse`` also selects the control DAGs), prepares only the data they
+read, and writes results-subset.json instead of RESULTS.md (a subset is not the full report).
 """
 
 from __future__ import annotations
@@ -100,7 +104,20 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--cases", default="", help="comma-separated result-name prefixes; default: every case")
     args = parser.parse_args()
+    prefixes = tuple(p.strip() for p in args.cases.split(",") if p.strip())
+    if "parse" in prefixes:
+        prefixes += ("control",)  # a DAG's parse time is only read against its control
+
+    def wanted(*names: str) -> bool:
+        """Whether any of the result names ``names`` is selected by ``--cases`` (all are, without it)."""
+        return not prefixes or any(name.startswith(prefixes) for name in names)
+
+    def needed(*groups: str) -> bool:
+        """Whether a selected case lies in one of ``groups`` (result-name prefixes): its data or model is needed."""
+        return not prefixes or any(p.startswith(group) or group.startswith(p) for p in prefixes for group in groups)
+
     os.environ.setdefault("AIRFLOW_HOME", str(HERE / "airflow-home"))
     os.environ.update({"GX_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "MLFLOW_DISABLE_TELEMETRY": "true",
                        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"})  # fmt: skip
@@ -113,69 +130,97 @@ def main() -> int:
     # Bytecode for the project, as a deployment has it (this machine kind sets PYTHONDONTWRITEBYTECODE;
     # `make install` compiles the installed packages): parse and import times must not include compiling.
     subprocess.run([sys.executable, "-m", "compileall", "-q", *(str(REPO / d) for d in ("airflow_mlops", "dags", "bench"))], check=True)
+    needs = {"2025-01": ("inference", "quality", "validation", "drift_ours_1M_undrifted", "drift_bare_1M_undrifted"),
+             "2025-02": ("inference", "validation"), "2025-03": ("inference_ours_10M", "inference_naive_10M"),
+             "2025-04": ("drift",), "2024-12": ("drift",), "2024-11": ("drift",), "2025-05": ("drift",)}  # fmt: skip
+    sizes = {month: rows for month, rows in sizes.items() if needed(*needs[month])}
     data = prepare(sizes, 200_000 // scale, args.quick)
-    model, version = train_model(data["training"])
+    model, version = train_model(data["training"]) if needed("inference", "quality", "training") else ("", "")
     results: dict[str, Any] = {"sizes": sizes}
 
     for month, label in (("2025-01", "1M"), ("2025-02", "5M"), ("2025-03", "10M")):
+        if month not in sizes:  # no case of this size selected
+            continue
         rows = sizes[month]
         for variant in ("ours", "naive"):
+            if not wanted(f"inference_{variant}_{label}"):
+                continue
             results[f"inference_{variant}_{label}"] = r = repeat(n, f"inference_{variant}", data[month], str(OUT / f"{variant}-{label}"), model, version)
             print(f"inference {variant} {label}: {fmt(r, rows)}", flush=True)
     # Spec enforcement: (a) with and without its row checks on the same 5M rows, runs interleaved
     # (with, without, with, ...) so that a slow stretch of the machine does not land on one side.
-    results["inference_checked_5M"], results["inference_unchecked_5M"] = pair = interleaved(
-        n + 1, ("inference_ours", "inference_unchecked"), data["2025-02"], str(OUT / "checks-5M"), model, version
-    )
-    print(f"inference ours with / without row checks 5M: {fmt(pair[0], sizes['2025-02'])} / {fmt(pair[1], sizes['2025-02'])}", flush=True)
-    results["inference_floor_1M"] = r = repeat(n, "inference_floor", data["2025-01"], str(OUT / "floor"), model, version)
-    print(f"inference floor 1M: predict {fmt(r, sizes['2025-01'])}; read+write {sizes['2025-01'] / r['io_seconds'] / 1000:.0f}k rows/s", flush=True)
+    if wanted("inference_checked_5M", "inference_unchecked_5M"):
+        results["inference_checked_5M"], results["inference_unchecked_5M"] = pair = interleaved(
+            n + 1, ("inference_ours", "inference_unchecked"), data["2025-02"], str(OUT / "checks-5M"), model, version
+        )
+        print(f"inference ours with / without row checks 5M: {fmt(pair[0], sizes['2025-02'])} / {fmt(pair[1], sizes['2025-02'])}", flush=True)
+    if wanted("inference_floor_1M"):
+        results["inference_floor_1M"] = r = repeat(n, "inference_floor", data["2025-01"], str(OUT / "floor"), model, version)
+        print(f"inference floor 1M: predict {fmt(r, sizes['2025-01'])}; read+write {sizes['2025-01'] / r['io_seconds'] / 1000:.0f}k rows/s", flush=True)
 
     for current, reference, label in (("2025-05", "2024-11", "100k"), ("2025-04", "2024-12", "1M")):
         for variant in ("ours", "bare"):
+            if not wanted(f"drift_{variant}_{label}"):
+                continue
             results[f"drift_{variant}_{label}"] = r = repeat(n, f"drift_{variant}", data[current], data[reference], "100000")
             print(f"drift {variant} {label}: {fmt(r)} drift={r['drift']} {r['columns']}", flush=True)
     for variant in ("ours", "bare"):  # agreement on an undrifted month (one run each)
+        if not wanted(f"drift_{variant}_1M_undrifted"):
+            continue
         results[f"drift_{variant}_1M_undrifted"] = r = child(f"drift_{variant}", data["2025-01"], data["2024-12"], "100000")[0]
         print(f"drift {variant} 1M undrifted: drift={r['drift']} {r['columns']}", flush=True)
 
     for variant in ("ours", "bare"):  # model quality on 1M scored rows + 1M labels
+        if not wanted(f"quality_{variant}_1M"):
+            continue
         results[f"quality_{variant}_1M"] = r = repeat(n, f"quality_{variant}", data["2025-01"], model, version)
         print(f"quality {variant} 1M: {fmt(r)} {r['metrics']}", flush=True)
 
     for month, label in (("2025-01", "1M"), ("2025-02", "5M")):
         for variant in ("ours", "bare"):
+            if not wanted(f"validation_{variant}_{label}"):
+                continue
             results[f"validation_{variant}_{label}"] = r = repeat(n, f"validation_{variant}", data[month], "500000")  # the operator default
             print(f"validation {variant} {label}: {fmt(r)} failed={r['failed']}", flush=True)
 
     for baseline in ("trivial", "trivial_taskflow"):
+        if not wanted(f"parse_{baseline}"):
+            continue
         results[f"parse_{baseline}"] = r = repeat(max(n, 5), "parse", str(HERE / f"{baseline}_dag.py"), fresh=True)
         print(f"parse {baseline}: {fmt(r)}", flush=True)
     from bench.control_dags import write_control
 
     for dag_file in sorted((REPO / "dags").glob("*.py")):
-        results[f"parse_{dag_file.stem}"] = r = repeat(max(n, 5), "parse", str(dag_file), fresh=True)
-        print(f"parse {dag_file.stem}: {fmt(r)}", flush=True)
+        if wanted(f"parse_{dag_file.stem}"):
+            results[f"parse_{dag_file.stem}"] = r = repeat(max(n, 5), "parse", str(dag_file), fresh=True)
+            print(f"parse {dag_file.stem}: {fmt(r)}", flush=True)
+        if not wanted(f"control_{dag_file.stem}"):
+            continue
         control = write_control(dag_file, OUT / "control")
         subprocess.run([sys.executable, "-m", "compileall", "-q", str(control)], check=True)
         results[f"control_{dag_file.stem}"] = r = repeat(max(n, 5), "parse", str(control), fresh=True)
         print(f"parse {control.stem}: {fmt(r)}", flush=True)
-    results["import_provider"] = r = repeat(max(n, 5), "import_provider", fresh=True)
-    print(f"import airflow_mlops + operators: {fmt(r)}", flush=True)
+    if wanted("import_provider"):
+        results["import_provider"] = r = repeat(max(n, 5), "import_provider", fresh=True)
+        print(f"import airflow_mlops + operators: {fmt(r)}", flush=True)
 
-    results["training"] = r = repeat(n, "training", data["training"], model)
-    print(f"training: {fmt(r)} fit={r['fit']:.2f} logging={r['mlflow_logging']:.2f}", flush=True)
+    if wanted("training"):
+        results["training"] = r = repeat(n, "training", data["training"], model)
+        print(f"training: {fmt(r)} fit={r['fit']:.2f} logging={r['mlflow_logging']:.2f}", flush=True)
 
-    results["end_to_end"] = r = json.loads(subprocess.run(
-        [sys.executable, str(HERE / "end_to_end.py")], capture_output=True, text=True, check=True, cwd=REPO,
-        env=os.environ | {"PYTHONPATH": str(REPO), "AIRFLOW_HOME": str(OUT / "e2e-home")},
-    ).stdout.strip().splitlines()[-1])  # fmt: skip
-    print(f"end to end: {r}", flush=True)
+    if wanted("end_to_end"):
+        results["end_to_end"] = r = json.loads(subprocess.run(
+            [sys.executable, str(HERE / "end_to_end.py")], capture_output=True, text=True, check=True, cwd=REPO,
+            env=os.environ | {"PYTHONPATH": str(REPO), "AIRFLOW_HOME": str(OUT / "e2e-home")},
+        ).stdout.strip().splitlines()[-1])  # fmt: skip
+        print(f"end to end: {r}", flush=True)
 
     results["total_minutes"] = (time.perf_counter() - started) / 60
     results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
-    (HERE / ("results-quick.json" if args.quick else "results.json")).write_text(json.dumps(results, indent=2, default=str))
-    if not args.quick:
+    results["cases"] = list(prefixes)
+    name = "results-quick.json" if args.quick else "results-subset.json" if prefixes else "results.json"
+    (HERE / name).write_text(json.dumps(results, indent=2, default=str))
+    if not args.quick and not prefixes:
         from bench.report import write_report
 
         write_report(results, HERE / "RESULTS.md")

@@ -217,3 +217,105 @@ def test_readers_take_the_files_the_manifest_names_not_strays(tmp_path) -> None:
 
     assert tables.read_table(part)["id"].tolist() == list(range(10))
     assert len(tables.list_data_files(part)) == 1
+
+
+def test_streams_and_reads_skip_strays_and_staging_not_in_the_manifest(tmp_path) -> None:
+    part = published(tmp_path)
+    tables.write_table(frame(2, offset=900), f"{part}/part-99999.parquet")
+    os.makedirs(f"{part}/_staging/abc", exist_ok=True)
+    tables.write_table(frame(2, offset=800), f"{part}/_staging/abc/part-00000.parquet")
+
+    streamed = pa.Table.from_batches(list(tables.iter_batches(part, columns=["id"])))
+
+    assert streamed.column("id").to_pylist() == list(range(10))
+    assert tables.TableReader().read(part, columns=["id"])["id"].tolist() == list(range(10))
+
+
+def partition_of(tmp_path, *parts: pd.DataFrame, suffix: str = ".parquet") -> str:
+    """A sealed partition with one file per frame, written as ``suffix``."""
+    folder = tmp_path / "month=2025-01"
+    names = [f"part-{i:05d}{suffix}" for i in range(len(parts))]
+    for name, part in zip(names, parts, strict=True):
+        tables.write_table(part, str(folder / name))
+    tables.finish_partition(str(folder), keep=names)
+    return str(folder)
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_a_column_int_in_one_file_and_float_in_another_reads_as_float(tmp_path, suffix: str) -> None:
+    part = partition_of(tmp_path, pd.DataFrame({"id": [1, 2], "x": [1, 2]}), pd.DataFrame({"id": [3], "x": [2.5]}), suffix=suffix)
+
+    read = tables.read_table(part)
+    batches = list(tables.iter_batches(part))
+
+    assert read["x"].dtype == "float64" and read["x"].tolist() == [1.0, 2.0, 2.5]
+    assert read["id"].tolist() == [1, 2, 3]
+    assert {b.schema.field("x").type for b in batches} == {pa.float64()}  # every batch in the unified schema
+
+
+def test_a_column_null_throughout_one_file_takes_the_type_of_the_others(tmp_path) -> None:
+    empty = pa.table({"id": pa.array([1], pa.int64()), "x": pa.array([None], pa.null())})
+    part = partition_of(tmp_path, pd.DataFrame({"id": [0], "x": [0.5]}), empty.to_pandas())
+    tables.write_table(empty, f"{part}/part-00001.parquet")  # null-typed column, as a writer of an all-missing chunk leaves it
+
+    read = tables.read_table(part)
+
+    assert read["x"].dtype == "float64" and read["x"].isna().tolist() == [False, True]
+
+
+def test_columns_that_do_not_unify_are_refused_naming_the_partition(tmp_path) -> None:
+    part = partition_of(tmp_path, pd.DataFrame({"x": [1.5]}), pd.DataFrame({"x": ["text"]}))
+
+    with pytest.raises(TableError) as err:
+        tables.read_table(part)
+
+    assert err.value.uri == part and "x" in str(err.value)
+
+
+def test_a_corrupt_file_in_a_partition_is_named(tmp_path) -> None:
+    part = partition_of(tmp_path, frame(), frame(offset=10))
+    with open(f"{part}/part-00001.parquet", "wb") as handle:
+        handle.write(b"PAR1 this is not parquet")
+
+    with pytest.raises(TableError) as streamed:
+        list(tables.iter_batches(part))
+    with pytest.raises(TableError) as read:
+        tables.read_table(part)
+
+    assert streamed.value.uri == read.value.uri == f"{part}/part-00001.parquet"
+
+
+def test_a_file_missing_a_column_in_a_partition_is_named_with_the_column(tmp_path) -> None:
+    part = partition_of(tmp_path, frame(), frame(offset=10).drop(columns=["x"]))
+
+    with pytest.raises(TableError) as err:
+        tables.read_table(part, columns=["id", "x"])
+
+    assert err.value.uri == f"{part}/part-00001.parquet" and "missing column(s) ['x']" in str(err.value)
+
+
+def test_a_bad_value_deep_in_a_csv_file_names_that_file(tmp_path) -> None:
+    part = partition_of(tmp_path, pd.DataFrame({"x": [1.0, 2.0]}), pd.DataFrame({"x": [1.0, 2.0]}), suffix=".csv")
+    with open(f"{part}/part-00001.csv", "a") as handle:
+        handle.write("".join(f"{i}.5\n" for i in range(200_000)) + "oops\n")  # past the first block: a read error, not an inspection one
+    reader = tables.TableReader(csv=tables.CsvOptions(column_types=(("x", "double"),)))
+
+    with pytest.raises(TableError) as err:
+        list(reader.batches(part, batch_rows=1024))
+
+    assert err.value.uri == f"{part}/part-00001.csv" and "oops" in str(err.value)
+
+
+def test_batches_span_parquet_row_groups_up_to_batch_rows(tmp_path) -> None:
+    import pyarrow.parquet as pq
+
+    part = tmp_path / "month=2025-01"
+    table = pa.table({"id": np.arange(1000), "plan": (["basic"] * 500) + (["pro"] * 500)})
+    os.makedirs(part)
+    pq.write_table(table, part / "part-00000.parquet", row_group_size=100)
+    tables.finish_partition(str(part), keep=["part-00000.parquet"])
+
+    batches = list(tables.iter_batches(str(part), batch_rows=300))
+
+    assert [b.num_rows for b in batches] == [300, 300, 300, 100]  # not one batch per 100-row group, as arrow's dataset scanner gives
+    assert pa.Table.from_batches(batches).equals(table)
