@@ -100,10 +100,9 @@ with DAG(
         from airflow_mlops.hooks.mlflow import MlflowHook
 
         alias, shadow = (params or {})["model_alias"], bool((params or {}).get("shadow_scoring"))
-        hook = MlflowHook()
-        with hook.activated():
-            version = hook.resolve_version(MODEL_NAME, alias).version
-            shadow_version = hook.alias_version(MODEL_NAME, "challenger") if shadow else None
+        hook = MlflowHook()  # its client carries the connection's credentials: no environment to set up
+        version = hook.resolve_version(MODEL_NAME, alias).version
+        shadow_version = hook.alias_version(MODEL_NAME, "challenger") if shadow else None
         partition = tables.open_partition(output_dir, run_key=f"{ti.dag_id}/{ti.run_id}")
         ti.xcom_push(key="partition", value=partition)
         return [
