@@ -57,10 +57,25 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def free_port() -> int:
-    """Return a TCP port that is free on localhost right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """Return a TCP port that is free on localhost right now, below the kernel's ephemeral range.
+
+    A port from ``bind(0)`` lies in the ephemeral range, which the suite's own outgoing connections
+    (to Postgres, MLflow, S3) draw from too: one of them took an api-server's port in the seconds before
+    the server bound it. Ports below that range are never handed out to outgoing connections.
+    """
+    import random
+
+    ranges = Path("/proc/sys/net/ipv4/ip_local_port_range")
+    low = int(ranges.read_text().split()[0]) if ranges.exists() else 32768
+    for _ in range(200):
+        port = random.randrange(15000, low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free TCP port between 15000 and {low}")
 
 
 def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 90.0) -> None:
