@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
 from airflow_mlops import settings, tables
-from airflow_mlops.utils.periods import month_name, month_ordinal
+from airflow_mlops.periods import month_name, month_ordinal
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

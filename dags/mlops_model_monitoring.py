@@ -3,29 +3,26 @@ predictions were, per segment too, against the scoring version's holdout baselin
 
 Labels arrive after the outcome is known: with ``label_lag_months`` = 1 (default), the run on
 2025-04-01 judges 2025-02 (scored on 2025-03-01; its churn known a month later). Confirmed decay
-(``consecutive_decayed_months`` in a row) emits an event on the decay Asset, which schedules
-``mlops_retraining`` like drift does: drift watches the inputs, this watches the outcomes.
+(``consecutive_decayed_months`` in a row) raises the decay signal, an event on the decay Asset, which
+schedules ``mlops_retraining`` like drift does: drift watches the inputs, this watches the outcomes.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
-from airflow.sdk import DAG, Param, chain, task
+from airflow.sdk import DAG, Param
 
-from airflow_mlops import settings
-from airflow_mlops.assets import decay_asset, signal_retraining
+from airflow_mlops import periods, settings
 from airflow_mlops.defaults import task_defaults
 from airflow_mlops.operators.quality import ModelQualityCheckOperator
+from airflow_mlops.operators.signals import RaiseSignalOperator
 from airflow_mlops.sensors.partition import DataPartitionSensor
-from airflow_mlops.utils.periods import labelled_month
 
 MODEL_NAME = "churn"
 DATA = "{{ data_root() }}/" + MODEL_NAME
 SPEC = DATA + "/churn_spec.yaml"
-MONTH = "{{ params.month or labelled_month(logical_date or dag_run.run_after, params.label_lag_months) }}"
-DECAY = decay_asset(MODEL_NAME)
+MONTH = periods.labelled_month_template()
 
 with DAG(
     dag_id="mlops_model_monitoring",
@@ -35,13 +32,10 @@ with DAG(
     catchup=False,
     max_active_runs=3,
     tags=["mlops", "monitoring"],
-    user_defined_macros={"data_root": settings.data_root, "labelled_month": labelled_month},
+    user_defined_macros=periods.macros(),
     default_args=task_defaults(),
     params={
-        "month": Param(
-            None, type=["null", "string"], pattern="^[0-9]{4}-(0[1-9]|1[0-2])$", title="Month (YYYY-MM)",
-            description="Judge this scored month instead of the one whose labels closed at the logical date.",
-        ),
+        "month": periods.month_param("Judge this scored month instead of the one whose labels closed at the logical date."),
         "label_lag_months": Param(
             1, type="integer", minimum=0, maximum=24, title="Label lag (months)",
             description="How long after a scored month its labels are complete.",
@@ -65,31 +59,12 @@ with DAG(
     },
 ) as dag:  # fmt: skip
     wait = DataPartitionSensor(
-        task_id="wait_for_labels",
-        uri=DATA + "/labels/month=" + MONTH,
-        poke_interval=settings.partition_poke_interval(),
-        timeout=14 * 24 * 3600,
-        deferrable=True,
-    )
+        task_id="wait_for_labels", uri=DATA + "/labels/month=" + MONTH, poke_interval=settings.partition_poke_interval(),
+        timeout=14 * 24 * 3600, deferrable=True,
+    )  # fmt: skip
     quality = ModelQualityCheckOperator(
-        task_id="quality_check",
-        predictions_uri=DATA + "/predictions/month=" + MONTH,
-        labels_uri=DATA + "/labels/month=" + MONTH,
-        spec_uri=SPEC,
-        model_name=MODEL_NAME,
-        period=MONTH,
-        metric="{{ params.metric }}",
-        max_relative_drop="{{ params.max_relative_drop }}",
-        min_coverage="{{ params.min_coverage }}",
-        consecutive="{{ params.consecutive_decayed_months }}",
-        on_decay="continue",
-    )
-
-    @task(outlets=[DECAY])
-    def signal_decay(summary: dict[str, Any], *, outlet_events: Any = None) -> dict[str, Any]:
-        """Emit the decay Asset event (which schedules retraining) only when the check says so."""
-        keys = ("period", "metric", "value", "baseline", "model_version", "report_uri")
-        return signal_retraining(summary, outlet_events, DECAY, keys, "decayed", model_name=MODEL_NAME, kind="decay")
-
-    chain(wait, quality)
-    signal_decay(quality.output)
+        task_id="quality_check", predictions_uri=DATA + "/predictions/month=" + MONTH, labels_uri=DATA + "/labels/month=" + MONTH,
+        spec_uri=SPEC, model_name=MODEL_NAME, period=MONTH, metric="{{ params.metric }}", max_relative_drop="{{ params.max_relative_drop }}",
+        min_coverage="{{ params.min_coverage }}", consecutive="{{ params.consecutive_decayed_months }}", on_decay="continue",
+    )  # fmt: skip
+    wait >> quality >> RaiseSignalOperator(task_id="signal_decay", model_name=MODEL_NAME, kind="decay", check=quality.output)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_mlops import tables
 from airflow_mlops.example_data import SPEC_PATH
-from airflow_mlops.utils.periods import month_ordinal, month_range  # noqa: F401 - re-exported for the CLI
+from airflow_mlops.periods import month_ordinal, month_range  # noqa: F401 - re-exported for the CLI
 
 if TYPE_CHECKING:
     import numpy as np

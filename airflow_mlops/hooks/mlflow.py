@@ -447,6 +447,34 @@ class MlflowHook(BaseHook):
         for key, value in stamped.items():
             self.client.set_model_version_tag(name, str(version), f"mlops.decision.{key}", "" if value is None else str(value))
 
+    def model_tag(self, name: str, key: str) -> str | None:
+        """The registered model's tag ``key``, or ``None`` when the tag or the model does not exist."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.get_registered_model(name).tags.get(key)
+        except MlflowException as exc:
+            if is_not_found(exc):
+                return None
+            raise
+
+    def set_model_tag(self, name: str, key: str, value: str) -> None:
+        """Set the registered model's tag ``key`` (e.g. the retraining signals' watermark)."""
+        self.client.set_registered_model_tag(name, key, value)
+
+    def last_decided_version(self, name: str) -> ModelVersion | None:
+        """The newest version of ``name`` with a recorded promotion decision (promoted or rejected), or ``None``."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            found = self.client.search_model_versions(f"name={quote_filter(name)}")
+        except MlflowException as exc:
+            if is_not_found(exc):
+                return None
+            raise
+        decided = [v for v in found if (v.tags or {}).get("mlops.decision.decision") in ("promoted", "rejected")]
+        return max(decided, key=lambda v: int(v.version)) if decided else None
+
     def _read_lock(self, name: str) -> dict[str, Any] | None:
         raw = self.client.get_registered_model(name).tags.get(LOCK_TAG)
         try:

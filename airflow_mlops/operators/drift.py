@@ -95,7 +95,8 @@ class EvidentlyDriftCheckOperator(MlopsTableOperator):
     :param bool|None require_marker: a partition folder must have its ``_SUCCESS`` marker (default ``[mlops] require_marker``).
     :param dict|str|None csv_options: CSV dialect (see :class:`~airflow_mlops.operators.base.MlopsTableOperator`).
     :return: (XCom) ``{"drift_detected", "share", "drifted_columns", "columns", "drift_share",
-        "trigger_retraining", "period", "report_uri", "summary_uri", "reference_uri", "rows",
+        "trigger_retraining", "period", "report_uri", "summary_uri", "reference_uri", "model_version" (the version whose
+        reference was compared; None with reference_uri), "rows",
         "methods" ({column: method})}``.
     """
 
@@ -150,6 +151,9 @@ class EvidentlyDriftCheckOperator(MlopsTableOperator):
         self.consecutive = consecutive
         self.reports_uri = reports_uri
 
+    #: The model version whose training reference was compared (``None`` with an explicit ``reference_uri``).
+    _version: str | None = None
+
     def _reference(self, spec: FeatureSpec) -> tuple[pd.DataFrame, str]:
         if self.reference_uri:
             return sample_table(self.reference_uri, spec.feature_columns, self.sample_rows, self.seed, self.reader), self.reference_uri
@@ -163,6 +167,7 @@ class EvidentlyDriftCheckOperator(MlopsTableOperator):
             with tempfile.TemporaryDirectory() as tmp:
                 local = mlflow.artifacts.download_artifacts(uri, dst_path=tmp)
                 frame = sample_table(local, spec.feature_columns, self.sample_rows, self.seed, tables.TableReader())
+        self._version = str(version.version)
         return frame, f"{uri} ({self.model_name} v{version.version})"
 
     def _methods(self, spec: FeatureSpec, current: pd.DataFrame, reference: pd.DataFrame) -> dict[str, str]:
@@ -255,6 +260,7 @@ class EvidentlyDriftCheckOperator(MlopsTableOperator):
             "methods": methods,
             "current_uri": self.current_uri,
             "reference_uri": reference_label,
+            "model_version": self._version,
             "report_uri": html_uri,
         }
         summary["summary_uri"] = tables.write_text(

@@ -12,7 +12,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops import tables
-from airflow_mlops.utils.periods import month_ordinal
+from airflow_mlops.periods import month_ordinal
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -37,13 +37,15 @@ def test_parse_is_fast(bag) -> None:
 def test_retraining_graph_and_schedule(bag) -> None:
     dag = bag.dags["mlops_retraining"]
 
-    assert dag.task_dict["wait_for_training_data"].upstream_task_ids == {"pending_signals"}
-    assert dag.task_dict["assemble_window"].upstream_task_ids == {"wait_for_training_data"}
-    assert dag.task_dict["validate"].upstream_task_ids == {"assemble_window"}
+    assert dag.task_dict["pending_signals"].upstream_task_ids == {"wait_for_training_data"}
+    assert dag.task_dict["assemble_window"].upstream_task_ids == {"pending_signals"}
+    assert dag.task_dict["nothing_new"].upstream_task_ids == {"assemble_window", "pending_signals"}
+    assert dag.task_dict["validate"].upstream_task_ids == {"nothing_new", "assemble_window"}
     assert dag.task_dict["train"].upstream_task_ids == {"validate", "assemble_window"}  # the window's tables and tags
-    assert dag.task_dict["cover_signals"].upstream_task_ids == {"pending_signals", "promote"}
-    assert dag.task_dict["raised_meanwhile"].upstream_task_ids == {"pending_signals", "cover_signals"}
-    assert dag.task_dict["retrain_again"].upstream_task_ids == {"raised_meanwhile"} and dag.task_dict["retrain_again"].retries == 0
+    assert dag.task_dict["answer_signals"].upstream_task_ids == {"pending_signals", "promote"}
+    assert dag.task_dict["retrain_again"].upstream_task_ids == {"pending_signals", "answer_signals"} and dag.task_dict["retrain_again"].retries == 0
+    # The signal tasks read both signal Assets' history (inlet_events): no store beside Airflow's.
+    assert [a.name for a in dag.task_dict["pending_signals"].inlets] == ["mlops_churn_drift", "mlops_churn_decay"]
     assert dag.task_dict["promote"].upstream_task_ids == {"evaluate", "route", "approve"}
     assert type(dag.timetable).__name__ == "AssetOrTimeSchedule"
     assert dag.task_dict["train"].retries == 2 and dag.task_dict["train"].retry_exponential_backoff
@@ -81,7 +83,7 @@ def test_batch_prediction_graph_schedule_and_form(bag) -> None:
     assert dag.catchup is True and dag.timetable.expression == "0 0 1 * *"
     assert dag.task_dict["validate"].upstream_task_ids == {"wait_for_partition"}
     assert dag.task_dict["drift_check"].upstream_task_ids == {"validate"}
-    assert {"drift_check", "wait_for_partition"} <= dag.task_dict["plan"].upstream_task_ids
+    assert dag.task_dict["plan"].upstream_task_ids == {"drift_check"}
     assert dag.task_dict["predict"].upstream_task_ids == {"plan"}
     assert [o.name for o in dag.task_dict["signal_drift"].outlets] == ["mlops_churn_drift"]
     assert [o.name for o in dag.task_dict["publish"].outlets] == ["mlops_churn_predictions"]

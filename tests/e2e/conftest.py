@@ -73,3 +73,27 @@ def xcom(dag_run: Any, task_id: str, key: str = "return_value") -> Any:
 def error_lines(captured: str) -> list[str]:
     """The ``[error]`` log lines in a run's captured output (a green run must have none)."""
     return [line for line in captured.splitlines() if "[error" in line]
+
+
+def raised_signals(model_name: str) -> list[dict[str, Any]]:
+    """Every retraining signal of ``model_name`` in Airflow's asset-event history (read from the test's
+    metadata DB, as the retraining block reads it through ``inlet_events``), oldest first, each with
+    ``event_id``; and whether a decision answered it (``answered``: at or below the model's watermark)."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    from airflow_mlops import signals
+    from airflow_mlops.hooks.mlflow import MlflowHook
+    from airflow_mlops.operators.signals import signal_assets
+
+    names = [a.name for a in signal_assets(model_name)]
+    watermark = signals.parse_watermark(MlflowHook().model_tag(model_name, signals.WATERMARK_TAG))
+    with create_session() as session:
+        rows = session.query(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id).filter(AssetModel.name.in_(names)).all()
+        found = [dict(row.extra or {}) | {"event_id": row.id} for row in rows]
+    return [s | {"answered": s["event_id"] <= watermark} for s in sorted(found, key=lambda s: s["event_id"])]
+
+
+def pending_signals(model_name: str) -> set[tuple[str, str]]:
+    """``(kind, period)`` of the signals no decision has answered yet."""
+    return {(s["kind"], s["period"]) for s in raised_signals(model_name) if not s["answered"]}

@@ -7,7 +7,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_mlops.operators.inference import MlflowBatchPredictOperator
-from airflow_mlops.utils.periods import month_closed_at, previous_month
+from airflow_mlops.periods import month_closed_at, previous_month
 
 
 def test_a_template_error_fails_the_task_at_once_without_retry() -> None:
