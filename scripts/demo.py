@@ -100,14 +100,13 @@ def main() -> int:
         print(f"  {month:8} {quality['value']:8.4f} {quality['baseline']:8.4f} {quality['drop']:7.4f} {quality['coverage']:9.0%}  {verdict}")
     print("  2025-02: inputs unchanged (no drift), quality decayed: caught by monitoring alone.")
 
-    from airflow_mlops import signals
-
-    pending = ", ".join(f"{s['kind']} {s['period']}" for s in signals.pending("churn"))
-    print(f"Running mlops_retraining as the drift/decay events schedule it (pending signals: {pending}) ...")
+    print("Running mlops_retraining as the drift/decay events schedule it ...")
     run = bag.get_dag("mlops_retraining").test(run_conf={"window_months": 3})
     if str(run.state) != "success":
         print(f"  retraining: run {run.state}: {states_of(run)}", file=sys.stderr)
         return 1
+    pending = ", ".join(f"{s['kind']} {s['period']}" for s in xcom(run, "pending_signals")["signals"])
+    print(f"  pending signals (drift and decay Asset events no decision had answered): {pending or 'none'}")
     window, decision = xcom(run, "assemble_window"), xcom(run, "promote") or xcom(run, "evaluate")
     latest = window["holdout_month"]
     print(f"  learnt from {', '.join(window['train_months'])} ({window['rows']['train']} labelled rows); both models judged on {latest}")

@@ -1,0 +1,162 @@
+"""Retraining signals on Airflow's asset-event history: raised once per (kind, period, version), pending
+above the model's watermark in MLflow, answered by a decision or as "nothing new", re-queued when
+signals arrive meanwhile."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from airflow.sdk.exceptions import AirflowSkipException, DagRunTriggerException
+
+from airflow_mlops import signals
+from airflow_mlops.assets import decay_asset, drift_asset
+from airflow_mlops.hooks.mlflow import MlflowHook
+from airflow_mlops.operators.signals import (
+    AnswerSignalsOperator,
+    PendingSignalsOperator,
+    RaiseSignalOperator,
+    RetrainingGateOperator,
+    RetrainOnNewSignalsOperator,
+)
+from airflow_mlops.operators.window import HOLDOUT_MONTH_TAG, SNAPSHOT_TAG, TRAIN_MONTHS_TAG
+from tests.helpers import task_context
+
+T0 = dt.datetime(2025, 4, 1, tzinfo=dt.UTC)
+
+
+def event(event_id: int, kind: str, period: str, version: str = "1") -> SimpleNamespace:
+    """An asset event as ``inlet_events`` yields it."""
+    return SimpleNamespace(
+        id=event_id, timestamp=T0 + dt.timedelta(minutes=event_id), source_dag_id="scoring", source_run_id=f"run{event_id}",
+        extra={"kind": kind, "period": period, "model_version": version, "model_name": "m"},
+    )  # fmt: skip
+
+
+def context(model: str, drift: list[Any] = (), decay: list[Any] = ()) -> dict[str, Any]:
+    ctx = task_context()
+    ctx["inlet_events"] = {drift_asset(model): list(drift), decay_asset(model): list(decay)}
+    return ctx
+
+
+@pytest.fixture
+def model(airflow_db) -> str:
+    name = f"signals_{uuid.uuid4().hex[:8]}"
+    MlflowHook().client.create_registered_model(name)
+    return name
+
+
+def test_a_check_that_asks_for_retraining_raises_its_signal_once_per_period_and_version() -> None:
+    check = {"trigger_retraining": True, "period": "2025-03", "model_version": "2", "share": 0.4, "drifted_columns": ["a"], "report_uri": "r", "drift_detected": True}
+    op = RaiseSignalOperator(task_id="signal_drift", model_name="m", kind="drift", check=check)
+    assert [a.name for a in op.outlets] == [a.name for a in op.inlets] == ["mlops_m_drift"]
+
+    ctx = context("m")
+    raised = op.execute(ctx)
+    assert raised == {"kind": "drift", "model_name": "m", "period": "2025-03", "model_version": "2", "share": 0.4, "drifted_columns": ["a"], "report_uri": "r"}
+    assert ctx["outlet_events"][drift_asset("m")].extra == raised
+
+    # The same month scored again by the same version: already raised (event 7), nothing emitted.
+    again = context("m", drift=[event(7, "drift", "2025-03", "2")])
+    with pytest.raises(AirflowSkipException, match=r"drift 2025-03 \(v2\) was raised already: event 7 by scoring/run7"):
+        op.execute(again)
+    assert again["outlet_events"] == {}
+    # Another version's drift on the same month is news.
+    assert op.execute(context("m", drift=[event(7, "drift", "2025-03", "1")]))["model_version"] == "2"
+    with pytest.raises(AirflowSkipException, match=r"no retraining signal for 2025-03 \(drift_detected: False\)"):
+        RaiseSignalOperator(task_id="s", model_name="m", kind="drift", check=check | {"trigger_retraining": False, "drift_detected": False}).execute(context("m"))
+    with pytest.raises(ValueError, match="kind must be one of"):
+        RaiseSignalOperator(task_id="s", model_name="m", kind="drfit", check=check)
+
+
+def test_pending_signals_are_the_events_above_the_watermark_whichever_run_they_reached(model: str) -> None:
+    drift = [event(1, "drift", "2025-01"), event(4, "drift", "2025-03")]
+    decay = [event(3, "decay", "2025-02"), event(5, "decay", "2025-03")]
+    op = PendingSignalsOperator(task_id="pending_signals", model_name=model)
+
+    fresh = op.execute(context(model, drift, decay))
+    assert [s["event_id"] for s in fresh["signals"]] == [1, 3, 4, 5] and fresh["watermark"] == 0 and fresh["newest_event"] == 5
+
+    MlflowHook().set_model_tag(model, signals.WATERMARK_TAG, "3")
+    found = op.execute(context(model, drift, decay))
+    assert [signals.key(s) for s in found["signals"]] == ["drift 2025-03", "decay 2025-03"]
+    assert found["answered"] == ["drift 2025-01", "decay 2025-02"] and found["watermark"] == 3
+    assert found["signals"][0]["source"] == "scoring/run4"
+
+
+def test_a_decision_answers_its_signals_and_the_watermark_never_moves_back(model: str) -> None:
+    hook = MlflowHook()
+    pending = {"signals": [s | {} for s in signals.history([event(4, "drift", "2025-03"), event(5, "decay", "2025-03")])], "answered": []}
+    version = _version(model, {})
+    op = AnswerSignalsOperator(task_id="answer_signals", model_name=model, pending=pending, decision_task_id="promote")
+    ctx = task_context()
+    ctx["ti"].xcom_pull.return_value = {"decision": "rejected", "challenger_version": version}
+
+    assert op.execute(ctx) == {"answered": ["decay 2025-03", "drift 2025-03"], "decision": "rejected", "version": version}
+    assert hook.model_tag(model, signals.WATERMARK_TAG) == "5"
+    assert hook.get_version(model, version).tags[signals.ANSWERED_TAG] == "decay 2025-03, drift 2025-03"
+
+    older = AnswerSignalsOperator(task_id="a", model_name=model, pending={"signals": signals.history([event(2, "drift", "2025-01")])}, decision_task_id="promote")
+    older.execute(ctx)
+    assert hook.model_tag(model, signals.WATERMARK_TAG) == "5"
+
+    no_decision = task_context()
+    no_decision["ti"].xcom_pull.return_value = None  # promote skipped before deciding (dry run, refused approval)
+    hook.set_model_tag(model, signals.WATERMARK_TAG, "0")
+    with pytest.raises(AirflowSkipException, match="no decision recorded: the signals stay pending"):
+        op.execute(no_decision)
+    assert hook.model_tag(model, signals.WATERMARK_TAG) == "0"
+
+
+def _version(model: str, tags: dict[str, str]) -> str:
+    """A registered version of ``model`` (no model behind it: the gate and the answer read tags only)."""
+    client = MlflowHook().client
+    run = client.create_run(client.get_experiment_by_name("Default").experiment_id if client.get_experiment_by_name("Default") else "0")
+    return str(client.create_model_version(model, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id, tags=tags).version)
+
+
+WINDOW = {TRAIN_MONTHS_TAG: "2025-01,2025-02", HOLDOUT_MONTH_TAG: "2025-03", SNAPSHOT_TAG: "false"}
+
+
+def test_the_gate_trains_only_when_there_is_something_new_to_learn(model: str) -> None:
+    hook = MlflowHook()
+    decided = _version(model, WINDOW | {"mlops.decision.decision": "rejected"})
+    pending = {"signals": signals.history([event(8, "drift", "2025-03")]), "answered": []}
+
+    def gate(window_tags: dict[str, str], pending: dict[str, Any], force: Any = False) -> RetrainingGateOperator:
+        return RetrainingGateOperator(task_id="nothing_new", model_name=model, window={"tags": window_tags}, pending=pending, force=force)
+
+    # The window the last decision learnt from: nothing new; the signal is answered without training.
+    with pytest.raises(AirflowSkipException, match=rf"nothing new to learn: the window .* is the one v{decided} learnt from \(rejected\); answered drift 2025-03"):
+        gate(WINDOW, pending).execute(task_context())
+    assert hook.model_tag(model, signals.WATERMARK_TAG) == "8"
+
+    newer = WINDOW | {TRAIN_MONTHS_TAG: "2025-02,2025-03", HOLDOUT_MONTH_TAG: "2025-04"}
+    assert gate(newer, pending).execute(task_context()) == {"train": True, "reason": "something new to learn"}
+    assert gate(WINDOW, pending, force="True").execute(task_context())["reason"] == "forced"
+
+    # A signal for a period a decision already answered (re-raised by another version): nothing new either.
+    again = {"signals": signals.history([event(9, "drift", "2025-03", "2")]), "answered": ["drift 2025-03"]}
+    with pytest.raises(AirflowSkipException, match=r"every pending signal was answered before \(drift 2025-03\)"):
+        gate(newer, again).execute(task_context())
+    assert hook.model_tag(model, signals.WATERMARK_TAG) == "9"
+
+
+def test_signals_raised_meanwhile_queue_one_more_run() -> None:
+    pending = {"signals": [], "answered": [], "watermark": 0, "newest_event": 4}
+    op = RetrainOnNewSignalsOperator(task_id="retrain_again", model_name="m", pending=pending)
+    assert op.retries == 0
+
+    with pytest.raises(DagRunTriggerException) as raised:
+        op.execute(context("m", drift=[event(4, "drift", "2025-03")], decay=[event(6, "decay", "2025-04")]))
+    assert (raised.value.trigger_dag_id, raised.value.dag_run_id) == ("test_dag", "signals__manual__test")
+    assert "decay 2025-04" in raised.value.note and raised.value.skip_when_already_exists is True
+
+    with pytest.raises(AirflowSkipException, match="no signal raised while this run worked"):
+        op.execute(context("m", drift=[event(4, "drift", "2025-03")]))
+    dry = RetrainOnNewSignalsOperator(task_id="retrain_again", model_name="m", pending=pending, dry_run="True")
+    with pytest.raises(AirflowSkipException, match="dry run"):
+        dry.execute(context("m", decay=[event(6, "decay", "2025-04")]))
