@@ -46,6 +46,11 @@ if TYPE_CHECKING:
 TABLE_ARGS = ("require_marker", "csv_options", "confine_to_data")
 
 
+def _output(operator: Any) -> Any:
+    """``operator.output``, typed loosely: XCom arguments are resolved by Airflow when the task runs."""
+    return operator.output
+
+
 def _split(operator_args: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(for every task, for the table-reading tasks too)``."""
     args = dict(operator_args or {})
@@ -96,7 +101,7 @@ def batch_scoring_group(
             task_id="predict", spec_uri=spec_uri, model_name=model_name, scored_at=scored_at, **reading
         ).expand_kwargs(plan.output)
         PublishPartitionOperator(
-            task_id="publish", partition=plan.output[PARTITION_KEY], results=predict.output,
+            task_id="publish", partition=_output(plan)[PARTITION_KEY], results=predict.output,
             outlets=predictions_asset(model_name) if outlets is None else outlets, **common,
         )  # fmt: skip
     return group
@@ -188,19 +193,20 @@ def retraining_group(
             output_uri=windows_uri.rstrip("/") + "/{{ run_id | replace(':', '_') | replace('+', '_') }}",
             window_months=window_months, include_snapshot=include_snapshot, end_month=end_month, **reading,
         )  # fmt: skip
+        windowed = _output(window)  # one XCom per key: windowed["train_uri"]
         gate = RetrainingGateOperator(task_id="nothing_new", model_name=model_name, window=window.output, pending=pending.output, force=force, **common)
         validate = GxValidateTableOperator(
-            task_id="validate", table_uri=window.output["train_uri"], spec_uri=spec_uri, labelled=True, **({"retries": 0} | reading)
+            task_id="validate", table_uri=windowed["train_uri"], spec_uri=spec_uri, labelled=True, **({"retries": 0} | reading)
         )
         train = MlflowTrainModelOperator(
-            task_id="train", train_uri=window.output["train_uri"], validation_uri=window.output["holdout_uri"], data_tags=window.output["tags"],
+            task_id="train", train_uri=windowed["train_uri"], validation_uri=windowed["holdout_uri"], data_tags=windowed["tags"],
             spec_uri=spec_uri, model_name=model_name, estimator=estimator or "sklearn.ensemble.HistGradientBoostingClassifier",
             estimator_params=estimator_params, test_size=test_size, **reading,
         )  # fmt: skip
         evaluate = MlflowPromoteModelOperator(
             task_id="evaluate", model_name=model_name, spec_uri=spec_uri, evaluate_only=True, on_reject="succeed", **(reading | thresholds)
         )
-        routed = task.branch(task_id="route")(_route)(evaluate.output, dry_run, require_approval, approve_id, promote_id)
+        routed = task.branch(task_id="route")(_route)(_output(evaluate), dry_run, require_approval, approve_id, promote_id)
         approve = ApprovalOperator(
             task_id="approve",
             subject=f"Promote {model_name} v{{{{ ti.xcom_pull(task_ids='{evaluate_id}')['challenger_version'] }}}} to champion?",
@@ -208,13 +214,13 @@ def retraining_group(
             **({"retries": 0} | common),
         )
         promote = MlflowPromoteModelOperator(
-            task_id="promote", model_name=model_name, spec_uri=spec_uri, evaluation=evaluate.output,
+            task_id="promote", model_name=model_name, spec_uri=spec_uri, evaluation=_output(evaluate),
             approver=f"{{{{ ((ti.xcom_pull(task_ids='{approve_id}') or {{}}).get('responded_by_user') or {{}}).get('name', '') }}}}",
             on_reject="skip", outlets=[promoted_asset(model_name)], trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
             **(reading | thresholds | ({"pool": promotion_pool} if promotion_pool else {})),
         )  # fmt: skip
         answered = AnswerSignalsOperator(task_id="answer_signals", model_name=model_name, pending=pending.output, decision_task_id=promote_id, **common)
-        again = RetrainOnNewSignalsOperator(task_id="retrain_again", model_name=model_name, pending=pending.output, dry_run=dry_run, **common)
+        again = RetrainOnNewSignalsOperator(task_id="retrain_again", model_name=model_name, pending=pending.output, disabled=dry_run, **common)
         chain(pending, window, gate, validate, train, evaluate, routed, [approve, promote])
         approve >> promote >> answered >> again
     return group

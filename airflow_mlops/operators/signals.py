@@ -120,7 +120,8 @@ class PendingSignalsOperator(MlopsBaseOperator):
 
 def answer(hook: Any, model_name: str, pending: dict[str, Any], version: str | None) -> list[str]:
     """Move ``model_name``'s watermark past the ``pending`` signals (a :class:`PendingSignalsOperator`
-    result) and tag ``version`` (the decided challenger, if any) with their names. Returns the names.
+    result) and add their names to ``version``'s ``mlops.signals`` tag (the decided version whose
+    decision answers them). Returns the names.
 
     The watermark only moves forward: a run that answers older events than another already did changes nothing.
     """
@@ -130,16 +131,19 @@ def answer(hook: Any, model_name: str, pending: dict[str, Any], version: str | N
     if through > current:
         hook.set_model_tag(model_name, signals.WATERMARK_TAG, str(through))
     if version and names:
-        hook.set_version_tag(model_name, version, signals.ANSWERED_TAG, ", ".join(names))
+        earlier = (hook.get_version(model_name, version).tags or {}).get(signals.ANSWERED_TAG) or ""
+        merged = signals.distinct({"kind": n.split(" ", 1)[0], "period": n.split(" ", 1)[1]} for n in [*filter(None, earlier.split(", ")), *names])
+        hook.set_version_tag(model_name, version, signals.ANSWERED_TAG, ", ".join(merged))
     return names
 
 
 class RetrainingGateOperator(MlopsBaseOperator):
     """Train only when there is something new to learn. Nothing is new when every pending signal names a
     (kind, period) a decision already answered, or when the training window (its months, holdout month and
-    snapshot) is the one the last decided version learnt from; then the pending signals are recorded as
-    answered ("nothing new": the watermark moves, no version is trained) and the task is skipped, which
-    skips training, evaluation and promotion.
+    snapshot) is the one the last decided version learnt from. Then the last decision stands: the pending
+    signals are recorded as answered by it (the watermark moves, their names join that version's
+    ``mlops.signals`` tag, no version is trained) and the task is skipped, which skips training,
+    evaluation and promotion.
 
     :param model_name: registered model (templated).
     :param window: the :class:`~airflow_mlops.operators.window.TrainingWindowOperator` result (templated).
@@ -158,24 +162,29 @@ class RetrainingGateOperator(MlopsBaseOperator):
         self.pending = pending
         self.force = force
 
-    def nothing_new(self) -> str | None:
-        """Why there is nothing new to learn, or ``None`` when there is."""
+    def nothing_new(self) -> tuple[str, str | None] | None:
+        """Why there is nothing new to learn and the last decided version (whose decision stands), or
+        ``None`` when there is something new."""
+        last = self.mlflow_hook.last_decided_version(self.model_name)
+        stands = None if last is None else str(last.version)
         pending = self.pending["signals"]
         repeated = [signals.key(s) for s in pending if signals.key(s) in set(self.pending["answered"])]
         if pending and len(repeated) == len(pending):
-            return f"every pending signal was answered before ({', '.join(sorted(set(repeated)))})"
-        last = self.mlflow_hook.last_decided_version(self.model_name)
+            return f"every pending signal was answered before ({', '.join(sorted(set(repeated)))})", stands
         window_tags = {str(k): str(v) for k, v in (self.window.get("tags") or {}).items()}
         if last is not None and window_tags and all((last.tags or {}).get(k) == v for k, v in window_tags.items()):
-            return f"the window ({', '.join(f'{k}={v}' for k, v in sorted(window_tags.items()))}) is the one v{last.version} learnt from ({last.tags.get('mlops.decision.decision')})"
+            where = ", ".join(f"{k}={v}" for k, v in sorted(window_tags.items()))
+            return f"the window ({where}) is the one v{last.version} learnt from ({last.tags.get('mlops.decision.decision')})", stands
         return None
 
     def execute(self, context: Context) -> dict[str, Any]:
-        reason = None if _truthy(self.force) else self.nothing_new()
-        if reason is None:
+        found = None if _truthy(self.force) else self.nothing_new()
+        if found is None:
             return {"train": True, "reason": "forced" if _truthy(self.force) else "something new to learn"}
-        names = answer(self.mlflow_hook, self.model_name, self.pending, None)
-        return _skip(f"nothing new to learn: {reason}; answered {', '.join(names) or 'no signal'} without training")
+        reason, stands = found
+        names = answer(self.mlflow_hook, self.model_name, self.pending, stands)
+        answered = f"the decision on v{stands} answers {', '.join(names)}" if stands and names else "no signal to answer"
+        return _skip(f"nothing new to learn: {reason}; {answered}, without training")
 
 
 class AnswerSignalsOperator(MlopsBaseOperator):
@@ -220,14 +229,14 @@ class RetrainOnNewSignalsOperator(MlopsBaseOperator):
     :param model_name: the model (a plain string: the Assets are known at parse time).
     :param pending: the :class:`PendingSignalsOperator` result of this run (templated).
     :param trigger_dag_id: the DAG to run (templated; default this task's own DAG).
-    :param dry_run: do nothing (templated).
+    :param disabled: queue nothing (templated), e.g. in a dry run.
     :return: nothing; triggers the run as Airflow's ``TriggerDagRunOperator`` does.
     """
 
-    template_fields: Sequence[str] = mlops_template_fields("pending", "trigger_dag_id", "dry_run")
+    template_fields: Sequence[str] = mlops_template_fields("pending", "trigger_dag_id", "disabled")
     ui_color = "#fde2e4"
 
-    def __init__(self, *, model_name: str, pending: Any, trigger_dag_id: str | None = None, dry_run: bool | str = False, **kwargs: Any) -> None:
+    def __init__(self, *, model_name: str, pending: Any, trigger_dag_id: str | None = None, disabled: bool | str = False, **kwargs: Any) -> None:
         kwargs.setdefault("inlets", signal_assets(model_name))
         kwargs.setdefault("trigger_rule", TriggerRule.NONE_FAILED)
         kwargs.setdefault("retries", 0)  # a second trigger of the same run id would fail, not heal
@@ -235,13 +244,13 @@ class RetrainOnNewSignalsOperator(MlopsBaseOperator):
         self.model_name = model_name
         self.pending = pending
         self.trigger_dag_id = trigger_dag_id
-        self.dry_run = dry_run
+        self.disabled = disabled
 
     def execute(self, context: Context) -> None:
         from airflow.sdk.exceptions import DagRunTriggerException
 
-        if _truthy(self.dry_run):
-            return _skip("dry run")
+        if _truthy(self.disabled):
+            return _skip("disabled (a dry run)")
         seen = int(self.pending["newest_event"])
         newer = [s for a in signal_assets(self.model_name) for s in signals.history(context["inlet_events"][a]) if s["event_id"] > seen]
         if not newer:

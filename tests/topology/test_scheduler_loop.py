@@ -1,7 +1,9 @@
 """The retraining loop on a real scheduler, as a production deployment runs it: ``api-server``,
 ``scheduler``, ``dag-processor`` and ``triggerer`` with ``LocalExecutor`` on PostgreSQL, the embedded
 MLflow store, local data. A backfill of eight months whose last four drift: every run succeeds, every
-partition is one run's files, every drift signal is covered by a retraining decision, a run
+partition is one run's files, every drift signal (an event on the drift Asset) is answered by exactly one
+retraining decision, even those whose event Airflow delivered to no run (apache/airflow#56050: the DAG
+was at max_active_runs), no retraining run trains on a window a decision already learnt from, a run
 triggered from the CLI without a logical date succeeds, and no task log has an error line.
 """
 
@@ -135,21 +137,41 @@ def test_backfill_with_drift_closes_the_loop_on_a_real_scheduler(scheduler) -> N
     assert backfill["dag_id"] == "mlops_batch_prediction"
     assert {r["state"] for r in scored} == {"success"}, [(r["dag_run_id"], r["state"]) for r in scored]
 
+    from mlflow import MlflowClient
+
+    from airflow_mlops import signals
+
+    registry = MlflowClient(f"sqlite:///{scheduler['home'] / 'mlflow.db'}")
+
+    def drift_events() -> list[dict[str, Any]]:
+        found = airflow.request("GET", "/api/v2/assets/events?source_dag_id=mlops_batch_prediction&limit=100")["asset_events"]
+        return [e for e in found if (e.get("extra") or {}).get("kind") == "drift"]
+
+    def watermark() -> int:
+        return signals.parse_watermark(registry.get_registered_model("churn").tags.get(signals.WATERMARK_TAG))
+
     def settled() -> list[dict[str, Any]] | None:
         retrains = runs(airflow, "mlops_retraining")
-        pending = list((scheduler["data"] / "reports" / "signals" / "churn" / "pending").glob("*.json"))
         busy = any(r["state"] in ("queued", "running") for r in retrains)
-        return retrains if not busy and not pending and len(retrains) > 1 else None
+        events = drift_events()
+        answered = events and watermark() >= max(e["id"] for e in events)
+        return retrains if not busy and answered and len(retrains) > 1 else None
 
     retrains = airflow.wait_until("retraining to answer every drift signal", settled, 900, every=5)
     print("retraining runs:", [(r["dag_run_id"], r["run_type"], r["state"]) for r in retrains])
     assert {r["state"] for r in retrains} == {"success"}, [(r["dag_run_id"], r["state"]) for r in retrains]
 
-    covered_dir = scheduler["data"] / "reports" / "signals" / "churn" / "covered"
-    records = [json.loads(p.read_text()) for p in sorted(covered_dir.glob("*.json"))]
-    covered = sorted(s["period"] for r in records for s in r["signals"] if s["kind"] == "drift")
-    assert covered == DRIFTED, records  # each drifted month answered exactly once
-    assert all(r["decision"]["decision"] in ("promoted", "rejected") and r["decision"]["reason"] for r in records)
+    events = drift_events()
+    assert sorted(e["extra"]["period"] for e in events) == DRIFTED  # one signal per drifted month
+    delivered = {e["id"] for r in retrains for e in airflow.request("GET", f"/api/v2/dags/mlops_retraining/dagRuns/{r['dag_run_id']}/upstreamAssetEvents")["asset_events"]}
+    print("drift events delivered to no run:", sorted({e["id"] for e in events} - delivered))
+    versions = registry.search_model_versions("name='churn'")
+    answers = [name for v in versions for name in (v.tags.get(signals.ANSWERED_TAG) or "").split(", ") if name.startswith("drift")]
+    assert sorted(answers) == [f"drift {m}" for m in DRIFTED], answers  # each drifted month answered exactly once, by a decision
+    decided = [v for v in versions if v.tags.get("mlops.decision.decision") in ("promoted", "rejected")]
+    assert all(v.tags.get("mlops.decision.reason") for v in decided)
+    windows = [(v.tags.get("mlops.window.train_months"), v.tags.get("mlops.window.holdout_month")) for v in decided]
+    assert len(set(windows)) == len(windows), windows  # no two versions learnt from the same window
 
     for month in MONTHS:  # every partition is exactly what its manifest lists: one run's files
         folder = scheduler["data"] / "churn" / "predictions" / f"month={month}"

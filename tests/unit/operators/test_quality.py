@@ -23,8 +23,8 @@ from airflow_mlops.operators.inference import MlflowBatchPredictOperator
 from airflow_mlops.operators.quality import ModelQualityCheckOperator
 from airflow_mlops.operators.registry import MlflowPromoteModelOperator
 from airflow_mlops.operators.training import MlflowTrainModelOperator
-from airflow_mlops.utils import monitoring
 from airflow_mlops.periods import month_ordinal
+from airflow_mlops.utils import monitoring
 from tests.helpers import task_context
 
 SPEC = str(SPEC_PATH)

@@ -130,9 +130,10 @@ def test_the_gate_trains_only_when_there_is_something_new_to_learn(model: str) -
         return RetrainingGateOperator(task_id="nothing_new", model_name=model, window={"tags": window_tags}, pending=pending, force=force)
 
     # The window the last decision learnt from: nothing new; the signal is answered without training.
-    with pytest.raises(AirflowSkipException, match=rf"nothing new to learn: the window .* is the one v{decided} learnt from \(rejected\); answered drift 2025-03"):
+    with pytest.raises(AirflowSkipException, match=rf"nothing new to learn: the window .* is the one v{decided} learnt from \(rejected\); the decision on v{decided} answers drift 2025-03"):
         gate(WINDOW, pending).execute(task_context())
     assert hook.model_tag(model, signals.WATERMARK_TAG) == "8"
+    assert hook.get_version(model, decided).tags[signals.ANSWERED_TAG] == "drift 2025-03"
 
     newer = WINDOW | {TRAIN_MONTHS_TAG: "2025-02,2025-03", HOLDOUT_MONTH_TAG: "2025-04"}
     assert gate(newer, pending).execute(task_context()) == {"train": True, "reason": "something new to learn"}
@@ -143,6 +144,10 @@ def test_the_gate_trains_only_when_there_is_something_new_to_learn(model: str) -
     with pytest.raises(AirflowSkipException, match=r"every pending signal was answered before \(drift 2025-03\)"):
         gate(newer, again).execute(task_context())
     assert hook.model_tag(model, signals.WATERMARK_TAG) == "9"
+    decay = {"signals": signals.history([event(10, "decay", "2025-02")]), "answered": []}
+    with pytest.raises(AirflowSkipException, match="nothing new"):
+        gate(WINDOW, decay).execute(task_context())
+    assert hook.get_version(model, decided).tags[signals.ANSWERED_TAG] == "decay 2025-02, drift 2025-03"  # merged, in period order
 
 
 def test_signals_raised_meanwhile_queue_one_more_run() -> None:
@@ -157,6 +162,6 @@ def test_signals_raised_meanwhile_queue_one_more_run() -> None:
 
     with pytest.raises(AirflowSkipException, match="no signal raised while this run worked"):
         op.execute(context("m", drift=[event(4, "drift", "2025-03")]))
-    dry = RetrainOnNewSignalsOperator(task_id="retrain_again", model_name="m", pending=pending, dry_run="True")
-    with pytest.raises(AirflowSkipException, match="dry run"):
+    dry = RetrainOnNewSignalsOperator(task_id="retrain_again", model_name="m", pending=pending, disabled="True")
+    with pytest.raises(AirflowSkipException, match="disabled"):
         dry.execute(context("m", decay=[event(6, "decay", "2025-04")]))
