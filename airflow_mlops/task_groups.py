@@ -194,12 +194,15 @@ def retraining_group(
             window_months=window_months, include_snapshot=include_snapshot, end_month=end_month, **reading,
         )  # fmt: skip
         windowed = _output(window)  # one XCom per key: windowed["train_uri"]
-        gate = RetrainingGateOperator(task_id="nothing_new", model_name=model_name, window=window.output, pending=pending.output, force=force, **common)
+        gate = RetrainingGateOperator(
+            task_id="nothing_new", model_name=model_name, window=window.output, pending=pending.output, estimator=estimator,
+            estimator_params=estimator_params, force=force, **common,
+        )
         validate = GxValidateTableOperator(
             task_id="validate", table_uri=windowed["train_uri"], spec_uri=spec_uri, labelled=True, **({"retries": 0} | reading)
         )
         train = MlflowTrainModelOperator(
-            task_id="train", train_uri=windowed["train_uri"], validation_uri=windowed["holdout_uri"], data_tags=windowed["tags"],
+            task_id="train", train_uri=windowed["train_uri"], validation_uri=windowed["holdout_uri"], data_tags=_output(gate)["tags"],
             spec_uri=spec_uri, model_name=model_name, estimator=estimator or "sklearn.ensemble.HistGradientBoostingClassifier",
             estimator_params=estimator_params, test_size=test_size, **reading,
         )  # fmt: skip

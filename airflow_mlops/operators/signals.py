@@ -137,10 +137,28 @@ def answer(hook: Any, model_name: str, pending: dict[str, Any], version: str | N
     return names
 
 
+#: Version tags that say what a version learnt from and how: the window's (months, holdout, snapshot) plus these.
+SNAPSHOT_URI_TAG = "mlops.window.snapshot_uri"
+TRAINING_CONFIG_TAG = "mlops.training.config"
+
+
+def training_config(estimator: Any, estimator_params: Any) -> str:
+    """A short digest of the estimator and its hyperparameters (``"default"`` for the spec task's estimator)."""
+    import hashlib
+    import json
+
+    from airflow_mlops.utils.values import as_mapping
+
+    params = as_mapping(estimator_params or {}, "estimator_params")
+    text = json.dumps({"estimator": optional_text(estimator) or "default", "params": params}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 class RetrainingGateOperator(MlopsBaseOperator):
     """Train only when there is something new to learn. Nothing is new when every pending signal names a
-    (kind, period) a decision already answered, or when the training window (its months, holdout month and
-    snapshot) is the one the last decided version learnt from. Then the last decision stands: the pending
+    (kind, period) a decision already answered, or when the last decided version learnt from the same
+    data the same way: the same window (months, holdout month, snapshot and its URI) and the same
+    estimator and hyperparameters. Then the last decision stands: the pending
     signals are recorded as answered by it (the watermark moves, their names join that version's
     ``mlops.signals`` tag, no version is trained) and the task is skipped, which skips training,
     evaluation and promotion.
@@ -148,19 +166,37 @@ class RetrainingGateOperator(MlopsBaseOperator):
     :param model_name: registered model (templated).
     :param window: the :class:`~airflow_mlops.operators.window.TrainingWindowOperator` result (templated).
     :param pending: the :class:`PendingSignalsOperator` result (templated).
-    :param force: train even when nothing is new (templated), e.g. to try other hyperparameters.
-    :return: (XCom) ``{"train": True, "reason"}`` (when skipped, the reason is in the log).
+    :param estimator: the estimator training will use (templated; empty = the spec task's default).
+    :param estimator_params: its hyperparameters (templated; dict or JSON).
+    :param force: train even when nothing is new (templated).
+    :return: (XCom; also one XCom per key) ``{"train": True, "reason", "tags"}``: ``tags`` (the window's
+        plus the snapshot URI and the training configuration's digest) go to training's ``data_tags``, so the
+        next run can tell what this version learnt from. When skipped, the reason is in the log.
     """
 
-    template_fields: Sequence[str] = mlops_template_fields("model_name", "window", "pending", "force")
+    template_fields: Sequence[str] = mlops_template_fields("model_name", "window", "pending", "estimator", "estimator_params", "force")
     ui_color = "#fde2e4"
 
-    def __init__(self, *, model_name: str, window: Any, pending: Any, force: bool | str = False, **kwargs: Any) -> None:
+    def __init__(
+        self, *, model_name: str, window: Any, pending: Any, estimator: str | None = None, estimator_params: Any = None,
+        force: bool | str = False, **kwargs: Any,
+    ) -> None:  # fmt: skip
+        kwargs.setdefault("multiple_outputs", True)
         super().__init__(**kwargs)
         self.model_name = model_name
         self.window = window
         self.pending = pending
+        self.estimator = estimator
+        self.estimator_params = estimator_params
         self.force = force
+
+    def learnt_from(self) -> dict[str, str]:
+        """What a version trained now would learn from, as version tags."""
+        tags = {str(k): str(v) for k, v in (self.window.get("tags") or {}).items()}
+        return tags | {
+            SNAPSHOT_URI_TAG: str(self.window.get("snapshot_uri") or "none"),
+            TRAINING_CONFIG_TAG: training_config(self.estimator, self.estimator_params),
+        }
 
     def nothing_new(self) -> tuple[str, str | None] | None:
         """Why there is nothing new to learn and the last decided version (whose decision stands), or
@@ -171,16 +207,16 @@ class RetrainingGateOperator(MlopsBaseOperator):
         repeated = [signals.key(s) for s in pending if signals.key(s) in set(self.pending["answered"])]
         if pending and len(repeated) == len(pending):
             return f"every pending signal was answered before ({', '.join(sorted(set(repeated)))})", stands
-        window_tags = {str(k): str(v) for k, v in (self.window.get("tags") or {}).items()}
-        if last is not None and window_tags and all((last.tags or {}).get(k) == v for k, v in window_tags.items()):
-            where = ", ".join(f"{k}={v}" for k, v in sorted(window_tags.items()))
-            return f"the window ({where}) is the one v{last.version} learnt from ({last.tags.get('mlops.decision.decision')})", stands
+        tags = self.learnt_from()
+        if last is not None and all((last.tags or {}).get(k) == v for k, v in tags.items()):
+            where = ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in sorted(tags.items()))
+            return f"v{last.version} learnt from the same data the same way ({where}; {last.tags.get('mlops.decision.decision')})", stands
         return None
 
     def execute(self, context: Context) -> dict[str, Any]:
         found = None if _truthy(self.force) else self.nothing_new()
         if found is None:
-            return {"train": True, "reason": "forced" if _truthy(self.force) else "something new to learn"}
+            return {"train": True, "reason": "forced" if _truthy(self.force) else "something new to learn", "tags": self.learnt_from()}
         reason, stands = found
         names = answer(self.mlflow_hook, self.model_name, self.pending, stands)
         answered = f"the decision on v{stands} answers {', '.join(names)}" if stands and names else "no signal to answer"

@@ -16,11 +16,14 @@ from airflow_mlops import signals
 from airflow_mlops.assets import decay_asset, drift_asset
 from airflow_mlops.hooks.mlflow import MlflowHook
 from airflow_mlops.operators.signals import (
+    SNAPSHOT_URI_TAG,
+    TRAINING_CONFIG_TAG,
     AnswerSignalsOperator,
     PendingSignalsOperator,
     RaiseSignalOperator,
     RetrainingGateOperator,
     RetrainOnNewSignalsOperator,
+    training_config,
 )
 from airflow_mlops.operators.window import HOLDOUT_MONTH_TAG, SNAPSHOT_TAG, TRAIN_MONTHS_TAG
 from tests.helpers import task_context
@@ -123,21 +126,29 @@ WINDOW = {TRAIN_MONTHS_TAG: "2025-01,2025-02", HOLDOUT_MONTH_TAG: "2025-03", SNA
 
 def test_the_gate_trains_only_when_there_is_something_new_to_learn(model: str) -> None:
     hook = MlflowHook()
-    decided = _version(model, WINDOW | {"mlops.decision.decision": "rejected"})
+    learnt = WINDOW | {SNAPSHOT_URI_TAG: "none", TRAINING_CONFIG_TAG: training_config(None, {"max_iter": 50})}
+    decided = _version(model, learnt | {"mlops.decision.decision": "rejected"})
     pending = {"signals": signals.history([event(8, "drift", "2025-03")]), "answered": []}
 
-    def gate(window_tags: dict[str, str], pending: dict[str, Any], force: Any = False) -> RetrainingGateOperator:
-        return RetrainingGateOperator(task_id="nothing_new", model_name=model, window={"tags": window_tags}, pending=pending, force=force)
+    def gate(window_tags: dict[str, str], pending: dict[str, Any], force: Any = False, params: Any = '{"max_iter": 50}') -> RetrainingGateOperator:
+        return RetrainingGateOperator(
+            task_id="nothing_new", model_name=model, window={"tags": window_tags, "snapshot_uri": None}, pending=pending,
+            estimator_params=params, force=force,
+        )  # fmt: skip
 
     # The window the last decision learnt from: nothing new; the signal is answered without training.
-    with pytest.raises(AirflowSkipException, match=rf"nothing new to learn: the window .* is the one v{decided} learnt from \(rejected\); the decision on v{decided} answers drift 2025-03"):
+    with pytest.raises(AirflowSkipException, match=rf"nothing new to learn: v{decided} learnt from the same data the same way \(.*holdout_month=2025-03.*; rejected\); the decision on v{decided} answers drift 2025-03"):
         gate(WINDOW, pending).execute(task_context())
     assert hook.model_tag(model, signals.WATERMARK_TAG) == "8"
     assert hook.get_version(model, decided).tags[signals.ANSWERED_TAG] == "drift 2025-03"
 
     newer = WINDOW | {TRAIN_MONTHS_TAG: "2025-02,2025-03", HOLDOUT_MONTH_TAG: "2025-04"}
-    assert gate(newer, pending).execute(task_context()) == {"train": True, "reason": "something new to learn"}
+    assert gate(newer, pending).execute(task_context())["reason"] == "something new to learn"
+    trained = gate(newer, pending).execute(task_context())
+    assert trained["tags"] == newer | {SNAPSHOT_URI_TAG: "none", TRAINING_CONFIG_TAG: training_config(None, {"max_iter": 50})}  # training's data_tags
     assert gate(WINDOW, pending, force="True").execute(task_context())["reason"] == "forced"
+    # Other hyperparameters on the same window are a new experiment.
+    assert gate(WINDOW, pending, params={"max_iter": 80}).execute(task_context())["train"] is True
 
     # A signal for a period a decision already answered (re-raised by another version): nothing new either.
     again = {"signals": signals.history([event(9, "drift", "2025-03", "2")]), "answered": ["drift 2025-03"]}
