@@ -5,7 +5,6 @@ Below the reports root (``[mlops] reports_root``, default ``<data root>/reports`
     validation/<dag>/<run>/<task>[_<map index>]/   result.json, data_docs.html
     drift/<model>/period=<YYYY-MM>/                report.html, summary.json
     quality/<model>/period=<YYYY-MM>/              report.html, summary.json
-    signals/<model>/pending|covered/               the retraining signals' ledger (airflow_mlops.signals)
 
 The operators write there, the hysteresis reads earlier periods from there, the extra links and the
 MLOps plugin turn those URIs into URLs served by the plugin at ``/mlops/reports/<path below the root>``.
@@ -34,8 +33,6 @@ REPORTS_ROUTE = f"{PLUGIN_PREFIX}/reports"
 #: The periodic checks: each writes ``<kind>/<model>/period=<period>/summary.json``.
 DRIFT = "drift"
 QUALITY = "quality"
-#: The retraining signals' ledger (see :mod:`airflow_mlops.signals`).
-SIGNALS = "signals"
 SUMMARY = "summary.json"
 REPORT = "report.html"
 

@@ -23,7 +23,7 @@ its versions. A version naming no training DAG (registered by hand, by another t
   "DAGs" read permission; with the simple auth manager, every role, as it has no per-DAG rights).
   A user who may read every DAG sees every model.
 - A report path below the reports root (layout in :mod:`airflow_mlops.reports`) belongs to
-  ``validation/<dag>/...``: DAG ``<dag>``; ``drift|quality|signals/<model>/...``: model ``<model>``
+  ``validation/<dag>/...``: DAG ``<dag>``; ``drift|quality/<model>/...``: model ``<model>``
   (then the model rule); anything else (a custom folder, a file at the top): nobody but readers of
   every DAG.
 """
@@ -33,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from airflow_mlops.reports import DRIFT, QUALITY, SIGNALS
+from airflow_mlops.reports import DRIFT, QUALITY
 
 #: Version tags naming the training task instance (written by ``run_tags`` in the operators' base).
 DAG_TAG = "mlops.dag_id"
@@ -42,7 +42,7 @@ TI_KEY_TAG = "mlops.ti_key"
 DECISION_RUN_TAG = "mlops.decision.dag_run"
 #: Report folders below the reports root and what their second segment names.
 VALIDATION = "validation"
-MODEL_FOLDERS = frozenset({DRIFT, QUALITY, SIGNALS})
+MODEL_FOLDERS = frozenset({DRIFT, QUALITY})
 
 
 @dataclass(frozen=True)
