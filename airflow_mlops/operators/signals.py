@@ -49,14 +49,15 @@ class RaiseSignalOperator(MlopsBaseOperator):
     """Raise a retraining signal when a check says so: an event on the model's drift or decay Asset
     (its ``extra`` carries the period, the model version and what the check found), which schedules
     every DAG that waits on that Asset (the retraining DAG). Skipped when the check does not ask for
-    retraining, and when the same signal (kind, period, model version) was raised before: scoring or
-    judging a month again does not raise it twice.
+    retraining, and when the same signal (kind, period, model version and its MLflow run) was raised
+    before: scoring or judging a month again does not raise it twice.
 
     :param model_name: the model (a plain string: the Asset is known at parse time).
     :param kind: ``drift`` (the check is :class:`~airflow_mlops.operators.drift.EvidentlyDriftCheckOperator`)
         or ``decay`` (:class:`~airflow_mlops.operators.quality.ModelQualityCheckOperator`).
     :param check: the check's summary (``check_task.output``; templated).
-    :return: (XCom) the signal raised.
+    :return: (XCom) the signal raised: ``{"kind", "model_name", "period", "model_version", "model_run_id"}``
+        and the check's facts (drift: share, drifted columns; decay: metric, value, baseline; the report).
     """
 
     template_fields: Sequence[str] = mlops_template_fields("check")
@@ -79,7 +80,9 @@ class RaiseSignalOperator(MlopsBaseOperator):
             verdict = VERDICT[self.kind]
             return _skip(f"no retraining signal for {summary.get('period')} ({verdict}: {summary.get(verdict)})")
         signal = {"kind": self.kind, "model_name": self.model_name} | {k: summary.get(k) for k in FACTS[self.kind]}
-        same = ("kind", "period", "model_version")
+        if signal["model_version"] is not None:  # the run names the version for good: a registry rebuilt from scratch reuses numbers
+            signal["model_run_id"] = self.mlflow_hook.get_version(self.model_name, str(signal["model_version"])).run_id
+        same = ("kind", "period", "model_version", "model_run_id")
         for earlier in signals.history(context["inlet_events"][self.asset]):
             if all(str(earlier.get(k)) == str(signal[k]) for k in same):
                 return _skip(f"{signals.key(signal)} (v{signal['model_version']}) was raised already: event {earlier['event_id']} by {earlier['source']}")

@@ -46,7 +46,13 @@ def test_first_run_promotes_then_same_data_with_required_gain_does_not(run_dag, 
     summary = xcom(first, "validate")
     assert summary["success"] and summary["rows"] == 8000
 
-    second = run_dag("mlops_retraining", run_conf={"window_months": 0, "hyperparameters": {"max_iter": 60}, "min_absolute_change": 0.02})
+    # The same data, the same estimator and hyperparameters: nothing new to learn, no version trained.
+    same = run_dag("mlops_retraining", run_conf={"window_months": 0, "hyperparameters": {"max_iter": 60}, "min_absolute_change": 0.02})
+    assert task_states(same)["nothing_new"] == "skipped" and task_states(same)["train"] == "skipped", task_states(same)
+    assert registry_state()[0] == aliases
+
+    # Forced: a second version on the same data must beat the champion by 0.02, and does not.
+    second = run_dag("mlops_retraining", run_conf={"window_months": 0, "hyperparameters": {"max_iter": 60}, "min_absolute_change": 0.02, "force": True})
 
     states = task_states(second)
     assert str(second.state) == "success", states

@@ -52,23 +52,31 @@ def model(airflow_db) -> str:
     return name
 
 
-def test_a_check_that_asks_for_retraining_raises_its_signal_once_per_period_and_version() -> None:
-    check = {"trigger_retraining": True, "period": "2025-03", "model_version": "2", "share": 0.4, "drifted_columns": ["a"], "report_uri": "r", "drift_detected": True}
-    op = RaiseSignalOperator(task_id="signal_drift", model_name="m", kind="drift", check=check)
-    assert [a.name for a in op.outlets] == [a.name for a in op.inlets] == ["mlops_m_drift"]
+def test_a_check_that_asks_for_retraining_raises_its_signal_once_per_period_and_version(model: str) -> None:
+    version = _version(model, {})
+    run_id = MlflowHook().get_version(model, version).run_id
+    check = {"trigger_retraining": True, "period": "2025-03", "model_version": version, "share": 0.4, "drifted_columns": ["a"], "report_uri": "r", "drift_detected": True}
+    op = RaiseSignalOperator(task_id="signal_drift", model_name=model, kind="drift", check=check)
+    assert [a.name for a in op.outlets] == [a.name for a in op.inlets] == [f"mlops_{model}_drift"]
 
-    ctx = context("m")
+    ctx = context(model)
     raised = op.execute(ctx)
-    assert raised == {"kind": "drift", "model_name": "m", "period": "2025-03", "model_version": "2", "share": 0.4, "drifted_columns": ["a"], "report_uri": "r"}
-    assert ctx["outlet_events"][drift_asset("m")].extra == raised
+    assert raised == {"kind": "drift", "model_name": model, "period": "2025-03", "model_version": version, "model_run_id": run_id,
+                      "share": 0.4, "drifted_columns": ["a"], "report_uri": "r"}  # fmt: skip
+    assert ctx["outlet_events"][drift_asset(model)].extra == raised
 
     # The same month scored again by the same version: already raised (event 7), nothing emitted.
-    again = context("m", drift=[event(7, "drift", "2025-03", "2")])
-    with pytest.raises(AirflowSkipException, match=r"drift 2025-03 \(v2\) was raised already: event 7 by scoring/run7"):
+    earlier = event(7, "drift", "2025-03", version)
+    earlier.extra["model_run_id"] = run_id
+    again = context(model, drift=[earlier])
+    with pytest.raises(AirflowSkipException, match=rf"drift 2025-03 \(v{version}\) was raised already: event 7 by scoring/run7"):
         op.execute(again)
     assert again["outlet_events"] == {}
-    # Another version's drift on the same month is news.
-    assert op.execute(context("m", drift=[event(7, "drift", "2025-03", "1")]))["model_version"] == "2"
+    # Another version's drift on the same month is news; so is a version number reused by a rebuilt registry.
+    assert op.execute(context(model, drift=[event(7, "drift", "2025-03", "9")]))["model_version"] == version
+    reused = event(7, "drift", "2025-03", version)
+    reused.extra["model_run_id"] = "another-run"
+    assert op.execute(context(model, drift=[reused]))["model_run_id"] == run_id
     with pytest.raises(AirflowSkipException, match=r"no retraining signal for 2025-03 \(drift_detected: False\)"):
         RaiseSignalOperator(task_id="s", model_name="m", kind="drift", check=check | {"trigger_retraining": False, "drift_detected": False}).execute(context("m"))
     with pytest.raises(ValueError, match="kind must be one of"):
