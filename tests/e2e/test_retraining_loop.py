@@ -62,8 +62,12 @@ def test_retraining_on_the_window_promotes_a_challenger_that_learnt_the_new_conc
     assert len(client.search_model_versions("name='churn'")) == versions
     assert str(client.get_model_version_by_alias("churn", "champion").version) == str(new.version)
 
-    # Scoring the drifted month again with the same version: its drift signal is not raised twice.
-    events = len(raised_signals("churn"))
-    rescored = run_dag("mlops_batch_prediction", logical_date=dt.datetime(2025, 7, 1, tzinfo=dt.UTC), run_conf={"month": "2025-03", "model_alias": "previous_champion"})
+    # Scoring the drifted month again with the same version: its drift signal is not raised twice. (The
+    # first re-score raises it unless an earlier module already raised it for this very version.)
+    month_again = {"month": "2025-03", "model_alias": "previous_champion"}
+    assert str(run_dag("mlops_batch_prediction", logical_date=dt.datetime(2025, 7, 1, tzinfo=dt.UTC), run_conf=month_again).state) == "success"
+    events = raised_signals("churn")
+    assert ("drift", "2025-03") in {(s["kind"], s["period"]) for s in events if str(s["model_version"]) == str(xcom(retrain, "evaluate")["champion_version"])}
+    rescored = run_dag("mlops_batch_prediction", logical_date=dt.datetime(2025, 7, 2, tzinfo=dt.UTC), run_conf=month_again)
     assert str(rescored.state) == "success", task_states(rescored)
-    assert task_states(rescored)["signal_drift"] == "skipped" and len(raised_signals("churn")) == events
+    assert task_states(rescored)["signal_drift"] == "skipped" and raised_signals("churn") == events
