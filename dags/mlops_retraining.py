@@ -192,7 +192,7 @@ with DAG(
         "min_relative_change": "{{ params.min_relative_change }}",
     }
     evaluate = MlflowPromoteModelOperator(
-        task_id="evaluate", model_name=MODEL_NAME, spec_uri=SPEC, evaluate_only=True, on_reject="succeed", **thresholds
+        task_id="evaluate", model_name=MODEL_NAME, spec_uri=SPEC, evaluate_only=True, on_reject="continue", **thresholds
     )
 
     @task.branch(task_id="route")

@@ -10,7 +10,7 @@ from airflow_mlops import reports, tables
 from airflow_mlops.exceptions import TableError
 from airflow_mlops.labels import join_labels, read_labels
 from airflow_mlops.links.reports import QualityReportLink
-from airflow_mlops.operators.base import READ_TEMPLATE_FIELDS, MlopsTableOperator, check_choice, mlops_template_fields
+from airflow_mlops.operators.base import READ_TEMPLATE_FIELDS, MlopsTableOperator, check_outcome, mlops_template_fields
 from airflow_mlops.utils.values import optional_float, optional_text
 
 if TYPE_CHECKING:
@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from airflow_mlops.metrics import LabelSpace
     from airflow_mlops.spec import FeatureSpec
 
-ON_DECAY = ("fail", "skip", "continue")
 #: Columns the batch-inference output carries besides ids, segments and probabilities.
 PREDICTION = "prediction"
 VERSION = "model_version"
@@ -57,7 +56,8 @@ class ModelQualityCheckOperator(MlopsTableOperator):
     :param max_relative_drop: largest allowed drop as a share of the baseline, 0..1 (templated; default 0.05).
     :param min_coverage: smallest share of predictions that must have a label (templated; default 0.5).
     :param min_segment_rows: labelled rows a segment needs to be judged (default 50).
-    :param on_decay: ``fail`` | ``skip`` | ``continue`` when decay is found (templated).
+    :param on_decay: what to do when decay is found (one of :data:`~airflow_mlops.operators.base.OUTCOMES`):
+        ``fail``, ``skip``, or ``continue`` (default: log a warning, succeed; ``trigger_retraining`` says it) (templated).
     :param consecutive: decayed periods in a row needed before ``trigger_retraining`` (templated).
     :param reports_uri: the folder of this model's quality records (templated): each period is written
         to ``period=<period>/`` below it, and the hysteresis reads the earlier periods there; default
@@ -173,7 +173,7 @@ class ModelQualityCheckOperator(MlopsTableOperator):
         from airflow_mlops.metrics import LabelSpace, plain_label, same_label
         from airflow_mlops.utils import monitoring
 
-        check_choice("on_decay", self.on_decay, ON_DECAY)
+        check_outcome("on_decay", self.on_decay)
         self.reset_links(context)
         spec = self.load_spec(self.spec_uri)
         try:
@@ -253,12 +253,12 @@ class ModelQualityCheckOperator(MlopsTableOperator):
             self.period, chosen.name, value, baseline, drop, "DECAYED" if is_decayed else "no decay", 100 * coverage, len(joined),
             f"; segments below the limit: {[(s['segment'], s['value']) for s in summary['flagged_segments']]}" if summary["flagged_segments"] else "",
         )  # fmt: skip
-        if not is_decayed or self.on_decay == "continue":
+        if not is_decayed:
             return summary
         from airflow_mlops.exceptions import ModelDecayError
 
         message = f"{self.model_name} v{version} decayed on {self.period}: {chosen.name} {value:.4f} vs holdout {baseline:.4f}"
-        self.stop_with(context, summary, skip=self.on_decay == "skip", error=ModelDecayError(message, summary=summary))
+        return self.settle(context, summary, self.on_decay, ModelDecayError(message, summary=summary))
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: the period's predictions (rows evaluated, a "no decay" assertion for the period and

@@ -14,7 +14,7 @@ from airflow_mlops.operators.base import (
     READ_TEMPLATE_FIELDS,
     MlopsBaseOperator,
     MlopsTableOperator,
-    check_choice,
+    check_outcome,
     mlops_template_fields,
     run_tags,
 )
@@ -27,8 +27,6 @@ if TYPE_CHECKING:
 
     from airflow_mlops.metrics import LabelSpace
     from airflow_mlops.spec import FeatureSpec
-
-ON_REJECT = ("fail", "skip", "succeed")
 
 
 def promotion_pool(model_name: str) -> str:
@@ -88,7 +86,9 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
     :param min_relative_change: required relative improvement, 0..1 (templated).
     :param greater_is_better: default from the metric (templated).
     :param evaluate_only: a dry run: evaluate and decide, change nothing in the registry (templated).
-    :param on_reject: ``fail`` | ``skip`` | ``succeed`` when the challenger loses (templated).
+    :param on_reject: what to do when the challenger loses (one of :data:`~airflow_mlops.operators.base.OUTCOMES`):
+        ``fail`` (raise :class:`~airflow_mlops.exceptions.ModelRejectedError`), ``skip``, or ``continue``
+        (default: log a warning, succeed; the decision says ``rejected``) (templated).
     :param approver: who approved (recorded) (templated).
     :param bool|None require_marker: ``holdout_uri``'s readiness policy (default ``[mlops] require_marker``).
     :param dict|str|None csv_options: CSV dialect of ``holdout_uri`` (see :class:`~airflow_mlops.operators.base.MlopsTableOperator`).
@@ -126,7 +126,7 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
         min_relative_change: float | str | None = None,
         greater_is_better: bool | str | None = None,
         evaluate_only: bool | str = False,
-        on_reject: str = "succeed",
+        on_reject: str = "continue",
         approver: str | None = None,
         evaluation: dict[str, Any] | str | None = None,
         max_segment_regression: float | str | None = None,
@@ -331,7 +331,7 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops import metrics
 
-        check_choice("on_reject", self.on_reject, ON_REJECT)
+        check_outcome("on_reject", self.on_reject)
         self.reset_links(context)
         dry_run = str(self.evaluate_only).lower() in ("true", "1", "yes")
         spec = self.load_spec(self.spec_uri)
@@ -426,11 +426,7 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
 
     def _reject(self, context: Context, decision: dict[str, Any]) -> dict[str, Any]:
         message = f"challenger v{decision['challenger_version']} rejected: {decision['reason']}"
-        if self.on_reject == "succeed":
-            self.log.info("%s", message)
-            return decision
-        error = ModelRejectedError(message, model_name=self.model_name, decision=decision)
-        self.stop_with(context, decision, skip=self.on_reject == "skip", error=error)
+        return self.settle(context, decision, self.on_reject, ModelRejectedError(message, model_name=self.model_name, decision=decision))
 
     # -- lineage -----------------------------------------------------------------------------------
 
