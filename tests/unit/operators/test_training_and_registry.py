@@ -92,7 +92,7 @@ def test_search_picks_parameters_within_bounds(training, model_name) -> None:
 def test_promotion_lifecycle_and_rollback(training, model_name) -> None:
     weak = train(training, model_name, run_id="r1", estimator_params={"max_iter": 1, "max_depth": 1})
     with pytest.raises(ModelResolutionError, match="alias 'champion'"):
-        MlflowRollbackModelOperator(task_id="rb", model_name=model_name, to_version="champion").execute(task_context())
+        MlflowRollbackModelOperator(task_id="rb", model_name=model_name, model_ref="champion").execute(task_context())
 
     first = promote(model_name, "r1", min_value=0.55)
     assert first["decision"] == "promoted" and first["champion_version"] is None
