@@ -176,7 +176,7 @@ with DAG(
     train = MlflowTrainModelOperator(
         task_id="train",
         train_uri=window.output["train_uri"],
-        validation_uri=window.output["holdout_uri"],
+        holdout_uri=window.output["holdout_uri"],
         confine_to_data=True,
         data_tags=window.output["tags"],
         spec_uri=SPEC,
