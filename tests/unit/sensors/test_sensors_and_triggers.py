@@ -43,6 +43,8 @@ def test_partition_sensor_pokes_then_defers_then_fires(tmp_path) -> None:
         sensor.execute(task_context())
     trigger = round_trip(deferred.value.trigger)
     assert isinstance(trigger, DataPartitionTrigger) and deferred.value.method_name == "execute_complete"
+    remote = round_trip(DataPartitionTrigger(uri="s3://lake/month=2025-01", data_conn_id="aws_lake"))
+    assert remote.data_conn_id == "aws_lake" and remote.serialize()[1]["data_conn_id"] == "aws_lake"  # the sensor's name
 
     tables.write_table(pd.DataFrame({"a": [1]}), f"{part}/part-00000.parquet")
     tables.finish_partition(part, keep=["part-00000.parquet"])
