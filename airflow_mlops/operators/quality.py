@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops import reports, tables
-from airflow_mlops.exceptions import TableError
+from airflow_mlops.exceptions import PartitionNotReadyError, TableError
 from airflow_mlops.labels import join_labels, read_labels
 from airflow_mlops.links.reports import QualityReportLink
 from airflow_mlops.operators.base import READ_TEMPLATE_FIELDS, MlopsTableOperator, check_outcome, mlops_template_fields
@@ -30,8 +30,9 @@ class ModelQualityCheckOperator(MlopsTableOperator):
     model's quality with the metric definitions of training (:mod:`airflow_mlops.metrics`), per
     segment too, and compare it with the scoring version's holdout baseline from the registry.
 
-    The predictions are the batch-inference output partition of the period (its ``_SUCCESS`` marker
-    is required: an unpublished period is refused); they are joined to the labels by the spec's id
+    The predictions are the batch-inference output partition of the period, as the batch-scoring
+    block publishes it (its ``_SUCCESS`` manifest is always required, whatever ``require_marker`` says:
+    an unpublished period is refused); they are joined to the labels by the spec's id
     columns. Label coverage (labelled predictions / predictions) below ``min_coverage`` fails the task
     (a retry later may find more labels). Duplicate label ids and labels of classes the model never
     learnt are errors; labels of ids never scored are counted in the summary.
@@ -62,7 +63,8 @@ class ModelQualityCheckOperator(MlopsTableOperator):
     :param reports_uri: the folder of this model's quality records (templated): each period is written
         to ``period=<period>/`` below it, and the hysteresis reads the earlier periods there; default
         ``<reports root>/quality/<model>``.
-    :param bool|None require_marker: the labels' readiness policy (default ``[mlops] require_marker``).
+    :param bool|None require_marker: the labels' readiness policy (default ``[mlops] require_marker``); the
+        predictions always need their ``_SUCCESS`` manifest.
     :param dict|str|None csv_options: CSV dialect of the labels (see :class:`~airflow_mlops.operators.base.MlopsTableOperator`).
     :return: (XCom) ``{"period", "model_name", "model_version", "metric", "value", "baseline", "limit"
         (the value past which the period counts as decayed), "drop",
@@ -114,9 +116,23 @@ class ModelQualityCheckOperator(MlopsTableOperator):
     # -- inputs ------------------------------------------------------------------------------------
 
     def _predictions(self, spec: FeatureSpec) -> pd.DataFrame:
-        """The published predictions of the period (our own output: its marker is always required)."""
+        """The published predictions of the period (our own output: its marker is always required,
+        whatever ``require_marker`` says; that option is the labels' readiness policy).
+
+        :raises PartitionNotReadyError: the partition is not published, saying what publishes it.
+        """
         own = tables.TableReader(conn_id=self.data_conn_id, require_marker=True)
-        frame = own.read(self.predictions_uri)
+        try:
+            frame = own.read(self.predictions_uri)
+        except PartitionNotReadyError as exc:
+            reason = tables.MISSING_MARKER if exc.detail.startswith(tables.MISSING_MARKER) else exc.detail
+            raise PartitionNotReadyError(
+                f"not a published predictions partition ({reason}). The quality check reads predictions only once they are "
+                f"published, with the {tables.SUCCESS_MARKER} manifest naming their files; the batch-scoring block's publish "
+                f"step writes it (PublishPartitionOperator, or airflow_mlops.tables.publish_partition), after every file "
+                f"is scored. require_marker governs the labels only",
+                uri=self.predictions_uri,
+            ) from exc
         missing = [c for c in [*spec.id_columns, PREDICTION, VERSION] if c not in frame.columns]
         if missing:
             raise TableError(f"not a batch-inference output: column(s) {missing} missing", uri=self.predictions_uri)
