@@ -33,7 +33,9 @@ def test_the_month_of_a_run_and_its_scoring_time() -> None:
         previous_month(None)
 
 
-# -- one vocabulary ------------------------------------------------------------------------------------
+# -- one vocabulary: outcome policies, and default_args set once -------------------------------------
+
+CSV = {"delimiter": ";", "encoding": "latin-1", "null_values": ["", "NA"]}
 
 
 def _own_parameters(cls: type) -> dict[str, inspect.Parameter]:
@@ -99,3 +101,29 @@ def test_an_old_outcome_fails_naming_the_new_one(name: str, policy: str, old: st
         op.execute(task_context())
     with pytest.raises(ValueError, match=rf"{policy} must be one of \['fail', 'skip', 'continue'\], got 'ignore'"):
         _build(cls, **{policy: "ignore"}).execute(task_context())
+
+
+def test_default_args_set_once_reach_every_table_reader_and_the_partition_sensor() -> None:
+    from airflow.sdk import DAG
+
+    from airflow_mlops.operators.base import MlopsTableOperator
+
+    candidates = _operators_and_sensors()
+    readers = [c for c in candidates if issubclass(c.cls, MlopsTableOperator) or {"require_marker", "csv_options"} & set(_own_parameters(c.cls))]
+    # The walk must find every reader (and new ones by itself), or this test could pass vacuously.
+    assert {
+        "GxValidateTableOperator", "TrainingWindowOperator", "MlflowTrainModelOperator", "MlflowPromoteModelOperator",
+        "MlflowBatchPredictOperator", "EvidentlyDriftCheckOperator", "ModelQualityCheckOperator", "DataPartitionSensor",
+    } <= {c.cls.__name__ for c in readers}  # fmt: skip
+
+    with DAG("set_once", schedule=None, default_args={"require_marker": False, "csv_options": CSV}):
+        built = {c.cls.__name__: _build(c.cls) for c in readers}
+
+    dropped = {
+        name: {"require_marker": getattr(op, "require_marker", "missing"), "csv_options": getattr(op, "csv_options", "missing")}
+        for name, op in built.items()
+        if op.require_marker is not False or (isinstance(op, MlopsTableOperator) and op.csv_options != CSV)
+    }
+    assert not dropped, f"default_args did not arrive: {dropped}"
+    # A sensor lists files and reads no rows: it takes require_marker and has no use for csv_options.
+    assert not hasattr(built["DataPartitionSensor"], "csv_options")
