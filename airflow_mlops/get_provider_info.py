@@ -34,12 +34,13 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "integration-name": "MLflow",
                 "python-modules": [
+                    "airflow_mlops.operators.window",
                     "airflow_mlops.operators.training",
                     "airflow_mlops.operators.registry",
                     "airflow_mlops.operators.inference",
                 ],
             },
-            {"integration-name": "Evidently", "python-modules": ["airflow_mlops.operators.drift"]},
+            {"integration-name": "Evidently", "python-modules": ["airflow_mlops.operators.drift", "airflow_mlops.operators.quality"]},
         ],
         "sensors": [
             {"integration-name": "MLflow", "python-modules": ["airflow_mlops.sensors.mlflow", "airflow_mlops.sensors.partition"]}
@@ -52,6 +53,7 @@ def get_provider_info() -> dict[str, Any]:
             "airflow_mlops.links.mlflow.MlflowModelVersionLink",
             "airflow_mlops.links.reports.ValidationReportLink",
             "airflow_mlops.links.reports.DriftReportLink",
+            "airflow_mlops.links.reports.QualityReportLink",
         ],
         "connection-types": [
             {

@@ -41,6 +41,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SUCCESS_MARKER = "_SUCCESS"
+#: Why a folder without its marker is not ready (the start of :class:`PartitionNotReadyError`'s detail).
+MISSING_MARKER = f"partition has no {SUCCESS_MARKER} marker (still being written?)"
+#: What a reader of another producer's folders may do about it.
+NO_MARKER_HINT = (
+    "If its producer writes no marker (pandas, most ETL tools), pass require_marker=False to the operator or sensor that "
+    "reads it (airflow-mlops infer-spec: --no-marker), or set [mlops] require_marker = False (AIRFLOW__MLOPS__REQUIRE_MARKER=False)"
+)
 #: Per-run staging folders inside a partition (``_`` hides them from every reader, pyarrow's too).
 STAGING_DIR = "_staging"
 #: Staging folders of other runs untouched this long are left-overs of killed runs: removed at publish.
@@ -166,12 +173,7 @@ def list_data_files(
     if not files:
         raise PartitionNotReadyError("partition has no data files (*.parquet, *.csv)", uri=str(uri))
     if require_marker and SUCCESS_MARKER not in names:
-        raise PartitionNotReadyError(
-            f"partition has no {SUCCESS_MARKER} marker (still being written?). If its producer writes no marker "
-            f"(pandas, most ETL tools), pass require_marker=False to this operator or sensor, or set "
-            f"[mlops] require_marker = False (AIRFLOW__MLOPS__REQUIRE_MARKER=False)",
-            uri=str(uri),
-        )
+        raise PartitionNotReadyError(f"{MISSING_MARKER}. {NO_MARKER_HINT}", uri=str(uri))
     base = str(uri).rstrip("/")
     listed = _manifest_files(path, names) if SUCCESS_MARKER in names else None
     if listed is not None:

@@ -414,17 +414,26 @@ class MlflowHook(BaseHook):
             self.set_alias(name, PREVIOUS_CHAMPION, replaced)
         self.set_alias(name, CHAMPION, version)
 
-    def ready_version(self, name: str, *, alias: str | None = None, after_version: int | None = None) -> dict[str, Any] | None:
+    def ready_version(self, name: str, *, model_ref: str | None = None, after_version: int | None = None) -> dict[str, Any] | None:
         """The READY version a sensor waits for, as ``{"version", "run_id"}``, or ``None`` while there is none.
 
-        :param alias: the version ``alias`` points at, once the alias exists and its version is READY.
-        :param after_version: else the newest READY version newer than this one (any READY version when ``None``).
+        :param model_ref: an alias (the version it points at, once the alias exists) or a version number
+            (that version), once that version is READY.
+        :param after_version: the newest READY version newer than this one (any READY version when ``None``);
+            with ``model_ref``, the version it names must be newer too.
         :raises MlflowAuthError: the server refused the connection's credentials (waiting would not help).
         """
         from mlflow.exceptions import MlflowException
 
+        ref = str(model_ref).strip() if model_ref is not None else ""
         try:
-            found = [self.client.get_model_version_by_alias(name, alias)] if alias else self.client.search_model_versions(f"name={quote_filter(name)}")
+            found: list[ModelVersion]
+            if not ref:
+                found = list(self.client.search_model_versions(f"name={quote_filter(name)}"))
+            elif ref.isdigit():
+                found = [self.client.get_model_version(name, ref)]
+            else:
+                found = [self.client.get_model_version_by_alias(name, ref)]
         except MlflowException as exc:
             if is_not_found(exc):
                 return None

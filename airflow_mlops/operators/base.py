@@ -18,6 +18,12 @@ if TYPE_CHECKING:
     from airflow_mlops.tables import TableReader
 
 CONN_TEMPLATE_FIELDS = ("mlflow_conn_id", "data_conn_id")
+#: What every ``on_*`` policy (``on_failure``, ``on_reject``, ``on_drift``, ``on_decay``) may do when its
+#: check says no: ``fail`` the task, ``skip`` it (and so its downstream), or ``continue`` (log a
+#: warning and succeed). The summary is the task's XCom value in all three cases.
+OUTCOMES = ("fail", "skip", "continue")
+#: Outcome values renamed before 1.0 (Alpha: no aliases); an old value fails naming the new one.
+RENAMED_OUTCOMES = {"warn": "continue", "succeed": "continue"}
 #: Template fields of every operator that reads tables (:class:`MlopsTableOperator`).
 READ_TEMPLATE_FIELDS = ("csv_options",)
 
@@ -31,6 +37,13 @@ def check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
     """Raise ``ValueError`` unless ``value`` is one of ``choices`` (called in ``execute``, after rendering)."""
     if value not in choices:
         raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+
+
+def check_outcome(name: str, value: Any) -> None:
+    """Raise ``ValueError`` unless ``value`` is one of :data:`OUTCOMES`; a renamed value names its new name."""
+    if isinstance(value, str) and value in RENAMED_OUTCOMES:
+        raise ValueError(f"{name}={value!r} was renamed {RENAMED_OUTCOMES[value]!r} (one of {list(OUTCOMES)})")
+    check_choice(name, value, OUTCOMES)
 
 
 def ti_key(context: Context) -> str:
@@ -126,6 +139,14 @@ class MlopsBaseOperator(BaseOperator):
 
             raise AirflowSkipException(str(error))
         raise error
+
+    def settle(self, context: Context, summary: dict[str, Any], outcome: str, error: Exception) -> dict[str, Any]:
+        """Act on a check that said no, by its ``on_*`` policy (one of :data:`OUTCOMES`): ``continue`` logs
+        ``error`` as a warning and returns ``summary``; ``skip`` and ``fail`` go through :meth:`stop_with`."""
+        if outcome == "continue":
+            self.log.warning("%s", error)
+            return summary
+        self.stop_with(context, summary, skip=outcome == "skip", error=error)
 
     def load_spec(self, spec_uri: str) -> FeatureSpec:
         """Load the FeatureSpec at ``spec_uri`` (any object storage)."""

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_mlops import reports, tables
 from airflow_mlops.hooks.mlflow import REFERENCE_ARTIFACT
 from airflow_mlops.links.reports import DriftReportLink
-from airflow_mlops.operators.base import READ_TEMPLATE_FIELDS, MlopsTableOperator, check_choice, mlops_template_fields
+from airflow_mlops.operators.base import READ_TEMPLATE_FIELDS, MlopsTableOperator, check_outcome, mlops_template_fields
 from airflow_mlops.utils import drift_methods
 from airflow_mlops.utils.values import as_mapping, optional_float, optional_text
 
@@ -19,10 +19,12 @@ if TYPE_CHECKING:
 
     from airflow_mlops.spec import FeatureSpec
 
-ON_DRIFT = ("fail", "skip", "continue")
 #: Rows per side given to Evidently. Its cost is super-linear in rows (1M vs 1M: ~114 s, 2.2 GB),
 #: while a seeded 100k-row sample keeps the verdict (see bench/RESULTS.md) in ~10 s.
 DEFAULT_SAMPLE_ROWS = 100_000
+#: Share of drifted columns that means dataset drift, tuned on the reference churn data (the batch
+#: DAG's form default); Evidently's ``DataDriftPreset`` defaults to 0.5.
+DEFAULT_DRIFT_SHARE = 0.2
 
 
 def sample_table(uri: str, columns: list[str], rows: int, seed: int, reader: tables.TableReader) -> pd.DataFrame:
@@ -73,7 +75,9 @@ class EvidentlyDriftCheckOperator(MlopsTableOperator):
     :param reference_uri: explicit reference table instead of the champion's (templated).
     :param model_ref: alias or version whose training reference is used (templated; ``champion``).
     :param period: label of the checked period, e.g. ``{{ ds[:7] }}`` (templated).
-    :param drift_share: share of drifted columns that means dataset drift (templated).
+    :param drift_share: share of drifted columns that means dataset drift (templated). Default 0.2, the
+        value tuned on the reference churn data and used by the reference batch DAG's form, the
+        benchmarks and the small-month measurements (Evidently's own default is 0.5).
     :param numeric_method: Evidently method for every numeric column, e.g. ``"psi"`` (templated);
         default chosen per column from both sample sizes (:mod:`airflow_mlops.utils.drift_methods`:
         KS / chi-square / z when the smaller side has at most ``small_sample_rows`` rows, Wasserstein /
@@ -87,7 +91,8 @@ class EvidentlyDriftCheckOperator(MlopsTableOperator):
         threshold needs ``numeric_method`` and ``categorical_method`` (or ``method``) set too.
     :param sample_rows: rows per side (seeded sample).
     :param seed: sampling seed.
-    :param on_drift: ``fail`` | ``skip`` | ``continue`` when drift is detected (templated).
+    :param on_drift: what to do when drift is detected (one of :data:`~airflow_mlops.operators.base.OUTCOMES`):
+        ``fail``, ``skip``, or ``continue`` (default: log a warning, succeed; ``trigger_retraining`` says it) (templated).
     :param consecutive: drifted periods in a row needed before ``trigger_retraining`` (templated).
     :param reports_uri: the folder of this model's drift records (templated): each period is written
         to ``period=<period>/`` below it, and the hysteresis reads the earlier periods there; default
@@ -117,7 +122,7 @@ class EvidentlyDriftCheckOperator(MlopsTableOperator):
         period: str,
         reference_uri: str | None = None,
         model_ref: str = "champion",
-        drift_share: float | str = 0.5,
+        drift_share: float | str = DEFAULT_DRIFT_SHARE,
         method: str | None = None,
         numeric_method: str | None = None,
         categorical_method: str | None = None,
@@ -210,7 +215,7 @@ class EvidentlyDriftCheckOperator(MlopsTableOperator):
         return Report([preset], include_tests=True).run(current_ds, reference_ds)  # current first
 
     def execute(self, context: Context) -> dict[str, Any]:
-        check_choice("on_drift", self.on_drift, ON_DRIFT)
+        check_outcome("on_drift", self.on_drift)
         self.reset_links(context)
         share_limit = float(self.drift_share)
         if not 0 < share_limit <= 1:
@@ -271,12 +276,12 @@ class EvidentlyDriftCheckOperator(MlopsTableOperator):
             "Drift %s for %s: %.0f%% of columns drifted (limit %.0f%%): %s", "DETECTED" if detected else "not detected",
             self.period, 100 * share, 100 * share_limit, drifted,
         )  # fmt: skip
-        if not detected or self.on_drift == "continue":
+        if not detected:
             return summary
         from airflow_mlops.exceptions import DriftDetectedError
 
         message = f"drift detected in {self.current_uri}: {drifted} ({share:.0%} of columns)"
-        self.stop_with(context, summary, skip=self.on_drift == "skip", error=DriftDetectedError(message, summary=summary))
+        return self.settle(context, summary, self.on_drift, DriftDetectedError(message, summary=summary))
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: the checked partition (schema of the spec's features, rows checked, one "no drift"

@@ -1,4 +1,4 @@
-"""Score a table with a registered model, streaming in bounded chunks, publishing atomically."""
+"""Score a table with a registered model, streaming in bounded batches, publishing atomically."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from airflow_mlops.metrics import LabelSpace
     from airflow_mlops.spec import FeatureSpec
 
-DEFAULT_CHUNK_ROWS = 262_144
+#: Rows per scored batch (``batch_rows``) by default; the benchmarks (bench/RESULTS.md) ran with it.
+DEFAULT_BATCH_ROWS = 262_144
 #: Where models may be loaded from by default: the tracked registry and tracked runs only.
 ALLOWED_MODEL_URI_SCHEMES = ("models", "runs")
 PROGRESS_EVERY_SECONDS = 30.0
@@ -96,8 +97,8 @@ class MlflowBatchPredictOperator(MlopsTableOperator):
     The model reference (alias or version) is resolved once, at the start, to a pinned version that
     is recorded in every row and in the result; pass a version resolved upstream to pin a whole
     mapped fan-out. The input's columns are checked against the model signature and the FeatureSpec
-    before anything is predicted, then streamed in chunks of ``chunk_rows`` rows (memory bounded by
-    the chunk, not the file); each chunk's rows are checked against the spec's bounds, allowed values
+    before anything is predicted, then streamed in batches of ``batch_rows`` rows (memory bounded by
+    the batch, not the file); each batch's rows are checked against the spec's bounds, allowed values
     and nullability before they are scored (``on_invalid_rows``), so the operator protects itself
     without an upstream validate task. The output is published atomically: a rerun replaces it, and
     with the same model version gives a byte-identical file; a failed run leaves an earlier output as it was.
@@ -121,7 +122,7 @@ class MlflowBatchPredictOperator(MlopsTableOperator):
         ``runs``: a model is code (it is unpickled), so it comes from the tracked registry, never from
         an arbitrary ``file://`` or ``s3://`` path unless the DAG author allows that scheme here.
     :param scored_at: ISO timestamp written in ``scored_at`` (templated; default the logical date).
-    :param chunk_rows: rows per chunk.
+    :param batch_rows: rows per scored batch (also the output's parquet row group).
     :param on_invalid_rows: rows that break the spec: ``fail`` (default: the task fails naming column,
         count and a few values, and publishes nothing), ``flag`` (score them and add
         ``invalid_reason``) or ``score`` (score them, log a warning) (templated).
@@ -149,7 +150,7 @@ class MlflowBatchPredictOperator(MlopsTableOperator):
         model_ref: str = registry.CHAMPION,
         shadow_ref: str | None = None,
         scored_at: str | None = None,
-        chunk_rows: int = DEFAULT_CHUNK_ROWS,
+        batch_rows: int = DEFAULT_BATCH_ROWS,
         allow_model_uri_schemes: Sequence[str] = ALLOWED_MODEL_URI_SCHEMES,
         on_invalid_rows: str = "fail",
         allow_empty: bool = False,
@@ -163,7 +164,7 @@ class MlflowBatchPredictOperator(MlopsTableOperator):
         self.model_ref = model_ref
         self.shadow_ref = shadow_ref
         self.scored_at = scored_at
-        self.chunk_rows = chunk_rows
+        self.batch_rows = batch_rows
         self.allow_model_uri_schemes = allow_model_uri_schemes
         self.on_invalid_rows = on_invalid_rows
         self.allow_empty = allow_empty
@@ -268,12 +269,12 @@ class MlflowBatchPredictOperator(MlopsTableOperator):
         invalid = 0
         flag = self.on_invalid_rows == "flag"
         start = last_log = time.monotonic()
-        # One I/O thread reads the next chunk and writes the previous one while this one is scored.
+        # One I/O thread reads the next batch and writes the previous one while this one is scored.
         with tables.staged_output(self.output_uri, conn_id=self.data_conn_id) as local, ThreadPoolExecutor(1, "scoring-io") as io:
-            sink = streaming.ParquetWriteBehind(local, io, row_group_size=self.chunk_rows)
+            sink = streaming.ParquetWriteBehind(local, io, row_group_size=self.batch_rows)
             try:
                 batches = reader.file_batches(
-                    self.input_uri, columns=columns, batch_rows=self.chunk_rows, dictionary_columns=spec.categorical_columns
+                    self.input_uri, columns=columns, batch_rows=self.batch_rows, dictionary_columns=spec.categorical_columns
                 )
                 for batch in streaming.read_ahead(batches, io):
                     if batch.num_rows == 0 and sink.started:
@@ -284,7 +285,7 @@ class MlflowBatchPredictOperator(MlopsTableOperator):
                         invalid += check.invalid_rows
                         if self.on_invalid_rows == "fail":
                             raise AirflowFailException(self._invalid_message(violations, sink.rows + batch.num_rows, partial=True))
-                    table = self._score_chunk(spec, batch, scorers, scored_at)
+                    table = self._score_batch(spec, batch, scorers, scored_at)
                     sink.write(table.append_column(INVALID_REASON_COLUMN, check.reasons) if flag else table)
                     if time.monotonic() - last_log >= PROGRESS_EVERY_SECONDS:
                         last_log = time.monotonic()
@@ -292,7 +293,7 @@ class MlflowBatchPredictOperator(MlopsTableOperator):
                 if sink.rows == 0:
                     self._check_empty_allowed()
                 if not sink.started:  # allowed empty input: still publish an empty, well-typed file
-                    table = self._score_chunk(spec, _empty_batch(schema, columns), scorers, scored_at)
+                    table = self._score_batch(spec, _empty_batch(schema, columns), scorers, scored_at)
                     sink.write(table.append_column(INVALID_REASON_COLUMN, _no_reasons()) if flag else table)
             except BaseException:
                 sink.abort()
@@ -340,7 +341,7 @@ class MlflowBatchPredictOperator(MlopsTableOperator):
                 f"Delete it first if the period is really empty."
             )
 
-    def _score_chunk(self, spec: FeatureSpec, batch: pa.RecordBatch, scorers: list[Scorer], scored_at: Any) -> pa.Table:
+    def _score_batch(self, spec: FeatureSpec, batch: pa.RecordBatch, scorers: list[Scorer], scored_at: Any) -> pa.Table:
         """Score one input batch; return its output rows as an Arrow table.
 
         Only the model's features go through pandas (the pipeline wants a DataFrame); the id columns
@@ -383,7 +384,7 @@ class MlflowBatchPredictOperator(MlopsTableOperator):
 
 
 class Scorer(NamedTuple):
-    """One model that scores every chunk: its output-column prefix, pinned version, model and labels."""
+    """One model that scores every batch: its output-column prefix, pinned version, model and labels."""
 
     prefix: str
     version: str

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops import reports, tables
-from airflow_mlops.exceptions import TableError
+from airflow_mlops.exceptions import PartitionNotReadyError, TableError
 from airflow_mlops.labels import join_labels, read_labels
 from airflow_mlops.links.reports import QualityReportLink
-from airflow_mlops.operators.base import READ_TEMPLATE_FIELDS, MlopsTableOperator, check_choice, mlops_template_fields
+from airflow_mlops.operators.base import READ_TEMPLATE_FIELDS, MlopsTableOperator, check_outcome, mlops_template_fields
 from airflow_mlops.utils.values import optional_float, optional_text
 
 if TYPE_CHECKING:
@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from airflow_mlops.metrics import LabelSpace
     from airflow_mlops.spec import FeatureSpec
 
-ON_DECAY = ("fail", "skip", "continue")
 #: Columns the batch-inference output carries besides ids, segments and probabilities.
 PREDICTION = "prediction"
 VERSION = "model_version"
@@ -31,8 +30,9 @@ class ModelQualityCheckOperator(MlopsTableOperator):
     model's quality with the metric definitions of training (:mod:`airflow_mlops.metrics`), per
     segment too, and compare it with the scoring version's holdout baseline from the registry.
 
-    The predictions are the batch-inference output partition of the period (its ``_SUCCESS`` marker
-    is required: an unpublished period is refused); they are joined to the labels by the spec's id
+    The predictions are the batch-inference output partition of the period, as the batch-scoring
+    block publishes it (its ``_SUCCESS`` manifest is always required, whatever ``require_marker`` says:
+    an unpublished period is refused); they are joined to the labels by the spec's id
     columns. Label coverage (labelled predictions / predictions) below ``min_coverage`` fails the task
     (a retry later may find more labels). Duplicate label ids and labels of classes the model never
     learnt are errors; labels of ids never scored are counted in the summary.
@@ -57,12 +57,14 @@ class ModelQualityCheckOperator(MlopsTableOperator):
     :param max_relative_drop: largest allowed drop as a share of the baseline, 0..1 (templated; default 0.05).
     :param min_coverage: smallest share of predictions that must have a label (templated; default 0.5).
     :param min_segment_rows: labelled rows a segment needs to be judged (default 50).
-    :param on_decay: ``fail`` | ``skip`` | ``continue`` when decay is found (templated).
+    :param on_decay: what to do when decay is found (one of :data:`~airflow_mlops.operators.base.OUTCOMES`):
+        ``fail``, ``skip``, or ``continue`` (default: log a warning, succeed; ``trigger_retraining`` says it) (templated).
     :param consecutive: decayed periods in a row needed before ``trigger_retraining`` (templated).
     :param reports_uri: the folder of this model's quality records (templated): each period is written
         to ``period=<period>/`` below it, and the hysteresis reads the earlier periods there; default
         ``<reports root>/quality/<model>``.
-    :param bool|None require_marker: the labels' readiness policy (default ``[mlops] require_marker``).
+    :param bool|None require_marker: the labels' readiness policy (default ``[mlops] require_marker``); the
+        predictions always need their ``_SUCCESS`` manifest.
     :param dict|str|None csv_options: CSV dialect of the labels (see :class:`~airflow_mlops.operators.base.MlopsTableOperator`).
     :return: (XCom) ``{"period", "model_name", "model_version", "metric", "value", "baseline", "limit"
         (the value past which the period counts as decayed), "drop",
@@ -114,9 +116,23 @@ class ModelQualityCheckOperator(MlopsTableOperator):
     # -- inputs ------------------------------------------------------------------------------------
 
     def _predictions(self, spec: FeatureSpec) -> pd.DataFrame:
-        """The published predictions of the period (our own output: its marker is always required)."""
+        """The published predictions of the period (our own output: its marker is always required,
+        whatever ``require_marker`` says; that option is the labels' readiness policy).
+
+        :raises PartitionNotReadyError: the partition is not published, saying what publishes it.
+        """
         own = tables.TableReader(conn_id=self.data_conn_id, require_marker=True)
-        frame = own.read(self.predictions_uri)
+        try:
+            frame = own.read(self.predictions_uri)
+        except PartitionNotReadyError as exc:
+            reason = tables.MISSING_MARKER if exc.detail.startswith(tables.MISSING_MARKER) else exc.detail
+            raise PartitionNotReadyError(
+                f"not a published predictions partition ({reason}). The quality check reads predictions only once they are "
+                f"published, with the {tables.SUCCESS_MARKER} manifest naming their files; the batch-scoring block's publish "
+                f"step writes it (PublishPartitionOperator, or airflow_mlops.tables.publish_partition), after every file "
+                f"is scored. require_marker governs the labels only",
+                uri=self.predictions_uri,
+            ) from exc
         missing = [c for c in [*spec.id_columns, PREDICTION, VERSION] if c not in frame.columns]
         if missing:
             raise TableError(f"not a batch-inference output: column(s) {missing} missing", uri=self.predictions_uri)
@@ -173,7 +189,7 @@ class ModelQualityCheckOperator(MlopsTableOperator):
         from airflow_mlops.metrics import LabelSpace, plain_label, same_label
         from airflow_mlops.utils import monitoring
 
-        check_choice("on_decay", self.on_decay, ON_DECAY)
+        check_outcome("on_decay", self.on_decay)
         self.reset_links(context)
         spec = self.load_spec(self.spec_uri)
         try:
@@ -253,12 +269,12 @@ class ModelQualityCheckOperator(MlopsTableOperator):
             self.period, chosen.name, value, baseline, drop, "DECAYED" if is_decayed else "no decay", 100 * coverage, len(joined),
             f"; segments below the limit: {[(s['segment'], s['value']) for s in summary['flagged_segments']]}" if summary["flagged_segments"] else "",
         )  # fmt: skip
-        if not is_decayed or self.on_decay == "continue":
+        if not is_decayed:
             return summary
         from airflow_mlops.exceptions import ModelDecayError
 
         message = f"{self.model_name} v{version} decayed on {self.period}: {chosen.name} {value:.4f} vs holdout {baseline:.4f}"
-        self.stop_with(context, summary, skip=self.on_decay == "skip", error=ModelDecayError(message, summary=summary))
+        return self.settle(context, summary, self.on_decay, ModelDecayError(message, summary=summary))
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: the period's predictions (rows evaluated, a "no decay" assertion for the period and

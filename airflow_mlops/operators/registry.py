@@ -14,7 +14,7 @@ from airflow_mlops.operators.base import (
     READ_TEMPLATE_FIELDS,
     MlopsBaseOperator,
     MlopsTableOperator,
-    check_choice,
+    check_outcome,
     mlops_template_fields,
     run_tags,
 )
@@ -27,8 +27,6 @@ if TYPE_CHECKING:
 
     from airflow_mlops.metrics import LabelSpace
     from airflow_mlops.spec import FeatureSpec
-
-ON_REJECT = ("fail", "skip", "succeed")
 
 
 def promotion_pool(model_name: str) -> str:
@@ -79,7 +77,7 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
 
     :param model_name: registered model (templated).
     :param spec_uri: FeatureSpec YAML: target and task (templated).
-    :param challenger: alias or version to judge (templated; default ``challenger``).
+    :param model_ref: the alias or version to judge, the challenger (templated; default ``challenger``).
     :param holdout_uri: labelled table both models are scored on (templated); default: the holdout
         the challenger's training run logged.
     :param metric: metric to compare (default ``roc_auc`` / ``rmse``) (templated).
@@ -88,7 +86,9 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
     :param min_relative_change: required relative improvement, 0..1 (templated).
     :param greater_is_better: default from the metric (templated).
     :param evaluate_only: a dry run: evaluate and decide, change nothing in the registry (templated).
-    :param on_reject: ``fail`` | ``skip`` | ``succeed`` when the challenger loses (templated).
+    :param on_reject: what to do when the challenger loses (one of :data:`~airflow_mlops.operators.base.OUTCOMES`):
+        ``fail`` (raise :class:`~airflow_mlops.exceptions.ModelRejectedError`), ``skip``, or ``continue``
+        (default: log a warning, succeed; the decision says ``rejected``) (templated).
     :param approver: who approved (recorded) (templated).
     :param bool|None require_marker: ``holdout_uri``'s readiness policy (default ``[mlops] require_marker``).
     :param dict|str|None csv_options: CSV dialect of ``holdout_uri`` (see :class:`~airflow_mlops.operators.base.MlopsTableOperator`).
@@ -104,7 +104,7 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
     """
 
     template_fields: Sequence[str] = mlops_template_fields(
-        "model_name", "spec_uri", "challenger", "holdout_uri", "metric", "min_value", "min_absolute_change",
+        "model_name", "spec_uri", "model_ref", "holdout_uri", "metric", "min_value", "min_absolute_change",
         "min_relative_change", "greater_is_better", "evaluate_only", "on_reject", "approver", "evaluation",
         "max_segment_regression", *READ_TEMPLATE_FIELDS,
     )  # fmt: skip
@@ -118,7 +118,7 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
         *,
         model_name: str,
         spec_uri: str,
-        challenger: str = registry.CHALLENGER,
+        model_ref: str = registry.CHALLENGER,
         holdout_uri: str | None = None,
         metric: str | None = None,
         min_value: float | str | None = None,
@@ -126,7 +126,7 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
         min_relative_change: float | str | None = None,
         greater_is_better: bool | str | None = None,
         evaluate_only: bool | str = False,
-        on_reject: str = "succeed",
+        on_reject: str = "continue",
         approver: str | None = None,
         evaluation: dict[str, Any] | str | None = None,
         max_segment_regression: float | str | None = None,
@@ -138,7 +138,7 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
         self.min_segment_rows = min_segment_rows
         self.model_name = model_name
         self.spec_uri = spec_uri
-        self.challenger = challenger
+        self.model_ref = model_ref
         self.holdout_uri = holdout_uri
         self.metric = metric
         self.min_value = min_value
@@ -331,7 +331,7 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops import metrics
 
-        check_choice("on_reject", self.on_reject, ON_REJECT)
+        check_outcome("on_reject", self.on_reject)
         self.reset_links(context)
         dry_run = str(self.evaluate_only).lower() in ("true", "1", "yes")
         spec = self.load_spec(self.spec_uri)
@@ -346,7 +346,7 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
 
         with self.mlflow_hook.activated():
             hook = self.mlflow_hook
-            challenger = hook.resolve_version(self.model_name, self.challenger)
+            challenger = hook.resolve_version(self.model_name, self.model_ref)
             champion = hook.alias_version(self.model_name, registry.CHAMPION)
             MlflowModelVersionLink.persist(context, self.mlflow_hook.model_version_url(self.model_name, challenger.version))
             base = {
@@ -426,11 +426,7 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
 
     def _reject(self, context: Context, decision: dict[str, Any]) -> dict[str, Any]:
         message = f"challenger v{decision['challenger_version']} rejected: {decision['reason']}"
-        if self.on_reject == "succeed":
-            self.log.info("%s", message)
-            return decision
-        error = ModelRejectedError(message, model_name=self.model_name, decision=decision)
-        self.stop_with(context, decision, skip=self.on_reject == "skip", error=error)
+        return self.settle(context, decision, self.on_reject, ModelRejectedError(message, model_name=self.model_name, decision=decision))
 
     # -- lineage -----------------------------------------------------------------------------------
 
@@ -465,32 +461,32 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
 
 
 class MlflowRollbackModelOperator(MlopsBaseOperator):
-    """Put the ``champion`` alias back on ``previous_champion`` (or on a given version).
+    """Put the ``champion`` alias back on ``previous_champion`` (or on the version ``model_ref`` names).
 
     The replaced champion becomes ``previous_champion`` (so a rollback can itself be undone) and the
     restored version gets ``mlops.decision.*`` tags (decision ``rollback``, reason, replaced version,
     DAG run), like a promotion.
 
     :param model_name: registered model (templated).
-    :param to_version: version (or alias) to restore; default the ``previous_champion`` alias (templated).
+    :param model_ref: the version or alias to restore; default the ``previous_champion`` alias (templated).
     :param reason: why, recorded in the tags (templated).
     :return: (XCom) ``{"model_name", "champion_version", "replaced_version", "reason"}``.
     """
 
-    template_fields: Sequence[str] = mlops_template_fields("model_name", "to_version", "reason")
+    template_fields: Sequence[str] = mlops_template_fields("model_name", "model_ref", "reason")
     operator_extra_links = (MlflowModelVersionLink(),)
 
-    def __init__(self, *, model_name: str, to_version: str | int | None = None, reason: str = "manual rollback", **kwargs: Any) -> None:
+    def __init__(self, *, model_name: str, model_ref: str | int | None = None, reason: str = "manual rollback", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.model_name = model_name
-        self.to_version = to_version
+        self.model_ref = model_ref
         self.reason = reason
 
     def execute(self, context: Context) -> dict[str, Any]:
         self.reset_links(context)
         with self.mlflow_hook.activated():
             hook = self.mlflow_hook
-            target = hook.resolve_version(self.model_name, self.to_version or registry.PREVIOUS_CHAMPION)
+            target = hook.resolve_version(self.model_name, self.model_ref or registry.PREVIOUS_CHAMPION)
             dag_run = f"{context['ti'].dag_id}/{context['ti'].run_id}"
             with hook.promotion_lock(self.model_name, holder=dag_run):  # no promotion in between
                 current = hook.alias_version(self.model_name, registry.CHAMPION)

@@ -19,7 +19,7 @@ from airflow_mlops.operators.base import (
     run_tags,
     ti_key,
 )
-from airflow_mlops.utils.registry import RESERVED_ALIASES, quote_filter
+from airflow_mlops.utils.registry import CHALLENGER, RESERVED_ALIASES, quote_filter
 from airflow_mlops.utils.values import as_mapping, as_uri_list, optional_text
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ def labelled(spec: FeatureSpec, frame: pd.DataFrame, uri: str) -> pd.DataFrame:
 
 class MlflowTrainModelOperator(MlopsTableOperator):
     """Fit ``Pipeline(preprocessing from the FeatureSpec, estimator)``, log it to MLflow and register
-    a new version of ``model_name`` with alias ``challenger``.
+    a new version of ``model_name`` with the alias ``set_alias`` (``challenger``).
 
     Logged: params (estimator and its parameters, split), metrics on the holdout (classification:
     roc_auc, f1, precision, recall, accuracy, log_loss; regression: rmse, mae, r2), the model with
@@ -86,16 +86,21 @@ class MlflowTrainModelOperator(MlopsTableOperator):
         the other), e.g. a :class:`~airflow_mlops.operators.window.TrainingWindowOperator`'s ``train_uri`` (templated).
     :param spec_uri: FeatureSpec YAML (templated).
     :param model_name: registered model name (templated).
-    :param estimator: dotted path of a scikit-learn estimator class (templated).
+    :param estimator: dotted path of a scikit-learn estimator class (templated); ``None`` (default)
+        picks it from the FeatureSpec's ``task``: ``sklearn.ensemble.HistGradientBoostingClassifier``
+        for ``classification``, ``sklearn.ensemble.HistGradientBoostingRegressor`` for ``regression``
+        (resolved in ``execute``, once the spec is loaded).
     :param estimator_params: its parameters, a dict or JSON text (templated).
-    :param validation_uri: labelled holdout table; default: a seeded split of ``train_uri`` (templated).
+    :param holdout_uri: labelled holdout table, e.g. a :class:`~airflow_mlops.operators.window.TrainingWindowOperator`'s
+        ``holdout_uri``; default: a seeded split of ``train_uri`` (templated).
     :param test_size: holdout share when splitting (templated).
     :param seed: random seed of split, search, and reference sample.
     :param search: optional bounded random search: ``{"param_distributions": {...}, "n_iter": 8,
         "cv": 3, "scoring": "roc_auc"}``; parameter names refer to the estimator (templated).
     :param experiment_name: MLflow experiment (default ``mlops/<model_name>``) (templated).
     :param reference_rows: rows in the reference sample logged for drift checks.
-    :param alias: alias given to the new version (templated).
+    :param set_alias: the alias this task sets on the new version (templated; default ``challenger``;
+        never ``champion`` or ``previous_champion``, which only a promotion moves).
     :param data_tags: tags naming the data, set on the MLflow run and the version, e.g. the window's
         ``tags`` (which months trained, which judged) (templated; a dict or its JSON text).
     :param bool|None require_marker: a partition folder must have its ``_SUCCESS`` marker (default ``[mlops] require_marker``).
@@ -105,8 +110,8 @@ class MlflowTrainModelOperator(MlopsTableOperator):
     """
 
     template_fields: Sequence[str] = mlops_template_fields(
-        "train_uri", "spec_uri", "model_name", "estimator", "estimator_params", "validation_uri", "test_size",
-        "search", "experiment_name", "alias", "data_tags", *READ_TEMPLATE_FIELDS,
+        "train_uri", "spec_uri", "model_name", "estimator", "estimator_params", "holdout_uri", "test_size",
+        "search", "experiment_name", "set_alias", "data_tags", *READ_TEMPLATE_FIELDS,
     )  # fmt: skip
     template_fields_renderers = {"estimator_params": "json", "search": "json", "data_tags": "json"}
     operator_extra_links = (MlflowRunLink(), MlflowModelVersionLink())
@@ -118,15 +123,15 @@ class MlflowTrainModelOperator(MlopsTableOperator):
         train_uri: str,
         spec_uri: str,
         model_name: str,
-        estimator: str = "sklearn.ensemble.HistGradientBoostingClassifier",
+        estimator: str | None = None,
         estimator_params: dict[str, Any] | str | None = None,
-        validation_uri: str | None = None,
+        holdout_uri: str | None = None,
         test_size: float | str = 0.2,
         seed: int = 42,
         search: dict[str, Any] | str | None = None,
         experiment_name: str | None = None,
         reference_rows: int = 50_000,
-        alias: str = "challenger",
+        set_alias: str = CHALLENGER,
         data_tags: dict[str, str] | str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -136,20 +141,20 @@ class MlflowTrainModelOperator(MlopsTableOperator):
         self.model_name = model_name
         self.estimator = estimator
         self.estimator_params = estimator_params
-        self.validation_uri = validation_uri
+        self.holdout_uri = holdout_uri
         self.test_size = test_size
         self.seed = seed
         self.search = search
         self.experiment_name = experiment_name
         self.reference_rows = reference_rows
-        self.alias = alias
+        self.set_alias = set_alias
         self.data_tags = data_tags
 
     # -- steps -------------------------------------------------------------------------------------
 
     def _split(self, spec: FeatureSpec, data: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-        if self.validation_uri:
-            holdout = labelled(spec, self.reader.read(self.validation_uri, columns=spec.training_columns()), self.validation_uri)
+        if self.holdout_uri:
+            holdout = labelled(spec, self.reader.read(self.holdout_uri, columns=spec.training_columns()), self.holdout_uri)
             return data, holdout
         from sklearn.model_selection import train_test_split
 
@@ -206,7 +211,7 @@ class MlflowTrainModelOperator(MlopsTableOperator):
         labels = LabelSpace.resolve(spec, train[spec.target].unique(), where=str(self.train_uri))
         stray = [v for v in map(plain_label, holdout[spec.target].unique()) if not any(same_label(v, c) for c in labels.classes)]
         if stray:
-            raise ValueError(f"{self.validation_uri}: the holdout's target holds {stray}, never seen in training")
+            raise ValueError(f"{self.holdout_uri or self.train_uri}: the holdout's target holds {stray}, never seen in training")
         return labels
 
     def _existing_version(self, key: str) -> Any | None:
@@ -216,11 +221,11 @@ class MlflowTrainModelOperator(MlopsTableOperator):
     def _summary(self, context: Context, version: Any, reused: bool) -> dict[str, Any]:
         client = self.mlflow_hook.client
         run = client.get_run(version.run_id)
-        current = self.mlflow_hook.alias_version(self.model_name, self.alias)
+        current = self.mlflow_hook.alias_version(self.model_name, self.set_alias)
         if not reused or current is None:  # a retry sets an alias its crashed try never set, and moves none back
-            self.mlflow_hook.set_alias(self.model_name, self.alias, version.version)
+            self.mlflow_hook.set_alias(self.model_name, self.set_alias, version.version)
         elif str(current) != str(version.version):
-            self.log.info("Alias %s stays on v%s: it moved on since this task registered v%s", self.alias, current, version.version)
+            self.log.info("Alias %s stays on v%s: it moved on since this task registered v%s", self.set_alias, current, version.version)
         run_url = self.mlflow_hook.run_url(run.info.experiment_id, run.info.run_id)
         MlflowRunLink.persist(context, run_url)
         MlflowModelVersionLink.persist(context, self.mlflow_hook.model_version_url(self.model_name, version.version))
@@ -235,7 +240,7 @@ class MlflowTrainModelOperator(MlopsTableOperator):
             "holdout_rows": int(run.data.params.get("holdout_rows", 0)),
             "reference_uri": f"runs:/{run.info.run_id}/{REFERENCE_ARTIFACT}",
             "holdout_uri": f"runs:/{run.info.run_id}/{HOLDOUT_ARTIFACT}",
-            "alias": self.alias,
+            "alias": self.set_alias,
             "reused": reused,
             "run_url": run_url,
         }
@@ -249,16 +254,19 @@ class MlflowTrainModelOperator(MlopsTableOperator):
         self.reset_links(context)
         spec = self.load_spec(self.spec_uri)
         try:
-            if self.alias in RESERVED_ALIASES:
-                raise ValueError(f"alias {self.alias!r} is moved only by promotion (MlflowPromoteModelOperator); train to 'challenger' or another alias")
+            if self.set_alias in RESERVED_ALIASES:
+                raise ValueError(
+                    f"set_alias {self.set_alias!r} is moved only by promotion (MlflowPromoteModelOperator); train to 'challenger' or another alias"
+                )
+            self.estimator = optional_text(self.estimator) or modeling.default_estimator(spec.task)
             params = as_mapping(self.estimator_params, "estimator_params")
             data_tags = {str(k): str(v) for k, v in as_mapping(self.data_tags, "data_tags").items()}
             train_uris = as_uri_list(self.train_uri, "train_uri")
             for uri in train_uris:
                 self.check_confined(uri, "train_uri")
             # Rendered values, read once: an unset XCom value (a window without holdout) renders as "None".
-            self.validation_uri = optional_text(self.validation_uri)
-            self.check_confined(self.validation_uri, "validation_uri")
+            self.holdout_uri = optional_text(self.holdout_uri)
+            self.check_confined(self.holdout_uri, "holdout_uri")
             estimator = modeling.load_estimator(self.estimator, params, spec.task)  # before any MLflow write
         except ValueError as exc:
             from airflow.sdk.exceptions import AirflowFailException
@@ -297,11 +305,11 @@ class MlflowTrainModelOperator(MlopsTableOperator):
                 try:
                     metrics, by_segment = self._evaluate(spec, model, holdout, labels)
                 except ValueError as exc:  # e.g. a holdout without every class: ROC AUC is undefined
-                    raise TableError(f"cannot score the holdout ({len(holdout)} rows): {exc}", uri=self.validation_uri or str(self.train_uri)) from exc
+                    raise TableError(f"cannot score the holdout ({len(holdout)} rows): {exc}", uri=self.holdout_uri or str(self.train_uri)) from exc
                 mlflow.log_params(
                     {"estimator": self.estimator, **{f"param_{k}": v for k, v in params.items()}, **search_params,
                      "train_rows": len(train), "holdout_rows": len(holdout), "seed": self.seed,
-                     "test_size": "" if self.validation_uri else float(self.test_size), "spec": spec.name}
+                     "test_size": "" if self.holdout_uri else float(self.test_size), "spec": spec.name}
                     | ({LABELS_TAG: labels.to_json()} if labels else {})
                 )  # fmt: skip
                 mlflow.log_metrics(metrics)
@@ -346,7 +354,7 @@ class MlflowTrainModelOperator(MlopsTableOperator):
             source = ",".join(as_uri_list(self.train_uri, "train_uri"))
             mlflow.log_input(lineage_dataset(train, source, spec.target, f"{spec.name}-train"), context="training")
             mlflow.log_input(
-                lineage_dataset(holdout, self.validation_uri or source, spec.target, f"{spec.name}-holdout"),
+                lineage_dataset(holdout, self.holdout_uri or source, spec.target, f"{spec.name}-holdout"),
                 context="validation",
             )
 
@@ -397,7 +405,7 @@ class MlflowTrainModelOperator(MlopsTableOperator):
             return None
         spec, summary, tracking_uri = self.lineage_spec, self.lineage_summary, lineage.resolved_tracking_uri(self)
         schema = {"schema": lineage.schema_facet(spec)} if spec else {}
-        holdout = optional_text(self.validation_uri)
+        holdout = optional_text(self.holdout_uri)
         tables_read = [*as_uri_list(self.train_uri, "train_uri"), *([holdout] if holdout else [])]
         inputs = [lineage.input_dataset(uri, schema) for uri in tables_read]
         if not summary or not tracking_uri:  # failed before registering: what it read is all there is
@@ -408,7 +416,7 @@ class MlflowTrainModelOperator(MlopsTableOperator):
         if spec:
             version_facets["schema"] = lineage.schema_facet(spec, spec.feature_columns)  # what the model takes
         params = {"estimator": self.estimator, **{f"param_{k}": v for k, v in as_mapping(self.estimator_params, "estimator_params").items()}}
-        params |= {"seed": self.seed, "test_size": "" if self.validation_uri else self.test_size, "spec": spec.name if spec else None}
+        params |= {"seed": self.seed, "test_size": "" if self.holdout_uri else self.test_size, "spec": spec.name if spec else None}
         params |= {"train_rows": summary["train_rows"], "holdout_rows": summary["holdout_rows"]}
         run = lineage.custom_facet(
             "mlops_mlflowRun", trackingUri=tracking_uri, runId=summary["run_id"], experimentId=summary["experiment_id"],

@@ -9,14 +9,12 @@ from typing import TYPE_CHECKING, Any
 from airflow_mlops import tables
 from airflow_mlops.exceptions import DataValidationError
 from airflow_mlops.links.reports import ValidationReportLink
-from airflow_mlops.operators.base import READ_TEMPLATE_FIELDS, MlopsTableOperator, check_choice, mlops_template_fields
+from airflow_mlops.operators.base import READ_TEMPLATE_FIELDS, MlopsTableOperator, check_outcome, mlops_template_fields
 from airflow_mlops.reports import validation_folder
 
 if TYPE_CHECKING:
     import pandas as pd
     from airflow.sdk import Context
-
-ON_FAILURE = ("fail", "warn", "skip")
 
 
 class GxValidateTableOperator(MlopsTableOperator):
@@ -32,8 +30,9 @@ class GxValidateTableOperator(MlopsTableOperator):
     :param spec_uri: FeatureSpec YAML (templated).
     :param labelled: the table must hold the target too (training/holdout); ``False`` for scoring data.
     :param suite_uri: optional GX expectation suite JSON added to the spec's expectations (templated).
-    :param on_failure: ``fail`` (raise :class:`DataValidationError`), ``warn`` (log, succeed) or
-        ``skip`` (skip this task and so its downstream) (templated).
+    :param on_failure: what to do when the table fails its expectations (one of
+        :data:`~airflow_mlops.operators.base.OUTCOMES`): ``fail`` (raise :class:`DataValidationError`),
+        ``skip`` (skip this task and so its downstream) or ``continue`` (log a warning, succeed) (templated).
     :param reports_uri: folder for ``result.json`` and ``data_docs.html`` (templated); default
         ``<reports root>/validation/<dag>/<run>/<task>``.
     :param batch_rows: rows per validated batch.
@@ -74,7 +73,7 @@ class GxValidateTableOperator(MlopsTableOperator):
             yield batch.to_pandas()
 
     def execute(self, context: Context) -> dict[str, Any]:
-        check_choice("on_failure", self.on_failure, ON_FAILURE)
+        check_outcome("on_failure", self.on_failure)
         self.reset_links(context)
         from airflow_mlops.utils import expectations
 
@@ -118,10 +117,7 @@ class GxValidateTableOperator(MlopsTableOperator):
             return summary
         described = "; ".join(expectations.describe_failure(f) for f in merged.failures[:5])
         message = f"{self.table_uri} failed {len(merged.failures)} expectation(s): {described}. Report: {docs_uri}"
-        if self.on_failure == "warn":
-            self.log.warning("%s", message)
-            return summary
-        self.stop_with(context, summary, skip=self.on_failure == "skip", error=DataValidationError(message, summary=summary))
+        return self.settle(context, summary, self.on_failure, DataValidationError(message, summary=summary))
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: the validated table with the spec's schema, the rows read, and one

@@ -67,7 +67,7 @@ class DataPartitionSensor(MlopsDeferrableSensor):
 
         require_marker = settings.require_marker() if self.require_marker is None else self.require_marker  # resolved on the worker
         return DataPartitionTrigger(
-            uri=self.uri, conn_id=self.data_conn_id, poll_interval=self.poke_interval,
+            uri=self.uri, data_conn_id=self.data_conn_id, poll_interval=self.poke_interval,
             require_marker=require_marker, stable_seconds=self.stable_seconds,
         )  # fmt: skip
 

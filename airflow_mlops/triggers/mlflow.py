@@ -13,12 +13,12 @@ if TYPE_CHECKING:
 
 
 class MlflowModelVersionTrigger(BaseTrigger):
-    """Fire when ``alias`` points at a READY version of ``model_name`` (or a version newer than
-    ``after_version`` is READY). MLflow calls are blocking, so each check
+    """Fire when ``model_ref`` (an alias or a version number) is a READY version of ``model_name`` (or,
+    without it, when a version newer than ``after_version`` is READY). MLflow calls are blocking, so each check
     (:meth:`~airflow_mlops.hooks.mlflow.MlflowHook.ready_version`) runs in a thread.
 
     :param model_name: registered model.
-    :param alias: alias to wait for (``champion``).
+    :param model_ref: the alias (``champion``) or version to wait for.
     :param after_version: wait for a version newer than this.
     :param mlflow_conn_id: ``mlflow`` connection (fetched asynchronously).
     :param poll_interval: seconds between checks.
@@ -29,14 +29,14 @@ class MlflowModelVersionTrigger(BaseTrigger):
         self,
         *,
         model_name: str,
-        alias: str | None = None,
+        model_ref: str | None = None,
         after_version: int | None = None,
         mlflow_conn_id: str = "mlflow_default",
         poll_interval: float = 60.0,
     ) -> None:
         super().__init__()
         self.model_name = model_name
-        self.alias = alias
+        self.model_ref = model_ref
         self.after_version = after_version
         self.mlflow_conn_id = mlflow_conn_id
         self.poll_interval = poll_interval
@@ -46,7 +46,7 @@ class MlflowModelVersionTrigger(BaseTrigger):
             "airflow_mlops.triggers.mlflow.MlflowModelVersionTrigger",
             {
                 "model_name": self.model_name,
-                "alias": self.alias,
+                "model_ref": self.model_ref,
                 "after_version": self.after_version,
                 "mlflow_conn_id": self.mlflow_conn_id,
                 "poll_interval": self.poll_interval,
@@ -71,11 +71,11 @@ class MlflowModelVersionTrigger(BaseTrigger):
         try:
             hook = await self._hook()
             while True:
-                found = await asyncio.to_thread(hook.ready_version, self.model_name, alias=self.alias, after_version=self.after_version)
+                found = await asyncio.to_thread(hook.ready_version, self.model_name, model_ref=self.model_ref, after_version=self.after_version)
                 if found:
                     yield TriggerEvent({"status": "success", "model_name": self.model_name, **found})
                     return
-                self.log.info("Waiting for %s (alias=%s, after=%s)", self.model_name, self.alias, self.after_version)
+                self.log.info("Waiting for %s (model_ref=%s, after=%s)", self.model_name, self.model_ref, self.after_version)
                 await asyncio.sleep(self.poll_interval)
         except Exception as exc:  # report to the task, which fails with the message
             yield TriggerEvent({"status": "error", "message": f"{type(exc).__name__}: {exc}"})

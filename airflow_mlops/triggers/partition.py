@@ -17,7 +17,7 @@ class DataPartitionTrigger(BaseTrigger):
     loop of the triggerer stays free.
 
     :param uri: partition folder (``file://``, ``s3://``).
-    :param conn_id: connection for remote stores.
+    :param data_conn_id: connection for ``s3://`` and other remote stores.
     :param poll_interval: seconds between checks.
     :param require_marker: demand the ``_SUCCESS`` marker.
     :param stable_seconds: without a marker, how long the files must have been unchanged.
@@ -25,11 +25,11 @@ class DataPartitionTrigger(BaseTrigger):
     """
 
     def __init__(
-        self, *, uri: str, conn_id: str | None = None, poll_interval: float = 60.0, require_marker: bool = True, stable_seconds: float = 60.0
+        self, *, uri: str, data_conn_id: str | None = None, poll_interval: float = 60.0, require_marker: bool = True, stable_seconds: float = 60.0
     ) -> None:
         super().__init__()
         self.uri = uri
-        self.conn_id = conn_id
+        self.data_conn_id = data_conn_id
         self.poll_interval = poll_interval
         self.require_marker = require_marker
         self.stable_seconds = stable_seconds
@@ -38,7 +38,7 @@ class DataPartitionTrigger(BaseTrigger):
         return (
             "airflow_mlops.triggers.partition.DataPartitionTrigger",
             {
-                "uri": self.uri, "conn_id": self.conn_id, "poll_interval": self.poll_interval,
+                "uri": self.uri, "data_conn_id": self.data_conn_id, "poll_interval": self.poll_interval,
                 "require_marker": self.require_marker, "stable_seconds": self.stable_seconds,
             },  # fmt: skip
         )
@@ -50,7 +50,7 @@ class DataPartitionTrigger(BaseTrigger):
         while True:
             try:
                 files = await asyncio.to_thread(
-                    ready_files, self.uri, conn_id=self.conn_id, require_marker=self.require_marker, stable_seconds=self.stable_seconds
+                    ready_files, self.uri, conn_id=self.data_conn_id, require_marker=self.require_marker, stable_seconds=self.stable_seconds
                 )
             except PartitionNotReadyError as exc:
                 self.log.info("Partition %s not ready: %s", self.uri, exc.detail)

@@ -15,8 +15,24 @@ if TYPE_CHECKING:
     from airflow_mlops.spec import FeatureSpec
 
 MAX_SEARCH_ITERATIONS = 50
+#: The estimator training uses when none is given, by the FeatureSpec's ``task``.
+DEFAULT_ESTIMATORS = {
+    "classification": "sklearn.ensemble.HistGradientBoostingClassifier",
+    "regression": "sklearn.ensemble.HistGradientBoostingRegressor",
+}
 #: Packages pinned into the logged model's requirements, so MLflow skips its ~8 s inference.
 MODEL_REQUIREMENTS = ("scikit-learn", "pandas", "numpy", "scipy", "cloudpickle", "mlflow")
+
+
+def default_estimator(task: str) -> str:
+    """The dotted path of the default estimator for ``task`` (:data:`DEFAULT_ESTIMATORS`).
+
+    :raises ValueError: ``task`` is neither ``classification`` nor ``regression``.
+    """
+    try:
+        return DEFAULT_ESTIMATORS[task]
+    except KeyError:
+        raise ValueError(f"no default estimator for task {task!r}; name one (estimator=...)") from None
 
 
 def load_estimator(path: str, params: dict[str, Any] | None, task: str) -> Any:

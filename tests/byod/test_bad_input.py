@@ -166,7 +166,7 @@ def test_csv_columns_are_typed_by_the_spec_not_by_their_first_block(scored, tmp_
     frame.to_csv(bad, index=False, encoding="utf-8-sig")
     out = tmp_path / "late_values.parquet"
 
-    result = predict_op(str(bad), str(out), scored["model"], chunk_rows=100).execute(task_context("predict"))  # 64 KiB blocks
+    result = predict_op(str(bad), str(out), scored["model"], batch_rows=100).execute(task_context("predict"))  # 64 KiB blocks
 
     assert result["rows"] == len(frame) == 3000
     assert pd.read_parquet(out)["prediction"].notna().all()

@@ -20,7 +20,7 @@ from tests.byod.conftest import PENGUINS_SPEC
 from tests.helpers import task_context
 
 SPEC = str(PENGUINS_SPEC)
-OPT_OUT = r"partition has no _SUCCESS marker .* pass require_marker=False to this operator or sensor, or set \[mlops\] require_marker = False"
+OPT_OUT = r"partition has no _SUCCESS marker .* pass require_marker=False to the operator or sensor that reads it .*, or set \[mlops\] require_marker = False"
 
 
 def readers(penguins, **kwargs) -> dict:

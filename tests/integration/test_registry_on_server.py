@@ -34,7 +34,7 @@ def test_promotion_against_a_tracking_server(server_conn, tmp_path) -> None:
     assert run.info.artifact_uri.startswith("mlflow-artifacts:")  # stored by the server, not locally
 
     promote = {"model_name": name, "spec_uri": str(SPEC_PATH), "mlflow_conn_id": CONN}
-    first = MlflowPromoteModelOperator(task_id="p", challenger=weak["version"], **promote).execute(task_context("p", "a"))
+    first = MlflowPromoteModelOperator(task_id="p", model_ref=weak["version"], **promote).execute(task_context("p", "a"))
     second = MlflowPromoteModelOperator(task_id="p", min_absolute_change=0.02, **promote).execute(task_context("p", "b"))
 
     assert first["decision"] == "promoted" and second["decision"] == "promoted"

@@ -22,7 +22,7 @@ def main(arguments: dict) -> None:
 
     operator = MlflowPromoteModelOperator(
         task_id="promote", model_name=arguments["model"], spec_uri=arguments["spec"], mlflow_conn_id=arguments["conn_id"],
-        challenger=arguments["challenger"], evaluation=arguments["evaluation"],
+        model_ref=arguments["challenger"], evaluation=arguments["evaluation"],
     )  # fmt: skip
     context = task_context("promote", arguments["run_id"])
     print("racer: ready", flush=True)

@@ -163,7 +163,7 @@ def test_clients_in_one_process_keep_their_own_credentials_across_threads(team_m
 
 def test_the_trigger_fires_with_its_connections_credentials_and_reports_a_refusal(team_model) -> None:
     async def first_event(conn_id: str) -> dict[str, Any]:
-        trigger = MlflowModelVersionTrigger(model_name=team_model["name"], alias="champion", mlflow_conn_id=conn_id, poll_interval=0.5)
+        trigger = MlflowModelVersionTrigger(model_name=team_model["name"], model_ref="champion", mlflow_conn_id=conn_id, poll_interval=0.5)
         async for event in trigger.run():
             return dict(event.payload)
         raise AssertionError("the trigger ended without an event")
@@ -180,7 +180,7 @@ def test_wrong_credentials_fail_fast_naming_the_connection_and_no_secret(teams, 
     with pytest.raises(MlflowAuthError) as training:
         train(small_data, f"wrong_{uuid.uuid4().hex[:4]}", "wrong", mlflow_conn_id=WRONG[0])
     with pytest.raises(MlflowAuthError) as sensing:
-        MlflowModelVersionSensor(task_id="wait", model_name="anything", alias="champion", mlflow_conn_id=WRONG[0]).poke(task_context("wait"))
+        MlflowModelVersionSensor(task_id="wait", model_name="anything", model_ref="champion", mlflow_conn_id=WRONG[0]).poke(task_context("wait"))
     elapsed = time.monotonic() - started
 
     url = teams["server"].url

@@ -87,7 +87,7 @@ def contenders(small_data, server_conn) -> dict[str, Any]:
     for who, rounds in (("a", 10), ("b", 15)):
         found[who] = train(small_data, name, who, mlflow_conn_id=server_conn, estimator_params={"max_iter": rounds})["version"]
         verdict = MlflowPromoteModelOperator(
-            task_id="evaluate", evaluate_only=True, model_name=name, spec_uri=SPEC, mlflow_conn_id=server_conn, challenger=found[who]
+            task_id="evaluate", evaluate_only=True, model_name=name, spec_uri=SPEC, mlflow_conn_id=server_conn, model_ref=found[who]
         ).execute(task_context("evaluate", who))
         assert verdict["decision"] == "would_promote" and verdict["champion_version"] == champion["version"]
         found["verdicts"][who] = verdict

@@ -232,16 +232,16 @@ KILL_SCRIPT = r"""
 import sys, time
 from airflow_mlops.operators import inference
 from tests.helpers import task_context
-real = inference.MlflowBatchPredictOperator._score_chunk
+real = inference.MlflowBatchPredictOperator._score_batch
 def slow(self, *args, **kwargs):
     out = real(self, *args, **kwargs)
     print("CHUNK", flush=True)
     time.sleep(0.5)
     return out
-inference.MlflowBatchPredictOperator._score_chunk = slow
+inference.MlflowBatchPredictOperator._score_batch = slow
 inference.MlflowBatchPredictOperator(
     task_id="predict", input_uri=sys.argv[1], output_uri=sys.argv[2], spec_uri=sys.argv[3], model_name=sys.argv[4],
-    scored_at="2025-02-01T00:00:00+00:00", chunk_rows=100,
+    scored_at="2025-02-01T00:00:00+00:00", batch_rows=100,
 ).execute(task_context("predict"))
 """
 

@@ -1,13 +1,10 @@
-"""The documentation site builds strictly and covers the code: every operator, sensor and trigger has a
-reference entry, every ``[mlops]`` option is on the configuration page, and every task of every
+"""The documentation site builds strictly and covers the code: every operator, sensor, trigger, hook and
+extra link has a reference entry, every ``[mlops]`` option is on the configuration page, and every task of every
 reference DAG is on the DAG page. A new operator without docs fails here, as does a broken link."""
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import os
-import pkgutil
 import re
 import subprocess
 import sys
@@ -17,7 +14,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-PACKAGES = ("airflow_mlops.operators", "airflow_mlops.sensors", "airflow_mlops.triggers")
 
 
 @pytest.fixture(scope="module")
@@ -40,35 +36,18 @@ def _ids(html: str) -> set[str]:
     return set(re.findall(r'\sid="([^"]+)"', html))
 
 
-def _public_classes() -> list[str]:
-    """Every BaseOperator / BaseSensorOperator / BaseTrigger subclass defined in the provider's
-    operators, sensors and triggers modules, as ``module.Class``."""
-    from airflow.sdk import BaseOperator, BaseSensorOperator
-    from airflow.triggers.base import BaseTrigger
+def test_every_operator_sensor_trigger_hook_and_extra_link_has_a_reference_entry(site: Path) -> None:
+    """The same walk as the provider-info test (tests/unit/provider_classes.py), abstract bases included."""
+    from tests.unit.provider_classes import provider_classes
 
-    found = []
-    for package_name in PACKAGES:
-        package = importlib.import_module(package_name)
-        for info in pkgutil.iter_modules(package.__path__, f"{package_name}."):
-            module = importlib.import_module(info.name)
-            for name, obj in vars(module).items():
-                if (
-                    inspect.isclass(obj)
-                    and obj.__module__ == module.__name__
-                    and not name.startswith("_")
-                    and issubclass(obj, BaseOperator | BaseSensorOperator | BaseTrigger)
-                ):
-                    found.append(f"{module.__name__}.{name}")
-    return found
-
-
-def test_every_operator_sensor_and_trigger_has_a_reference_entry(site: Path) -> None:
-    classes = _public_classes()
+    classes = [c.path for c in provider_classes()]
     # The walk itself must find what the package has, or this test could pass vacuously.
     assert {
         "airflow_mlops.operators.training.MlflowTrainModelOperator",
         "airflow_mlops.sensors.partition.DataPartitionSensor",
         "airflow_mlops.triggers.mlflow.MlflowModelVersionTrigger",
+        "airflow_mlops.hooks.mlflow.MlflowHook",
+        "airflow_mlops.links.reports.QualityReportLink",
     } <= set(classes)
     anchors: set[str] = set()
     for page in (site / "reference").rglob("*.html"):

@@ -8,6 +8,7 @@ import jsonschema
 import pytest
 
 from airflow_mlops.get_provider_info import get_provider_info
+from tests.unit.provider_classes import ABSTRACT, provider_classes
 
 
 def test_provider_info_matches_airflow_schema_and_dist_name() -> None:
@@ -19,6 +20,53 @@ def test_provider_info_matches_airflow_schema_and_dist_name() -> None:
 
     jsonschema.validate(info, schema)
     assert info["package-name"] == distribution("airflow-mlops").metadata["Name"]
+
+
+def _registered_modules(info: dict, section: str) -> set[str]:
+    return {module for entry in info.get(section, []) for module in entry["python-modules"]}
+
+
+def test_every_operator_sensor_trigger_hook_and_extra_link_is_registered() -> None:
+    """Walk the package: a class nobody registered fails here, whoever added its module."""
+    info = get_provider_info()
+    found = provider_classes()
+    paths = {c.path for c in found}
+    # The walk must find what the package has (every kind), or this test could pass vacuously.
+    assert {
+        "airflow_mlops.operators.quality.ModelQualityCheckOperator",
+        "airflow_mlops.operators.window.TrainingWindowOperator",
+        "airflow_mlops.sensors.partition.DataPartitionSensor",
+        "airflow_mlops.triggers.mlflow.MlflowModelVersionTrigger",
+        "airflow_mlops.hooks.mlflow.MlflowHook",
+        "airflow_mlops.links.reports.QualityReportLink",
+    } <= paths
+    assert paths >= ABSTRACT, f"an abstract base named in tests/unit/provider_classes.py is gone: {sorted(ABSTRACT - paths)}"
+
+    missing = []
+    for c in found:
+        if c.abstract:
+            continue
+        if c.section == "extra-links":
+            if c.path not in info["extra-links"]:
+                missing.append(f"{c.path} (add it to extra-links)")
+        elif c.module not in _registered_modules(info, c.section):
+            missing.append(f"{c.path} (add {c.module} to the python-modules of {c.section!r})")
+    assert not missing, f"not registered in airflow_mlops/get_provider_info.py: {missing}"
+
+    hooks_with_connections = {c.path for c in found if c.section == "hooks" and getattr(c.cls, "conn_type", None)}
+    assert hooks_with_connections == {t["hook-class-name"] for t in info["connection-types"]}
+
+
+def test_the_provider_info_registers_nothing_that_is_not_there() -> None:
+    """Each registered module holds a class of its section; each extra link is a concrete link class."""
+    info = get_provider_info()
+    found = provider_classes()
+    for section in ("operators", "sensors", "triggers", "hooks"):
+        modules = {c.module for c in found if c.section == section and not c.abstract}
+        assert _registered_modules(info, section) <= modules, section
+    links = {c.path for c in found if c.section == "extra-links" and not c.abstract}
+    assert set(info["extra-links"]) <= links
+    assert len(info["extra-links"]) == len(set(info["extra-links"]))
 
 
 def test_airflow_discovers_the_provider_and_connection_type() -> None:

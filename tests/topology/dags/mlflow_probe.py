@@ -19,7 +19,7 @@ with DAG(
     MlflowModelVersionSensor(
         task_id="wait_for_alias",
         model_name="{{ params.model_name }}",
-        alias="{{ params.alias }}",
+        model_ref="{{ params.alias }}",
         deferrable=True,
         poke_interval=2,
         timeout=600,

@@ -49,7 +49,7 @@ def digest(path: Path) -> str:
 def test_scores_in_bounded_chunks_with_pinned_version(setup, tmp_path) -> None:
     out = tmp_path / "p.parquet"
 
-    result = predict(setup, out, chunk_rows=600)
+    result = predict(setup, out, batch_rows=600)
 
     assert result["rows"] == 2500 and result["model_version"] == setup["champion"]
     frame = pd.read_parquet(out)
@@ -131,7 +131,7 @@ def test_chunks_scored_while_the_next_is_read_equal_the_model_on_the_whole_file(
     from airflow_mlops.utils import modeling
 
     out = tmp_path / "p.parquet"
-    predict(setup, out, chunk_rows=300)  # 9 chunks: read ahead and written behind on the I/O thread
+    predict(setup, out, batch_rows=300)  # 9 batches: read ahead and written behind on the I/O thread
 
     with MlflowHook().activated():
         model = mlflow.sklearn.load_model(f"models:/{setup['model']}/{setup['champion']}")

@@ -165,8 +165,15 @@ def test_labels_of_ids_never_scored_are_counted_and_an_unpublished_period_is_ref
     unpublished = world["root"] / "predictions" / "month=2025-03"  # scored, but publish never wrote its marker
     unpublished.mkdir(parents=True)
     shutil.copy(world["root"] / "predictions" / "month=2025-01" / "part-00000.parquet", unpublished)
-    with pytest.raises(PartitionNotReadyError, match="_SUCCESS"):
-        check(world, "2025-03", tmp_path, labels_uri=world["labels"]["2025-01"])
+    with pytest.raises(PartitionNotReadyError) as refused:
+        check(world, "2025-03", tmp_path, labels_uri=world["labels"]["2025-01"], require_marker=False)
+    # It says what it needs and what writes it, and offers no option that would not help.
+    message = str(refused.value)
+    assert message.startswith(f"{unpublished}: not a published predictions partition (partition has no _SUCCESS marker")
+    assert "published, with the _SUCCESS manifest naming their files" in message
+    assert "batch-scoring block's publish step writes it (PublishPartitionOperator, or airflow_mlops.tables.publish_partition)" in message
+    assert "require_marker governs the labels only" in message
+    assert "pass require_marker=False" not in message
 
 
 def test_multiclass_and_regression_periods_on_real_penguins(tmp_path) -> None:

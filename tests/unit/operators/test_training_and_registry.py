@@ -80,6 +80,28 @@ def test_unknown_estimator_fails_before_any_mlflow_write(training, model_name) -
     assert client.search_registered_models(f"name='{model_name}'") == []
 
 
+def test_without_an_estimator_the_specs_task_picks_it(training, model_name, tmp_path) -> None:
+    from sklearn.datasets import load_diabetes
+
+    from airflow_mlops import tables
+    from tests.conftest import REPO
+
+    frame = load_diabetes(as_frame=True, scaled=False).frame.rename(columns={"target": "progression"})
+    frame["sex"] = frame["sex"].map({1.0: "female", 2.0: "male"})
+    frame.insert(0, "patient_id", range(len(frame)))
+    table = tables.write_table(frame, str(tmp_path / "diabetes.parquet"))
+    regression = MlflowTrainModelOperator(
+        task_id="train", train_uri=table, spec_uri=str(REPO / "examples" / "diabetes_spec.yaml"), model_name=f"{model_name}_r",
+        estimator_params={"max_iter": 30},
+    ).execute(task_context("train"))  # fmt: skip
+    classification = train(training, model_name)
+
+    client = MlflowHook().client
+    assert client.get_run(regression["run_id"]).data.params["estimator"] == "sklearn.ensemble.HistGradientBoostingRegressor"
+    assert set(regression["metrics"]) >= {"rmse", "mae", "r2"}
+    assert client.get_run(classification["run_id"]).data.params["estimator"] == "sklearn.ensemble.HistGradientBoostingClassifier"
+
+
 def test_search_picks_parameters_within_bounds(training, model_name) -> None:
     result = train(training, model_name, search={"param_distributions": {"max_depth": [2, 3], "max_iter": [20, 30]}, "n_iter": 2, "cv": 2})
 
@@ -92,7 +114,7 @@ def test_search_picks_parameters_within_bounds(training, model_name) -> None:
 def test_promotion_lifecycle_and_rollback(training, model_name) -> None:
     weak = train(training, model_name, run_id="r1", estimator_params={"max_iter": 1, "max_depth": 1})
     with pytest.raises(ModelResolutionError, match="alias 'champion'"):
-        MlflowRollbackModelOperator(task_id="rb", model_name=model_name, to_version="champion").execute(task_context())
+        MlflowRollbackModelOperator(task_id="rb", model_name=model_name, model_ref="champion").execute(task_context())
 
     first = promote(model_name, "r1", min_value=0.55)
     assert first["decision"] == "promoted" and first["champion_version"] is None
@@ -177,8 +199,8 @@ def test_lineage_schema_from_a_sample_matches_the_whole_frame() -> None:
 
 @pytest.mark.parametrize("alias", ["champion", "previous_champion"])
 def test_training_refuses_the_aliases_only_promotion_moves(training, model_name, alias) -> None:
-    with pytest.raises(AirflowFailException, match=f"alias '{alias}' is moved only by promotion"):
-        train(training, model_name, alias=alias)
+    with pytest.raises(AirflowFailException, match=f"set_alias '{alias}' is moved only by promotion"):
+        train(training, model_name, set_alias=alias)
 
     assert MlflowHook().client.search_model_versions(f"name='{model_name}'") == []  # nothing registered
 

@@ -64,7 +64,7 @@ def test_policies_warn_and_skip(tmp_path, training) -> None:
     bad = str(tmp_path / "bad.parquet")
     tables.write_table(df, bad)
 
-    assert op(tmp_path, bad, on_failure="warn").execute(task_context())["success"] is False
+    assert op(tmp_path, bad, on_failure="continue").execute(task_context())["success"] is False
     with pytest.raises(AirflowSkipException, match="region"):
         op(tmp_path, bad, on_failure="skip").execute(task_context())
     with pytest.raises(ValueError, match="on_failure must be one of"):

@@ -43,6 +43,8 @@ def test_partition_sensor_pokes_then_defers_then_fires(tmp_path) -> None:
         sensor.execute(task_context())
     trigger = round_trip(deferred.value.trigger)
     assert isinstance(trigger, DataPartitionTrigger) and deferred.value.method_name == "execute_complete"
+    remote = round_trip(DataPartitionTrigger(uri="s3://lake/month=2025-01", data_conn_id="aws_lake"))
+    assert remote.data_conn_id == "aws_lake" and remote.serialize()[1]["data_conn_id"] == "aws_lake"  # the sensor's name
 
     tables.write_table(pd.DataFrame({"a": [1]}), f"{part}/part-00000.parquet")
     tables.finish_partition(part, keep=["part-00000.parquet"])
@@ -67,26 +69,31 @@ def registered(tmp_path_factory) -> str:
 
 
 def test_registry_sensor_waits_for_alias_and_new_versions(registered) -> None:
-    waiting = MlflowModelVersionSensor(task_id="w", model_name=registered, alias="champion", poke_interval=0.2, timeout=30, deferrable=True)
+    waiting = MlflowModelVersionSensor(task_id="w", model_name=registered, model_ref="champion", poke_interval=0.2, timeout=30, deferrable=True)
     assert waiting.poke(task_context()).is_done is False
     with pytest.raises(TaskDeferred) as deferred:
         waiting.execute(task_context())
     trigger = round_trip(deferred.value.trigger)
-    assert isinstance(trigger, MlflowModelVersionTrigger)
+    assert isinstance(trigger, MlflowModelVersionTrigger) and trigger.serialize()[1]["model_ref"] == "champion"
 
-    ready = MlflowModelVersionSensor(task_id="w", model_name=registered, alias="challenger", deferrable=True)
+    ready = MlflowModelVersionSensor(task_id="w", model_name=registered, model_ref="challenger", deferrable=True)
     assert ready.execute(task_context()) == {"model_name": registered, "version": "1", "run_id": ready.poke(task_context()).xcom_value["run_id"]}
 
     newer = MlflowModelVersionSensor(task_id="w", model_name=registered, after_version="1")
     assert newer.poke(task_context()).is_done is False
     assert MlflowModelVersionSensor(task_id="w", model_name=registered, after_version=0).poke(task_context()).is_done is True
 
+    # model_ref is an alias or a version, as everywhere else; an unset rendered value waits for any version.
+    assert MlflowModelVersionSensor(task_id="w", model_name=registered, model_ref="1").poke(task_context()).xcom_value["version"] == "1"
+    assert MlflowModelVersionSensor(task_id="w", model_name=registered, model_ref="2").poke(task_context()).is_done is False
+    assert MlflowModelVersionSensor(task_id="w", model_name=registered, model_ref="None").poke(task_context()).is_done is True
+
 
 def test_registry_trigger_fires_once_the_alias_appears(registered) -> None:
     from airflow_mlops.hooks.mlflow import MlflowHook
 
     MlflowHook().client.set_registered_model_alias(registered, "staging", "1")
-    trigger = round_trip(MlflowModelVersionTrigger(model_name=registered, alias="staging", poll_interval=0.1))
+    trigger = round_trip(MlflowModelVersionTrigger(model_name=registered, model_ref="staging", poll_interval=0.1))
 
     event = first_event(trigger)
 
@@ -94,7 +101,7 @@ def test_registry_trigger_fires_once_the_alias_appears(registered) -> None:
 
 
 def test_registry_trigger_reports_errors_as_events() -> None:
-    trigger = MlflowModelVersionTrigger(model_name="x", alias="champion", mlflow_conn_id="mlflow_broken", poll_interval=0.1)
+    trigger = MlflowModelVersionTrigger(model_name="x", model_ref="champion", mlflow_conn_id="mlflow_broken", poll_interval=0.1)
     import os
 
     os.environ["AIRFLOW_CONN_MLFLOW_BROKEN"] = '{"conn_type": "mlflow", "host": "http://127.0.0.1:9"}'
@@ -110,8 +117,8 @@ def test_registry_trigger_reports_errors_as_events() -> None:
 def test_a_malformed_alias_fails_at_once_while_a_missing_one_is_waited_for(registered) -> None:
     from mlflow.exceptions import MlflowException
 
-    missing = MlflowModelVersionSensor(task_id="w", model_name=registered, alias="not-yet")
-    malformed = MlflowModelVersionSensor(task_id="w", model_name=registered, alias="bad alias!")
+    missing = MlflowModelVersionSensor(task_id="w", model_name=registered, model_ref="not-yet")
+    malformed = MlflowModelVersionSensor(task_id="w", model_name=registered, model_ref="bad alias!")
 
     assert missing.poke(task_context()).is_done is False  # "alias not found": it may appear
     with pytest.raises(MlflowException, match="Invalid alias name"):
