@@ -69,7 +69,7 @@ class TableError(MlopsError, ValueError):
     :param uri: the file or partition URI.
     """
 
-    _pickle_fields = ("uri",)
+    _pickle_fields: tuple[str, ...] = ("uri",)
 
     def __init__(self, detail: str, *, uri: str) -> None:
         super().__init__(detail)
@@ -81,9 +81,24 @@ class PartitionNotReadyError(TableError):
     """A partition has no data files or lacks its ``_SUCCESS`` completion marker."""
 
 
-class PartitionConflictError(TableError):
-    """Another run published the partition after this run started writing it: this run's output was
-    discarded, so the partition holds one run's files only. Rerun to replace it."""
+class PartitionConflictError(TableError, AirflowFailException):
+    """Another run replaced the version of the partition this run started from (it won the claim on
+    that version, see :func:`airflow_mlops.tables.publish_partition`): nothing of this run was
+    published, so the partition holds one run's files only. Rerun to replace them.
+
+    An ``AirflowFailException``: the task fails at once, since a retry would be refused the same way
+    (only a new run, which opens the partition anew, can replace the winner's version).
+
+    :param detail: what happened, naming the winner, and what to do.
+    :param uri: the partition.
+    :param winner: the ``run_key`` of the run that won (``"unknown"`` when the store does not say).
+    """
+
+    _pickle_fields: tuple[str, ...] = ("uri", "winner")
+
+    def __init__(self, detail: str, *, uri: str, winner: str = "unknown") -> None:
+        super().__init__(detail, uri=uri)
+        self.winner = winner
 
 
 class ModelResolutionError(MlopsError, LookupError):

@@ -97,3 +97,13 @@ def test_one_sensor_polling_s3_sees_files_and_markers_that_arrive_between_pokes(
     assert quiet.poke(task_context("wait")).is_done is False
     put("_SUCCESS", b"{}")
     assert marked.poke(task_context("wait")).xcom_value["files"] == [f"{month}/part-0.parquet", f"{month}/part-1.parquet"]
+
+
+def test_two_processes_racing_to_publish_one_partition_on_s3_leave_exactly_one_winner(aws_conn: str) -> None:
+    """The claim is a conditional PUT (If-None-Match: *) on the S3 server: exactly one racer publishes."""
+    from tests.partition_race import race, report, summary
+
+    outcomes = race(f"{aws_conn}/race/month=2025-01", rounds=10, conn_id=CONN)
+
+    print(summary(outcomes))
+    assert not any(o["problems"] for o in outcomes), report(outcomes)
