@@ -38,6 +38,8 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_mlops.operators.training",
                     "airflow_mlops.operators.registry",
                     "airflow_mlops.operators.inference",
+                    "airflow_mlops.operators.scoring",
+                    "airflow_mlops.operators.signals",
                 ],
             },
             {"integration-name": "Evidently", "python-modules": ["airflow_mlops.operators.drift", "airflow_mlops.operators.quality"]},

@@ -202,12 +202,12 @@ def retraining_group(
             task_id="validate", table_uri=windowed["train_uri"], spec_uri=spec_uri, labelled=True, **({"retries": 0} | reading)
         )
         train = MlflowTrainModelOperator(
-            task_id="train", train_uri=windowed["train_uri"], validation_uri=windowed["holdout_uri"], data_tags=_output(gate)["tags"],
-            spec_uri=spec_uri, model_name=model_name, estimator=estimator or "sklearn.ensemble.HistGradientBoostingClassifier",
+            task_id="train", train_uri=windowed["train_uri"], holdout_uri=windowed["holdout_uri"], data_tags=_output(gate)["tags"],
+            spec_uri=spec_uri, model_name=model_name, estimator=estimator,
             estimator_params=estimator_params, test_size=test_size, **reading,
         )  # fmt: skip
         evaluate = MlflowPromoteModelOperator(
-            task_id="evaluate", model_name=model_name, spec_uri=spec_uri, evaluate_only=True, on_reject="succeed", **(reading | thresholds)
+            task_id="evaluate", model_name=model_name, spec_uri=spec_uri, evaluate_only=True, on_reject="continue", **(reading | thresholds)
         )
         routed = task.branch(task_id="route")(_route)(_output(evaluate), dry_run, require_approval, approve_id, promote_id)
         approve = ApprovalOperator(

@@ -15,8 +15,8 @@ from airflow_mlops.operators.inference import MlflowBatchPredictOperator
 from airflow_mlops.operators.registry import MlflowPromoteModelOperator
 from airflow_mlops.operators.training import MlflowTrainModelOperator
 from airflow_mlops.operators.validation import GxValidateTableOperator
-from airflow_mlops.sensors.partition import DataPartitionSensor
 from airflow_mlops.periods import month_closed_at, previous_month
+from airflow_mlops.sensors.partition import DataPartitionSensor
 
 SPEC = str(Path(__file__).with_name("penguins_spec.yaml"))
 DATA = "{{ data_root() }}/penguins"

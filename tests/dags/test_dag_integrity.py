@@ -41,7 +41,7 @@ def test_retraining_graph_and_schedule(bag) -> None:
     assert dag.task_dict["assemble_window"].upstream_task_ids == {"pending_signals"}
     assert dag.task_dict["nothing_new"].upstream_task_ids == {"assemble_window", "pending_signals"}
     assert dag.task_dict["validate"].upstream_task_ids == {"nothing_new", "assemble_window"}
-    assert dag.task_dict["train"].upstream_task_ids == {"validate", "assemble_window"}  # the window's tables and tags
+    assert dag.task_dict["train"].upstream_task_ids == {"validate", "assemble_window", "nothing_new"}  # the window's tables, what it learns from
     assert dag.task_dict["answer_signals"].upstream_task_ids == {"pending_signals", "promote"}
     assert dag.task_dict["retrain_again"].upstream_task_ids == {"pending_signals", "answer_signals"} and dag.task_dict["retrain_again"].retries == 0
     # The signal tasks read both signal Assets' history (inlet_events): no store beside Airflow's.
