@@ -833,7 +833,7 @@ def _uncached(path: ObjectStoragePath) -> ObjectStoragePath:
 
 
 def _stamp(path: ObjectStoragePath) -> str | None:
-    """The store's identity of the object at ``path`` as written (inode and nanosecond mtime on local
+    """The store's identity of the object at ``path`` as written (inode and mtime to the ns on local
     disk; ETag and Last-Modified on S3), or ``None`` when there is none."""
     try:
         if _is_local(path):

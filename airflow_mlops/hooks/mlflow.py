@@ -471,18 +471,19 @@ class MlflowHook(BaseHook):
         """Set the registered model's tag ``key`` (e.g. the retraining signals' watermark)."""
         self.client.set_registered_model_tag(name, key, value)
 
-    def last_decided_version(self, name: str) -> ModelVersion | None:
-        """The newest version of ``name`` with a recorded promotion decision (promoted or rejected), or ``None``."""
+    def decided_versions(self, name: str) -> list[ModelVersion]:
+        """The versions of ``name`` with a recorded promotion decision (promoted or rejected), newest first;
+        empty when the model does not exist."""
         from mlflow.exceptions import MlflowException
 
         try:
             found = self.client.search_model_versions(f"name={quote_filter(name)}")
         except MlflowException as exc:
             if is_not_found(exc):
-                return None
+                return []
             raise
         decided = [v for v in found if (v.tags or {}).get("mlops.decision.decision") in ("promoted", "rejected")]
-        return max(decided, key=lambda v: int(v.version)) if decided else None
+        return sorted(decided, key=lambda v: int(v.version), reverse=True)
 
     def _read_lock(self, name: str) -> dict[str, Any] | None:
         raw = self.client.get_registered_model(name).tags.get(LOCK_TAG)

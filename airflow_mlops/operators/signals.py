@@ -114,7 +114,9 @@ class PendingSignalsOperator(MlopsBaseOperator):
             (s for asset in signal_assets(self.model_name) for s in signals.history(context["inlet_events"][asset])),
             key=lambda s: s["event_id"],
         )
-        watermark = signals.parse_watermark(self.mlflow_hook.model_tag(self.model_name, signals.WATERMARK_TAG))
+        # With no signal there is nothing to compare with the watermark. Reading it anyway would fail on a
+        # first run under MLflow's basic-auth: a model that does not exist yet reads as "permission denied".
+        watermark = signals.parse_watermark(self.mlflow_hook.model_tag(self.model_name, signals.WATERMARK_TAG)) if found else 0
         answered, pending = signals.split(found, watermark)
         self.log.info("Pending signals of %s: %s (answered through event %d)", self.model_name, ", ".join(signals.distinct(pending)) or "none", watermark)
         newest = max([watermark, *(s["event_id"] for s in found)])
@@ -128,6 +130,8 @@ def answer(hook: Any, model_name: str, pending: dict[str, Any], version: str | N
 
     The watermark only moves forward: a run that answers older events than another already did changes nothing.
     """
+    if not pending["signals"]:
+        return []
     names = signals.distinct(pending["signals"])
     through = max([0, *(s["event_id"] for s in pending["signals"])])
     current = signals.parse_watermark(hook.model_tag(model_name, signals.WATERMARK_TAG))
@@ -159,9 +163,9 @@ def training_config(estimator: Any, estimator_params: Any) -> str:
 
 class RetrainingGateOperator(MlopsBaseOperator):
     """Train only when there is something new to learn. Nothing is new when every pending signal names a
-    (kind, period) a decision already answered, or when the last decided version learnt from the same
+    (kind, period) a decision already answered, or when a decided version learnt from the same
     data the same way: the same window (months, holdout month, snapshot and its URI) and the same
-    estimator and hyperparameters. Then the last decision stands: the pending
+    estimator and hyperparameters. Then that decision stands (for answered signals, the newest one): the pending
     signals are recorded as answered by it (the watermark moves, their names join that version's
     ``mlops.signals`` tag, no version is trained) and the task is skipped, which skips training,
     evaluation and promotion.
@@ -202,18 +206,21 @@ class RetrainingGateOperator(MlopsBaseOperator):
         }
 
     def nothing_new(self) -> tuple[str, str | None] | None:
-        """Why there is nothing new to learn and the last decided version (whose decision stands), or
-        ``None`` when there is something new."""
-        last = self.mlflow_hook.last_decided_version(self.model_name)
-        stands = None if last is None else str(last.version)
+        """Why there is nothing new to learn and the decided version whose decision stands, or ``None``
+        when there is something new."""
+        decided = self.mlflow_hook.decided_versions(self.model_name)
         pending = self.pending["signals"]
         repeated = [signals.key(s) for s in pending if signals.key(s) in set(self.pending["answered"])]
         if pending and len(repeated) == len(pending):
+            stands = str(decided[0].version) if decided else None
             return f"every pending signal was answered before ({', '.join(sorted(set(repeated)))})", stands
         tags = self.learnt_from()
-        if last is not None and all((last.tags or {}).get(k) == v for k, v in tags.items()):
+        # Any decided version, not only the newest: a run on another window in between (the snapshot, a
+        # form's other months) does not make this window's data new again.
+        same = next((v for v in decided if all((v.tags or {}).get(k) == value for k, value in tags.items())), None)
+        if same is not None:
             where = ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in sorted(tags.items()))
-            return f"v{last.version} learnt from the same data the same way ({where}; {last.tags.get('mlops.decision.decision')})", stands
+            return f"v{same.version} learnt from the same data the same way ({where}; {same.tags.get('mlops.decision.decision')})", str(same.version)
         return None
 
     def execute(self, context: Context) -> dict[str, Any]:

@@ -24,10 +24,13 @@ from typing import Any
 
 import pytest
 
+from airflow_mlops import signals
+from airflow_mlops.assets import decay_asset, drift_asset
 from airflow_mlops.exceptions import MlflowAuthError
 from airflow_mlops.hooks.mlflow import MlflowHook
 from airflow_mlops.operators.inference import MlflowBatchPredictOperator
 from airflow_mlops.operators.registry import MlflowPromoteModelOperator
+from airflow_mlops.operators.signals import AnswerSignalsOperator, PendingSignalsOperator
 from airflow_mlops.sensors.mlflow import MlflowModelVersionSensor
 from airflow_mlops.triggers.mlflow import MlflowModelVersionTrigger
 from tests.conftest import MLFLOW_ADMIN, VENV_BIN, Server
@@ -189,3 +192,26 @@ def test_wrong_credentials_fail_fast_naming_the_connection_and_no_secret(teams, 
     assert elapsed < 15  # a refusal is not retried (the connection allows one retry of transient errors)
     logged = caplog.text + "".join(capfd.readouterr())
     assert not [secret for secret in SECRETS if secret in logged + str(training.value) + str(sensing.value)]
+
+
+def test_a_first_retraining_run_as_a_non_admin_reads_nothing_of_a_model_not_created_yet(teams) -> None:
+    """Before its first training a model does not exist, and MLflow's basic-auth answers "permission
+    denied" for it rather than "not found": the signal steps of a first run must not ask for it."""
+    from mlflow.exceptions import MlflowException
+
+    name = f"fresh_{uuid.uuid4().hex[:6]}"
+    hook = MlflowHook(TEAM_B[0])
+    with pytest.raises(MlflowException, match="Permission denied"):  # what a watermark read would meet
+        hook.model_tag(name, signals.WATERMARK_TAG)
+    ctx = task_context("pending_signals", "auth")
+    ctx["inlet_events"] = {drift_asset(name): [], decay_asset(name): []}
+
+    pending = PendingSignalsOperator(task_id="pending_signals", model_name=name, mlflow_conn_id=TEAM_B[0]).execute(ctx)
+
+    assert pending == {"signals": [], "answered": [], "watermark": 0, "newest_event": 0}
+    assert hook.decided_versions(name) == []  # the gate's question, answered by a search
+    answer_ctx = task_context("answer_signals", "auth")
+    answer_ctx["ti"].xcom_pull.return_value = {"decision": "promoted", "challenger_version": "1"}
+    assert AnswerSignalsOperator(
+        task_id="answer_signals", model_name=name, pending=pending, decision_task_id="promote", mlflow_conn_id=TEAM_B[0]
+    ).execute(answer_ctx) == {"answered": [], "decision": "promoted", "version": "1"}

@@ -158,10 +158,16 @@ def test_the_gate_trains_only_when_there_is_something_new_to_learn(model: str) -
     # Other hyperparameters on the same window are a new experiment.
     assert gate(WINDOW, pending, params={"max_iter": 80}).execute(task_context())["train"] is True
 
-    # A signal for a period a decision already answered (re-raised by another version): nothing new either.
+    # A decision on another window since then does not make the first window's data new again.
+    later = _version(model, trained["tags"] | {"mlops.decision.decision": "promoted"})
+    with pytest.raises(AirflowSkipException, match=rf"nothing new to learn: v{decided} learnt from the same data the same way .*; no signal to answer"):
+        gate(WINDOW, {"signals": [], "answered": []}).execute(task_context())
+
+    # A signal for a period a decision already answered (re-raised by another version): nothing new either;
+    # the newest decision answers it.
     again = {"signals": signals.history([event(9, "drift", "2025-03", "2")]), "answered": ["drift 2025-03"]}
-    with pytest.raises(AirflowSkipException, match=r"every pending signal was answered before \(drift 2025-03\)"):
-        gate(newer, again).execute(task_context())
+    with pytest.raises(AirflowSkipException, match=rf"every pending signal was answered before \(drift 2025-03\); the decision on v{later} answers"):
+        gate(WINDOW | {HOLDOUT_MONTH_TAG: "2025-05"}, again).execute(task_context())
     assert hook.model_tag(model, signals.WATERMARK_TAG) == "9"
     decay = {"signals": signals.history([event(10, "decay", "2025-02")]), "answered": []}
     with pytest.raises(AirflowSkipException, match="nothing new"):
