@@ -164,6 +164,7 @@ def compute(task: str, y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray
 
     :param proba: ``predict_proba`` output, columns in ``labels.classes`` order (classification).
     :param labels: the classifier's label space (``None`` for regression).
+    :return: metric name -> value; ``roc_auc`` only when ``y_true`` holds every class.
     """
     import numpy as np
     from sklearn import metrics as m
@@ -185,10 +186,13 @@ def compute(task: str, y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray
     out = {"f1": float(f1), "precision": float(precision), "recall": float(recall), "accuracy": float(m.accuracy_score(y_true, y_pred))}
     if proba is not None:
         out["log_loss"] = float(m.log_loss(y_true, proba, labels=classes))
-        if labels.binary:
-            out["roc_auc"] = float(m.roc_auc_score(np.asarray(y_true) == labels.positive, proba[:, labels.positive_index]))
-        else:
-            out["roc_auc"] = float(m.roc_auc_score(y_true, proba, multi_class="ovr", average=MULTICLASS_AVERAGE, labels=classes))
+        # ROC AUC compares classes: on data that lacks one (a month of one sub-population) it is
+        # undefined and left out, never NaN (which no JSON, XCom or MLflow tag carries).
+        if set(map(str, np.unique(np.asarray(y_true, dtype=object)))) >= set(map(str, classes)):
+            if labels.binary:
+                out["roc_auc"] = float(m.roc_auc_score(np.asarray(y_true) == labels.positive, proba[:, labels.positive_index]))
+            else:
+                out["roc_auc"] = float(m.roc_auc_score(y_true, proba, multi_class="ovr", average=MULTICLASS_AVERAGE, labels=classes))
     return out
 
 

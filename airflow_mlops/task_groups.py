@@ -97,8 +97,10 @@ def batch_scoring_group(
         plan = BatchScoringPlanOperator(
             task_id="plan", input_uri=input_uri, output_uri=output_uri, model_name=model_name, model_ref=model_ref, shadow_ref=shadow_ref, **reading
         )
+        # The reading options reach predict through the plan's output: partial() drops default_args
+        # that are not BaseOperator's, so a DAG's default_args={"csv_options": ...} would miss it.
         predict = MlflowBatchPredictOperator.partial(
-            task_id="predict", spec_uri=spec_uri, model_name=model_name, scored_at=scored_at, **reading
+            task_id="predict", spec_uri=spec_uri, model_name=model_name, scored_at=scored_at, **common
         ).expand_kwargs(plan.output)
         PublishPartitionOperator(
             task_id="publish", partition=_output(plan)[PARTITION_KEY], results=predict.output,
@@ -160,7 +162,8 @@ def retraining_group(
     :param windows_uri: where each run writes its window (a per-run folder is added).
     :param window_months: labelled months to learn from before the newest one, the holdout (0 = the snapshot, split).
     :param include_snapshot: add the snapshot to the window's months.
-    :param end_month: the newest month considered (default the month of the run).
+    :param end_month: the newest month considered; default the newest period a pending signal names
+        (the month that drifted or decayed), else the month of the run.
     :param estimator: scikit-learn estimator class (default from the spec's task).
     :param estimator_params: its hyperparameters (dict or JSON).
     :param test_size: holdout share when the window is the snapshot alone.
@@ -186,7 +189,9 @@ def retraining_group(
     common, reading = _split(operator_args)
     thresholds = {"metric": metric, "min_value": min_value, "min_absolute_change": min_absolute_change, "min_relative_change": min_relative_change}
     with TaskGroup(group_id=group_id, **task_group_kwargs) as group:
-        evaluate_id, approve_id, promote_id = (group.child_id(t) for t in ("evaluate", "approve", "promote"))
+        evaluate_id, approve_id, promote_id, pending_id = (group.child_id(t) for t in ("evaluate", "approve", "promote", "pending_signals"))
+        if end_month is None:
+            end_month = f"{{{{ ti.xcom_pull(task_ids='{pending_id}')['newest_period'] or '' }}}}"
         pending = PendingSignalsOperator(task_id="pending_signals", model_name=model_name, **common)
         window = TrainingWindowOperator(
             task_id="assemble_window", features_uri=features_uri, labels_uri=labels_uri, snapshot_uri=snapshot_uri, spec_uri=spec_uri,

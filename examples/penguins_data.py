@@ -6,7 +6,9 @@ Layout under ``ROOT``:
 
 * ``training/part-0.parquet``: the 2007 and 2008 field seasons, with the ``species`` label;
 * ``monthly/month=2009-01/``, ``month=2009-02/``: two random halves of the 2009 season (stable);
-* ``monthly/month=2009-03/``: only the Gentoo penguins of 2009 (a real sub-population).
+* ``monthly/month=2009-03/``: only the Gentoo penguins of 2009 (a real sub-population);
+* ``labels/month=2009-01/`` .. ``month=2009-03/``: each month's ``penguin_id`` and ``species``, the
+  labels feed (in a real team they arrive after the month was scored).
 
 Usage: ``python examples/penguins_data.py ROOT`` (a folder or ``file://`` URI).
 """
@@ -26,14 +28,12 @@ def write_layout(root: str) -> dict[str, int]:
     penguins = load_penguins()
     penguins.insert(0, "penguin_id", range(1, len(penguins) + 1))
     season = penguins[penguins["year"] == 2009].sample(frac=1.0, random_state=7)
-    unlabelled = season.drop(columns=["species"])
     half = len(season) // 2
-    folders = {
-        "training": penguins[penguins["year"] < 2009],
-        "monthly/month=2009-01": unlabelled.iloc[:half],
-        "monthly/month=2009-02": unlabelled.iloc[half:],
-        "monthly/month=2009-03": unlabelled[season["species"] == "Gentoo"],
-    }
+    months = {"2009-01": season.iloc[:half], "2009-02": season.iloc[half:], "2009-03": season[season["species"] == "Gentoo"]}
+    folders = {"training": penguins[penguins["year"] < 2009]}
+    for month, rows in months.items():
+        folders[f"monthly/month={month}"] = rows.drop(columns=["species"])
+        folders[f"labels/month={month}"] = rows[["penguin_id", "species"]]
     for folder, frame in folders.items():
         (base / folder).mkdir(parents=True, exist_ok=True)
         frame.to_parquet(base / folder / "part-0.parquet", index=False)

@@ -1,71 +1,62 @@
-"""A team's own DAGs on its own data: the Palmer penguins table (string labels, NaNs, categoricals)
-written by a pandas job with no ``_SUCCESS`` markers (examples/penguins_data.py). The README's
-"Bring your own data" walk-through shows this file; the tests run it exactly as shipped."""
+"""A team's whole monthly loop on its own data, composed from the provider's public blocks: the Palmer
+penguins table (string labels, NaNs, categoricals) written by a pandas job with no ``_SUCCESS``
+markers (examples/penguins_data.py). Training runs on demand and whenever drift or decay is
+signalled; scoring checks and scores each month; monitoring judges each month once its labels land.
+The docs' "Bring your own data" page shows this file; the tests run it exactly as shipped."""
 
 from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
 
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import DAG, Param, chain
 
-from airflow_mlops import settings
+from airflow_mlops import periods
+from airflow_mlops.assets import decay_asset, drift_asset
 from airflow_mlops.operators.drift import EvidentlyDriftCheckOperator
-from airflow_mlops.operators.inference import MlflowBatchPredictOperator
-from airflow_mlops.operators.registry import MlflowPromoteModelOperator
-from airflow_mlops.operators.training import MlflowTrainModelOperator
+from airflow_mlops.operators.quality import ModelQualityCheckOperator
+from airflow_mlops.operators.signals import RaiseSignalOperator
 from airflow_mlops.operators.validation import GxValidateTableOperator
-from airflow_mlops.periods import month_closed_at, previous_month
 from airflow_mlops.sensors.partition import DataPartitionSensor
+from airflow_mlops.task_groups import batch_scoring_group, retraining_group
 
+MODEL = "penguins"
 SPEC = str(Path(__file__).with_name("penguins_spec.yaml"))
 DATA = "{{ data_root() }}/penguins"
-# A run on the 1st of a month scores the month before (a backfill of 2009-04-01 scores March).
-MONTH_OF_RUN = "params.month or previous_month(logical_date or dag_run.run_after)"
-MONTH = "{{ " + MONTH_OF_RUN + " }}"
-# pandas writes no _SUCCESS marker: every reader opts out (or set [mlops] require_marker = False once).
-NO_MARKER = {"require_marker": False}
+FEATURES, LABELS, PREDICTIONS = (f"{DATA}/{kind}/month=" for kind in ("monthly", "labels", "predictions"))
+# Said once for the three DAGs. pandas writes no _SUCCESS marker: every task that reads a table opts out.
+COMMON = {
+    "start_date": dt.datetime(2009, 2, 1, tzinfo=dt.UTC), "catchup": False, "user_defined_macros": periods.macros(),
+    "default_args": {"require_marker": False}, "tags": ["example"],
+}  # fmt: skip
 
 with DAG(
-    dag_id="team_penguins_training",
-    schedule=None,
-    start_date=dt.datetime(2025, 1, 1, tzinfo=dt.UTC),
-    user_defined_macros={"data_root": settings.data_root},
-    tags=["example"],
-):
-    validate = GxValidateTableOperator(task_id="validate", table_uri=DATA + "/training", spec_uri=SPEC, retries=0, **NO_MARKER)
-    train = MlflowTrainModelOperator(
-        task_id="train", train_uri=DATA + "/training", spec_uri=SPEC, model_name="penguins",
-        estimator_params={"max_iter": 100}, **NO_MARKER,
+    dag_id="team_penguins_training", schedule=drift_asset(MODEL) | decay_asset(MODEL), max_active_runs=1,
+    params={"window_months": Param(2, type="integer", minimum=0, description="Labelled months (0: the snapshot alone, split).")},
+    **COMMON,
+):  # fmt: skip
+    retraining_group(
+        model_name=MODEL, spec_uri=SPEC, features_uri=FEATURES + "{month}", labels_uri=LABELS + "{month}",
+        snapshot_uri=DATA + "/training", windows_uri=DATA + "/windows", window_months="{{ params.window_months }}",
+        include_snapshot=True, estimator_params={"max_iter": 100}, metric="accuracy", min_value=0.9,
     )  # fmt: skip
-    promote = MlflowPromoteModelOperator(task_id="promote", model_name="penguins", spec_uri=SPEC, metric="f1", min_value=0.9)
-    validate >> train >> promote
 
-with DAG(
-    dag_id="team_penguins_monthly",
-    schedule="@monthly",
-    start_date=dt.datetime(2009, 1, 1, tzinfo=dt.UTC),
-    catchup=False,
-    user_defined_macros={"data_root": settings.data_root, "previous_month": previous_month, "month_closed_at": month_closed_at},
-    params={"month": Param(None, type=["null", "string"], pattern="^[0-9]{4}-(0[1-9]|1[0-2])$", title="Month (YYYY-MM)")},
-    tags=["example"],
-):
-    partition = DATA + "/monthly/month=" + MONTH
-    wait = DataPartitionSensor(
-        task_id="wait", uri=partition, stable_seconds=60, poke_interval=60, timeout=24 * 3600, mode="reschedule", **NO_MARKER
-    )
-    validate_month = GxValidateTableOperator(task_id="validate", table_uri=partition, spec_uri=SPEC, labelled=False, retries=0, **NO_MARKER)
+with DAG(dag_id="team_penguins_scoring", schedule="@monthly", params={"month": periods.month_param()}, **COMMON):
+    month = FEATURES + periods.MONTH
+    wait = DataPartitionSensor(task_id="wait", uri=month, stable_seconds=60, poke_interval=60, timeout=24 * 3600, mode="reschedule")
+    validate = GxValidateTableOperator(task_id="validate", table_uri=month, spec_uri=SPEC, labelled=False, retries=0)
     drift = EvidentlyDriftCheckOperator(
-        task_id="drift", current_uri=partition, spec_uri=SPEC, model_name="penguins", period=MONTH, drift_share=0.3, **NO_MARKER
+        task_id="drift", current_uri=month, spec_uri=SPEC, model_name=MODEL, period=periods.MONTH, on_drift="continue"
     )
+    score = batch_scoring_group(model_name=MODEL, spec_uri=SPEC, input_uri=month, output_uri=PREDICTIONS + periods.MONTH)
+    chain(wait, validate, drift, score)
+    RaiseSignalOperator(task_id="signal_drift", model_name=MODEL, kind="drift", check=drift.output)
 
-    @task
-    def outputs(ready: dict, month: str) -> list[dict]:
-        """One prediction file per input file of the month."""
-        root = ready["uri"].rsplit("/monthly/", 1)[0]
-        return [{"input_uri": f, "output_uri": f"{root}/predictions/month={month}/{f.rsplit('/', 1)[-1]}"} for f in ready["files"]]
-
-    predict = MlflowBatchPredictOperator.partial(
-        task_id="predict", spec_uri=SPEC, model_name="penguins", scored_at="{{ month_closed_at(" + MONTH_OF_RUN + ") }}"
-    ).expand_kwargs(outputs(wait.output, MONTH))
-    wait >> validate_month >> drift >> predict
+with DAG(dag_id="team_penguins_monitoring", schedule="@monthly", params={"month": periods.month_param()}, **COMMON):
+    labels = LABELS + periods.MONTH
+    wait = DataPartitionSensor(task_id="wait", uri=labels, stable_seconds=60, poke_interval=3600, timeout=30 * 24 * 3600, mode="reschedule")
+    quality = ModelQualityCheckOperator(
+        task_id="quality", predictions_uri=PREDICTIONS + periods.MONTH, labels_uri=labels, spec_uri=SPEC, model_name=MODEL,
+        period=periods.MONTH, metric="accuracy", on_decay="continue",
+    )  # fmt: skip
+    wait >> quality >> RaiseSignalOperator(task_id="signal_decay", model_name=MODEL, kind="decay", check=quality.output)

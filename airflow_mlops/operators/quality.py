@@ -238,6 +238,11 @@ class ModelQualityCheckOperator(MlopsTableOperator):
                 return (absolute is not None and drop > absolute) or (relative is not None and drop > relative * abs(before))
 
             current = self._measure(spec, joined, labels)
+            if chosen.name not in current:
+                raise AirflowFailException(
+                    f"{chosen.name} is undefined on {self.period} of {self.predictions_uri}: its labels lack a class of "
+                    f"{self.model_name} (ROC AUC needs every class); judge such periods on another metric (accuracy, f1)"
+                )
             value = current[chosen.name]
             from airflow_mlops.utils.segments import from_tags
 

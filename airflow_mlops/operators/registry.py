@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from airflow_mlops.metrics import LabelSpace
     from airflow_mlops.spec import FeatureSpec
 
+#: The column of predicted labels when a holdout is judged by labels alone (named to clash with no feature).
+PREDICTED = "mlops_predicted_label"
+
 
 def promotion_pool(model_name: str) -> str:
     """The Airflow pool (one slot) that serialises the promotions of ``model_name``: ``mlops_promote_<model>``.
@@ -164,12 +167,23 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
             local = mlflow.artifacts.download_artifacts(f"runs:/{challenger_run_id}/{HOLDOUT_ARTIFACT}", dst_path=tmp)
             return tables.read_table(local, columns=columns)
 
-    def _score(self, spec: FeatureSpec, version: str, data: pd.DataFrame, mlflow_metric: str, labels: LabelSpace | None, experiment_id: str) -> float:
+    def _score(
+        self, spec: FeatureSpec, version: str, data: pd.DataFrame, mlflow_metric: str, labels: LabelSpace | None, experiment_id: str,
+        *, by_labels: bool = False,
+    ) -> float:  # fmt: skip
+        """The version's ``mlflow_metric`` on ``data``, by ``mlflow.models.evaluate``. With ``by_labels``
+        MLflow judges the predicted labels alone (no probabilities: a holdout that lacks a class has
+        no ROC AUC, and MLflow's classifier evaluator refuses it)."""
         import mlflow
 
         from airflow_mlops import metrics
         from airflow_mlops.utils.noise import mlflow_quiet
 
+        model = f"models:/{self.model_name}/{version}"
+        source: dict[str, Any] = {"model": model, "data": data}
+        if by_labels:
+            scored = data.assign(**{PREDICTED: mlflow.pyfunc.load_model(model).predict(data.drop(columns=[spec.target]))})
+            source = {"model": None, "data": scored, "predictions": PREDICTED}
         # The experiment is named: a nested run otherwise lands in the Default experiment, whose
         # artifacts an embedded store keeps in ./mlruns of the working directory.
         with (
@@ -177,8 +191,7 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
             mlflow_quiet(),
         ):
             result = mlflow.models.evaluate(
-                model=f"models:/{self.model_name}/{version}",
-                data=data,
+                **source,
                 targets=spec.target,
                 model_type="classifier" if spec.task == "classification" else "regressor",
                 evaluator_config=metrics.evaluator_config(labels),
@@ -187,6 +200,27 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
             raise ValueError(f"metric {mlflow_metric!r} was not computed for {self.model_name} v{version}; got {sorted(result.metrics)}")
         self._results[version] = result
         return float(result.metrics[mlflow_metric])
+
+    def _lacks_classes(self, spec: FeatureSpec, data: pd.DataFrame, labels: LabelSpace | None, metric: str) -> bool:
+        """Whether the holdout lacks a class of the label space (a month of one sub-population): then it is
+        judged on predicted labels alone, and a metric that needs every class fails at once.
+
+        :raises AirflowFailException: ``metric`` is ``roc_auc`` or ``log_loss`` and a class is missing.
+        """
+        from airflow_mlops.metrics import same_label
+
+        if labels is None:
+            return False
+        observed = data[spec.target].unique()
+        missing = [c for c in labels.classes if not any(same_label(v, c) for v in observed)]
+        if missing and metric in ("roc_auc", "log_loss"):
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(
+                f"{metric} is undefined on the holdout ({self.holdout_uri or 'the training split'}): it has no row of class "
+                f"{missing}; judge on a label metric (accuracy, f1, precision, recall) or use a holdout with every class (no retry)"
+            )
+        return bool(missing)
 
     def _thresholds(self, metric: str, greater: bool, has_champion: bool) -> dict[str, Any] | None:
         """Build the ``MetricThreshold`` rules (before any evaluation, so a bad setting fails fast).
@@ -269,8 +303,9 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
             experiment_id=experiment_id, run_name=f"promote {self.model_name} v{challenger.version}", tags=run_tags(context)
         ) as run:
             name = METRICS[metric].mlflow_name
-            challenger_score = self._score(spec, challenger.version, data, name, labels, experiment_id)
-            champion_score = self._score(spec, champion, data, name, labels, experiment_id) if champion else None
+            by_labels = self._lacks_classes(spec, data, labels, metric)
+            challenger_score = self._score(spec, challenger.version, data, name, labels, experiment_id, by_labels=by_labels)
+            champion_score = self._score(spec, champion, data, name, labels, experiment_id, by_labels=by_labels) if champion else None
             promote, reason = self._judge(rules, challenger.version, champion)
             segment = None
             limit = optional_float(self.max_segment_regression, "max_segment_regression")

@@ -44,8 +44,10 @@ class BatchScoringPlanOperator(MlopsTableOperator):
     :param shadow_ref: alias or version to score beside it, e.g. ``challenger`` (templated; empty = none);
         left out when it resolves to the same version or does not exist.
     :param bool|None require_marker: the input partition's readiness policy (default ``[mlops] require_marker``).
-    :return: (XCom) one ``{"input_uri", "output_uri", "model_ref", "shadow_ref"}`` per input file, to
-        ``expand_kwargs`` the predict task over; also pushes the partition handle under the key
+    :return: (XCom) one ``{"input_uri", "output_uri", "model_ref", "shadow_ref", "require_marker",
+        "csv_options", "confine_to_data"}`` per input file, to ``expand_kwargs`` the predict task over: each
+        file is read as this task read the partition (its reading options, from its arguments or the DAG's
+        ``default_args``, which a mapped task's ``partial()`` would not receive); also pushes the partition handle under the key
         ``partition`` and the pinned version under ``model_version``.
     :raises ModelResolutionError: the model or reference does not exist or is not READY.
     """
@@ -87,6 +89,9 @@ class BatchScoringPlanOperator(MlopsTableOperator):
                 "output_uri": f"{partition['staging']}/{output_name(uri)}",
                 "model_ref": version,
                 "shadow_ref": shadow if shadow and shadow != version else None,
+                "require_marker": self.require_marker,
+                "csv_options": self.csv_options,
+                "confine_to_data": self.confine_to_data,
             }
             for uri in files
         ]

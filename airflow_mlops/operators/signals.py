@@ -98,7 +98,8 @@ class PendingSignalsOperator(MlopsBaseOperator):
 
     :param model_name: the model (a plain string: the Assets are known at parse time).
     :return: (XCom) ``{"signals" (pending, oldest first), "answered" (the answered signals' names),
-        "watermark", "newest_event" (the id of the newest event seen, answered or not)}``.
+        "watermark", "newest_event" (the id of the newest event seen, answered or not), "newest_period"
+        (the newest period a pending signal names, ``None`` without one)}``.
     """
 
     template_fields: Sequence[str] = mlops_template_fields()
@@ -120,7 +121,10 @@ class PendingSignalsOperator(MlopsBaseOperator):
         answered, pending = signals.split(found, watermark)
         self.log.info("Pending signals of %s: %s (answered through event %d)", self.model_name, ", ".join(signals.distinct(pending)) or "none", watermark)
         newest = max([watermark, *(s["event_id"] for s in found)])
-        return {"signals": pending, "answered": signals.distinct(answered), "watermark": watermark, "newest_event": newest}
+        return {
+            "signals": pending, "answered": signals.distinct(answered), "watermark": watermark, "newest_event": newest,
+            "newest_period": max((str(s["period"]) for s in pending), default=None),
+        }  # fmt: skip
 
 
 def answer(hook: Any, model_name: str, pending: dict[str, Any], version: str | None) -> list[str]:

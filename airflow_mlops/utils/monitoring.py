@@ -64,13 +64,25 @@ def write_quality_report(spec: FeatureSpec, frame: pd.DataFrame, labels: LabelSp
             )
         else:
             present = [c for c in names if c in frame.columns]
+            seen = [str(c) for c in labels.classes if str(c) in set(data[spec.target]) | set(data["prediction"])]
+            # A period of one sub-population lacks classes. Evidently 0.7 then fails (a KeyError on the class)
+            # on the probability of an absent class, and on a multiclass task with exactly two classes
+            # present; the report shows the labels alone, as a two-class report when two are present.
+            if len(seen) < len(labels.classes):
+                present = []
             data = data.assign(**{names[c]: frame[c].to_numpy() for c in present})
-            task = MulticlassClassification(
-                target=spec.target, prediction_labels="prediction", prediction_probas=[names[c] for c in present] or None
-            )
+            if len(seen) == 2:
+                task = BinaryClassification(target=spec.target, prediction_labels="prediction", pos_label=seen[0])
+            else:
+                task = MulticlassClassification(
+                    target=spec.target, prediction_labels="prediction", prediction_probas=[names[c] for c in present] or None
+                )
         definition = DataDefinition(classification=[task])
         preset = ClassificationPreset()
-    snapshot = Report([preset]).run(Dataset.from_pandas(data, data_definition=definition), None)
+    from airflow_mlops.utils.noise import report_quiet
+
+    with report_quiet():
+        snapshot = Report([preset]).run(Dataset.from_pandas(data, data_definition=definition), None)
     with tempfile.TemporaryDirectory() as tmp:
         snapshot.save_html(f"{tmp}/report.html")
         with open(f"{tmp}/report.html", encoding="utf-8") as handle:

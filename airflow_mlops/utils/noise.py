@@ -25,6 +25,14 @@ MLFLOW_WARNINGS = {
     # sorts the labels itself, and the probability columns are in sorted order, so the value is right.
     "But this function assumes labels are ordered lexicographically": UserWarning,
 }
+#: Warning texts muted around Evidently's quality report, and why: on a period that lacks classes (a
+#: month of one sub-population) its per-class tables divide by classes with no row. The verdict's
+#: numbers come from :mod:`airflow_mlops.metrics`, which leaves an undefined metric out.
+REPORT_WARNINGS = {
+    "is ill-defined and being set to 0.0": Warning,
+    "A single label was found in 'y_true' and 'y_pred'": UserWarning,
+    "invalid value encountered in scalar divide": RuntimeWarning,
+}
 #: MLflow log records muted, by logger and the start of their text, and why.
 MLFLOW_RECORDS = {
     # cloudpickle is chosen deliberately (skops refuses HistGradientBoosting's TreePredictor) and
@@ -61,6 +69,15 @@ def mlflow_quiet() -> Iterator[None]:
         finally:
             for logger, drop in filters:
                 logger.removeFilter(drop)
+
+
+@contextmanager
+def report_quiet() -> Iterator[None]:
+    """Mute the warnings of :data:`REPORT_WARNINGS`."""
+    with warnings.catch_warnings():
+        for text, category in REPORT_WARNINGS.items():
+            warnings.filterwarnings("ignore", message=f".*{re.escape(text)}", category=category)
+        yield
 
 
 def route_library_logging() -> None:

@@ -208,7 +208,7 @@ def test_a_first_retraining_run_as_a_non_admin_reads_nothing_of_a_model_not_crea
 
     pending = PendingSignalsOperator(task_id="pending_signals", model_name=name, mlflow_conn_id=TEAM_B[0]).execute(ctx)
 
-    assert pending == {"signals": [], "answered": [], "watermark": 0, "newest_event": 0}
+    assert pending == {"signals": [], "answered": [], "watermark": 0, "newest_event": 0, "newest_period": None}
     assert hook.decided_versions(name) == []  # the gate's question, answered by a search
     answer_ctx = task_context("answer_signals", "auth")
     answer_ctx["ti"].xcom_pull.return_value = {"decision": "promoted", "challenger_version": "1"}

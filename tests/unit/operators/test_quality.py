@@ -222,6 +222,15 @@ def test_multiclass_and_regression_periods_on_real_penguins(tmp_path) -> None:
         assert summary["decayed"] is False  # scored on the rows it learnt from: no worse than its holdout
         if target == "species":
             assert summary["metrics"]["f1"] > 0.95 and set(summary["metrics"]) >= {"roc_auc", "log_loss", "accuracy"}
+            # A holdout of one sub-population (Gentoo only) is judged on labels; a metric that needs
+            # every class fails at once, naming the missing classes.
+            gentoo = tmp_path / "gentoo.parquet"
+            truth[truth["species"] == "Gentoo"].to_parquet(gentoo, index=False)
+            promote = {"task_id": "promote", "model_name": model, "spec_uri": spec, "holdout_uri": str(gentoo), "min_value": 0.5}
+            with pytest.raises(AirflowFailException, match=r"roc_auc is undefined on the holdout .*gentoo.parquet.*\['Adelie', 'Chinstrap'\]"):
+                MlflowPromoteModelOperator(metric="roc_auc", **promote).execute(task_context("promote"))
+            by_labels = MlflowPromoteModelOperator(metric="accuracy", **promote).execute(task_context("promote"))
+            assert by_labels["decision"] == "promoted" and by_labels["challenger_score"] > 0.95
         else:
             assert set(summary["metrics"]) == {"rmse", "mae", "r2"} and summary["metrics"]["r2"] > 0.5
         assert Path(summary["report_uri"].removeprefix("file://")).stat().st_size > 10_000
@@ -265,3 +274,27 @@ def test_promotion_rejects_a_challenger_that_wins_overall_but_loses_a_segment(wo
     assert tags["mlops.decision.segment"] == "internet_service=none"
     assert float(tags["mlops.decision.segment_champion_score"]) == pytest.approx(gated["segment"]["champion_score"])
     assert MlflowHook().alias_version(model, registry.CHAMPION) == champion
+
+
+def test_a_period_that_lacks_classes_has_no_roc_auc_and_still_gets_its_report(tmp_path) -> None:
+    """A month of one sub-population: ROC AUC is undefined (left out, never NaN) and Evidently's report,
+    which fails on such a period with probabilities or with two classes of three, shows the labels."""
+    from airflow_mlops.spec import FeatureSpec
+    from tests.byod.conftest import PENGUINS_SPEC
+
+    spec = FeatureSpec.load(str(PENGUINS_SPEC))
+    labels = metrics.LabelSpace(classes=("Adelie", "Chinstrap", "Gentoo"))
+    proba = np.array([[0.1, 0.1, 0.8], [0.6, 0.1, 0.3], [0.05, 0.05, 0.9]])
+    y_true, y_pred = np.array(["Gentoo", "Gentoo", "Gentoo"]), np.array(["Gentoo", "Adelie", "Gentoo"])
+
+    some = metrics.compute("classification", y_true, y_pred, proba, labels)
+    every = metrics.compute("classification", np.array(["Gentoo", "Adelie", "Chinstrap"]), y_pred, proba, labels)
+
+    assert "roc_auc" not in some and all(np.isfinite(v) for v in some.values()) and some["accuracy"] == pytest.approx(2 / 3)
+    assert "roc_auc" in every and np.isfinite(every["roc_auc"])
+    for present, truth, predicted in (("one", ["Gentoo"] * 3, ["Gentoo"] * 3), ("two", y_true, y_pred)):
+        frame = pd.DataFrame({"species": truth, "prediction": predicted}).assign(
+            **{f"probability_{c}": proba[:, i] for i, c in enumerate(labels.classes)}
+        )
+        uri = monitoring.write_quality_report(spec, frame, labels, str(tmp_path / present / "report.html"), conn_id=None)
+        assert Path(uri.removeprefix("file://")).stat().st_size > 10_000, present

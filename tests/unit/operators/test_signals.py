@@ -96,6 +96,9 @@ def test_pending_signals_are_the_events_above_the_watermark_whichever_run_they_r
     assert [signals.key(s) for s in found["signals"]] == ["drift 2025-03", "decay 2025-03"]
     assert found["answered"] == ["drift 2025-01", "decay 2025-02"] and found["watermark"] == 3
     assert found["signals"][0]["source"] == "scoring/run4"
+    assert fresh["newest_period"] == found["newest_period"] == "2025-03"  # where the retraining window ends by default
+    MlflowHook().set_model_tag(model, signals.WATERMARK_TAG, "5")
+    assert op.execute(context(model, drift, decay))["newest_period"] is None
 
 
 def test_a_decision_answers_its_signals_and_the_watermark_never_moves_back(model: str) -> None:
