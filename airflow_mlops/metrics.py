@@ -83,6 +83,13 @@ def same_label(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
+def missing_classes(observed: Iterable[Any], classes: Iterable[Any]) -> list[Any]:
+    """The ``classes`` no value of ``observed`` (a target column) equals, as labels compare
+    (:func:`plain_label`, :func:`same_label`)."""
+    seen = {(type(v), v) for v in map(plain_label, observed)}
+    return [c for c in classes if (type(c), c) not in seen]
+
+
 @dataclass(frozen=True)
 class LabelSpace:
     """The classes of a classifier, sorted as scikit-learn orders its probabilities, and the positive one.
@@ -188,7 +195,7 @@ def compute(task: str, y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray
         out["log_loss"] = float(m.log_loss(y_true, proba, labels=classes))
         # ROC AUC compares classes: on data that lacks one (a month of one sub-population) it is
         # undefined and left out, never NaN (which no JSON, XCom or MLflow tag carries).
-        if set(map(str, np.unique(np.asarray(y_true, dtype=object)))) >= set(map(str, classes)):
+        if not missing_classes(np.unique(np.asarray(y_true, dtype=object)), classes):
             if labels.binary:
                 out["roc_auc"] = float(m.roc_auc_score(np.asarray(y_true) == labels.positive, proba[:, labels.positive_index]))
             else:

@@ -110,6 +110,7 @@ def check_round(uri: str, conn_id: str | None, answers: dict[str, dict[str, Any]
     """What is wrong after a round (empty when it went right): exactly one winner, the loser refused
     naming it, the manifest and the files the winner's only, nothing of the loser left."""
     from airflow_mlops import tables
+    from airflow_mlops.tables import partitions
 
     problems = [f"{name}: {a['error']}\n{a['traceback']}" for name, a in answers.items() if "error" in a]
     won = {name: a["won"] for name, a in answers.items() if "won" in a}
@@ -124,7 +125,7 @@ def check_round(uri: str, conn_id: str | None, answers: dict[str, dict[str, Any]
     folder = tables.storage_path(uri, conn_id=conn_id)
     folder.fs.invalidate_cache()
     manifest = tables.read_manifest(uri, conn_id=conn_id) or {}
-    generation, loser_generation = tables._generation(winner), tables._generation(loser["lost"])
+    generation, loser_generation = partitions._generation(winner), partitions._generation(loser["lost"])
     expected = sorted(f"{file.removesuffix('.parquet')}.{generation}.parquet" for file in FILES)
     if manifest.get("run_key") != winner or manifest.get("files") != expected:
         problems.append(f"manifest {manifest}, expected {winner}'s files {expected}")

@@ -207,12 +207,11 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
 
         :raises AirflowFailException: ``metric`` is ``roc_auc`` or ``log_loss`` and a class is missing.
         """
-        from airflow_mlops.metrics import same_label
+        from airflow_mlops.metrics import missing_classes
 
         if labels is None:
             return False
-        observed = data[spec.target].unique()
-        missing = [c for c in labels.classes if not any(same_label(v, c) for v in observed)]
+        missing = missing_classes(data[spec.target].unique(), labels.classes)
         if missing and metric in ("roc_auc", "log_loss"):
             from airflow.sdk.exceptions import AirflowFailException
 

@@ -18,6 +18,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_mlops import tables
 from airflow_mlops.exceptions import PartitionConflictError, TableError
+from airflow_mlops.tables import partitions
 from tests.partition_race import race, report, summary
 
 
@@ -58,7 +59,7 @@ def during_manifest_write(monkeypatch, part: str, action) -> list:
                 seen.append(exc)
         return write_text(text, uri, **kwargs)
 
-    monkeypatch.setattr(tables, "write_text", intercepted)
+    monkeypatch.setattr(partitions, "write_text", intercepted)
     return seen
 
 
@@ -89,7 +90,7 @@ def test_a_retry_of_the_winner_finishes_a_publish_that_crashed_holding_the_claim
     def crash(text, uri, **kwargs):
         raise OSError("worker killed")
 
-    monkeypatch.setattr(tables, "write_text", crash)  # a crashes after claiming and moving its file in
+    monkeypatch.setattr(partitions, "write_text", crash)  # a crashes after claiming and moving its file in
     with pytest.raises(OSError, match="worker killed"):
         tables.publish_partition(a, files=["part-00000.parquet"])
     monkeypatch.undo()
@@ -116,7 +117,7 @@ def test_a_retry_after_a_crash_past_the_manifest_finishes_the_clean_up_and_relea
         write_text(text, uri, **kwargs)
         raise OSError("worker killed")
 
-    monkeypatch.setattr(tables, "write_text", write_then_crash)  # a crashes right after its manifest
+    monkeypatch.setattr(partitions, "write_text", write_then_crash)  # a crashes right after its manifest
     with pytest.raises(OSError, match="worker killed"):
         tables.publish_partition(a, files=["part-00000.parquet"])
     monkeypatch.undo()

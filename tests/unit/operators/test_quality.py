@@ -292,6 +292,12 @@ def test_a_period_that_lacks_classes_has_no_roc_auc_and_still_gets_its_report(tm
 
     assert "roc_auc" not in some and all(np.isfinite(v) for v in some.values()) and some["accuracy"] == pytest.approx(2 / 3)
     assert "roc_auc" in every and np.isfinite(every["roc_auc"])
+    # Labels compare as labels: 0/1 read back as floats (a column that once held a null) still hold
+    # both classes; True is not 1.
+    binary = metrics.LabelSpace(classes=(0, 1), positive=1)
+    floats = metrics.compute("classification", np.array([0.0, 1.0, 1.0]), np.array([0, 1, 0]), np.array([[0.8, 0.2], [0.3, 0.7], [0.6, 0.4]]), binary)
+    assert np.isfinite(floats["roc_auc"])
+    assert metrics.missing_classes(np.array([0.0, 1.0]), (0, 1)) == [] and metrics.missing_classes([True], (0, 1)) == [0, 1]
     for present, truth, predicted in (("one", ["Gentoo"] * 3, ["Gentoo"] * 3), ("two", y_true, y_pred)):
         frame = pd.DataFrame({"species": truth, "prediction": predicted}).assign(
             **{f"probability_{c}": proba[:, i] for i, c in enumerate(labels.classes)}
