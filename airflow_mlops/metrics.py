@@ -21,6 +21,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from airflow_mlops.spec import plain_label, same_label
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -69,18 +71,6 @@ def metric(name: str, task: str) -> Metric:
     if name not in valid:
         raise ValueError(f"metric must be one of {valid} for {task}, got {name!r}")
     return METRICS[name]
-
-
-def plain_label(value: Any) -> Any:
-    """A label as the Python scalar JSON and YAML carry: numpy scalars unwrapped, and whole floats as
-    integers (pandas stores an integer column that once held a null as float)."""
-    value = value.item() if hasattr(value, "item") else value
-    return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
-def same_label(a: Any, b: Any) -> bool:
-    """Label equality that keeps ``True`` apart from ``1`` and ``"1"`` from ``1``."""
-    return type(a) is type(b) and a == b
 
 
 def missing_classes(observed: Iterable[Any], classes: Iterable[Any]) -> list[Any]:

@@ -244,9 +244,20 @@ def _label(value: Any, key: str, source: str | None) -> Any:
     raise _fail(f"a class label must be a string, integer or boolean, got {value!r}", key, source)
 
 
+def plain_label(value: Any) -> Any:
+    """A label as the Python scalar JSON and YAML carry: numpy scalars unwrapped, and whole floats as
+    integers (pandas stores an integer column that once held a null as float)."""
+    value = value.item() if hasattr(value, "item") else value
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def same_label(a: Any, b: Any) -> bool:
+    """Label equality that keeps ``True`` apart from ``1`` and ``"1"`` from ``1``."""
+    return type(a) is type(b) and a == b
+
+
 def _labels(doc: Mapping[str, Any], task: str, source: str | None) -> tuple[tuple[Any, ...] | None, Any]:
     """Parse ``classes`` and ``positive_label`` (classification only)."""
-    from airflow_mlops.metrics import same_label
     raw, positive = doc.get("classes"), doc.get("positive_label")
     if task != "classification":
         for key in ("classes", "positive_label"):

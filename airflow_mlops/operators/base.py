@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from airflow.sdk import BaseOperator
 
 from airflow_mlops import settings
+from airflow_mlops.utils.audit import run_tags, ti_key  # noqa: F401  (where the operators import them from)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -44,27 +45,6 @@ def check_outcome(name: str, value: Any) -> None:
     if isinstance(value, str) and value in RENAMED_OUTCOMES:
         raise ValueError(f"{name}={value!r} was renamed {RENAMED_OUTCOMES[value]!r} (one of {list(OUTCOMES)})")
     check_choice(name, value, OUTCOMES)
-
-
-def ti_key(context: Context) -> str:
-    """Return ``dag_id/task_id/run_id[map_index]``: the same for every try of one task instance."""
-    ti = context["ti"]
-    suffix = f"[{ti.map_index}]" if getattr(ti, "map_index", -1) not in (-1, None) else ""
-    return f"{ti.dag_id}/{ti.task_id}/{ti.run_id}{suffix}"
-
-
-def run_tags(context: Context) -> dict[str, str]:
-    """Tags naming the DAG run and task instance, for MLflow runs and model versions (audit trail)."""
-    ti = context["ti"]
-    logical = context.get("logical_date")
-    return {
-        "mlops.dag_id": ti.dag_id,
-        "mlops.task_id": ti.task_id,
-        "mlops.run_id": ti.run_id,
-        "mlops.try_number": str(ti.try_number),
-        "mlops.logical_date": logical.isoformat() if logical else "",
-        "mlops.ti_key": ti_key(context),
-    }
 
 
 class MlopsBaseOperator(BaseOperator):

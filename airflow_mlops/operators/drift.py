@@ -11,7 +11,7 @@ from airflow_mlops.hooks.mlflow import REFERENCE_ARTIFACT
 from airflow_mlops.links.reports import DriftReportLink
 from airflow_mlops.operators.base import READ_TEMPLATE_FIELDS, MlopsTableOperator, check_outcome, mlops_template_fields
 from airflow_mlops.utils import drift_methods
-from airflow_mlops.utils.values import as_mapping, optional_float, optional_text
+from airflow_mlops.values import as_mapping, optional_float, optional_text
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -12,7 +12,7 @@ from airflow_mlops.exceptions import ModelResolutionError, TableError
 from airflow_mlops.links.mlflow import MlflowModelVersionLink
 from airflow_mlops.operators.base import READ_TEMPLATE_FIELDS, MlopsTableOperator, check_choice, mlops_template_fields
 from airflow_mlops.utils import registry
-from airflow_mlops.utils.values import optional_text
+from airflow_mlops.values import optional_text
 
 if TYPE_CHECKING:
     import pyarrow as pa

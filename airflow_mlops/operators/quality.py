@@ -11,7 +11,7 @@ from airflow_mlops.exceptions import PartitionNotReadyError, TableError
 from airflow_mlops.labels import join_labels, read_labels
 from airflow_mlops.links.reports import QualityReportLink
 from airflow_mlops.operators.base import READ_TEMPLATE_FIELDS, MlopsTableOperator, check_outcome, mlops_template_fields
-from airflow_mlops.utils.values import optional_float, optional_text
+from airflow_mlops.values import optional_float, optional_text
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -19,7 +19,7 @@ from airflow_mlops.operators.base import (
     run_tags,
 )
 from airflow_mlops.utils import registry
-from airflow_mlops.utils.values import as_mapping, optional_float, optional_text
+from airflow_mlops.values import as_mapping, optional_float, optional_text
 
 if TYPE_CHECKING:
     import pandas as pd

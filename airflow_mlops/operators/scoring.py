@@ -17,7 +17,7 @@ from airflow_mlops.operators.base import (
     MlopsTableOperator,
     mlops_template_fields,
 )
-from airflow_mlops.utils.values import optional_text
+from airflow_mlops.values import optional_text
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -16,7 +16,7 @@ from airflow.sdk import TriggerRule
 from airflow_mlops import signals
 from airflow_mlops.assets import decay_asset, drift_asset
 from airflow_mlops.operators.base import MlopsBaseOperator, check_choice, mlops_template_fields
-from airflow_mlops.utils.values import optional_text
+from airflow_mlops.values import optional_text
 
 if TYPE_CHECKING:
     from airflow.sdk import Asset, Context
@@ -158,7 +158,7 @@ def training_config(estimator: Any, estimator_params: Any) -> str:
     import hashlib
     import json
 
-    from airflow_mlops.utils.values import as_mapping
+    from airflow_mlops.values import as_mapping
 
     params = as_mapping(estimator_params or {}, "estimator_params")
     text = json.dumps({"estimator": optional_text(estimator) or "default", "params": params}, sort_keys=True, default=str)

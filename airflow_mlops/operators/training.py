@@ -20,7 +20,7 @@ from airflow_mlops.operators.base import (
     ti_key,
 )
 from airflow_mlops.utils.registry import CHALLENGER, RESERVED_ALIASES, quote_filter
-from airflow_mlops.utils.values import as_mapping, as_uri_list, optional_text
+from airflow_mlops.values import as_mapping, as_uri_list, optional_text
 
 if TYPE_CHECKING:
     import pandas as pd

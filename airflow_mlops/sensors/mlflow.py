@@ -51,13 +51,13 @@ class MlflowModelVersionSensor(MlopsDeferrableSensor):
         self.deferrable = deferrable
 
     def _ref(self) -> str | None:
-        from airflow_mlops.utils.values import optional_text
+        from airflow_mlops.values import optional_text
 
         ref = optional_text(self.model_ref)  # an unset rendered value ("None", "") waits for any version
         return None if ref is None else str(ref)
 
     def _after(self) -> int | None:
-        from airflow_mlops.utils.values import optional_text
+        from airflow_mlops.values import optional_text
 
         after = optional_text(self.after_version)  # the one reading of an unset rendered value
         return None if after is None else int(str(after))

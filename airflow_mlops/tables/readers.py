@@ -62,7 +62,7 @@ class CsvOptions(NamedTuple):
         """Accept a mapping (or its JSON text, or ``None``); raise ``ValueError`` naming a bad key or value."""
         import codecs
 
-        from airflow_mlops.utils.values import as_mapping
+        from airflow_mlops.values import as_mapping
 
         if isinstance(value, CsvOptions):
             return value

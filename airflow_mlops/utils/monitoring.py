@@ -117,7 +117,7 @@ def record_period(hook: MlflowHook, model_name: str, version: str, period: str, 
 
     from mlflow.entities import Metric, RunTag, ViewType
 
-    from airflow_mlops.operators.base import run_tags
+    from airflow_mlops.utils.audit import run_tags
 
     client = hook.client
     step = month_ordinal(period)
