@@ -140,7 +140,7 @@ def _file_format(kind: str, csv: CsvOptions, batch_rows: int, dictionary_columns
 
     if kind == "parquet":
         # pre_buffer=False: pyarrow's pre-buffering makes memory grow with the file, not with the batch
-        # (see PERF_BASELINES). Dictionary reading applies to text columns only: others read as they are.
+        # (bench/RESULTS.md, the inference cases). Dictionary reading applies to text columns only: others read as they are.
         return ds.ParquetFileFormat(
             read_options=ds.ParquetReadOptions(dictionary_columns=set(dictionary_columns)),
             default_fragment_scan_options=ds.ParquetFragmentScanOptions(pre_buffer=False),
@@ -261,7 +261,7 @@ def iter_file_batches(
     """Stream one file as record batches of at most ``batch_rows`` rows (csv: of a bounded block size).
 
     Parquet is read with ``pre_buffer=False``: pyarrow's pre-buffering makes memory grow with the file,
-    not with the batch (see PERF_BASELINES). Parquet text columns named in ``dictionary_columns`` are
+    not with the batch (bench/RESULTS.md, the inference cases). Parquet text columns named in ``dictionary_columns`` are
     read dictionary-encoded: low-cardinality columns (categories) then become pandas Categoricals that
     share one Python string per distinct value instead of one per row. CSV is read with ``csv`` (the
     default: comma, UTF-8); a file that another dialect would read is refused with the option to set.
