@@ -109,3 +109,15 @@ def test_the_command_line_page_shows_every_subcommand_and_argument(site: Path) -
             assert f"<code>{flag}" in section or f", {flag}" in section, f"airflow-mlops {name}: {flag} not on the page"
             assert html_escape(action.help, quote=False) in section, f"airflow-mlops {name} {flag}: its help is not on the page"
 
+
+def test_the_readme_shows_only_code_the_examples_ship() -> None:
+    """Each code block of the README is a verbatim part of the example file linked just before it; the e2e
+    suite runs that file as shipped (tests/e2e/test_team_dag.py), so the README shows code that runs."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    blocks = list(re.finditer(r"```python\n(.*?)```", readme, re.DOTALL))
+    assert blocks, "the README shows no team example"
+    for block in blocks:
+        links = re.findall(r"\]\((examples/[\w./-]+\.py)\)", readme[: block.start()])
+        assert links, "a README code block without a link to the example file it comes from"
+        shipped = (REPO / links[-1]).read_text(encoding="utf-8")
+        assert block.group(1) in shipped, f"the README's code is not a part of {links[-1]} as shipped"
