@@ -3,6 +3,7 @@
 - ``<!-- mlops:config-options -->``: the ``[mlops]`` options, from ``airflow_mlops/get_provider_info.py``.
 - ``<!-- mlops:connection-fields -->``: the ``mlflow`` connection form, from the same provider info.
 - ``<!-- mlops:compose-services -->``: the services of ``docker-compose.yaml``.
+- ``<!-- mlops:cli -->``: the ``airflow-mlops`` command line, from the argparse parser of ``airflow_mlops/cli.py``.
 - ``<!-- mlops:dag <dag_id> -->``: a reference DAG's task graph (mermaid) and task table, from the DAG
   objects Airflow builds when it parses ``dags/*.py`` (one subprocess per build, ~2 s, offline, with
   a throwaway ``AIRFLOW_HOME``). Every reference DAG must be placed on a page, or the build fails.
@@ -12,6 +13,7 @@ Run ``python docs/hooks.py dags/*.py`` to print what the DAG parse returns (JSON
 
 from __future__ import annotations
 
+import argparse
 import html
 import importlib.util
 import json
@@ -114,6 +116,41 @@ def compose_services_table() -> str:
     return "\n".join(rows)
 
 
+def _cli_parser() -> argparse.ArgumentParser:
+    """The console command's parser, loaded from its file: the module imports only the standard library
+    at its top (the commands import what they need when they run), so nothing heavy loads here."""
+    spec = importlib.util.spec_from_file_location("_mlops_docs_cli", ROOT / "airflow_mlops" / "cli.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    parser: argparse.ArgumentParser = module._parser()
+    return parser
+
+
+def cli_reference() -> str:
+    """One section per subcommand: its summary, description, usage and a table of its arguments."""
+    parser = _cli_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    summaries = {a.dest: a.help for a in commands._choices_actions}
+    lines = [_cell(parser.description), ""]
+    lines += [f"- [`{parser.prog} {name}`](#{parser.prog}-{name}): {_cell(summaries.get(name, ''))}" for name in commands.choices]
+    for name, sub in commands.choices.items():
+        # A fixed width: argparse otherwise wraps the usage to the terminal of whoever builds the site.
+        sub.formatter_class = lambda prog: argparse.HelpFormatter(prog, width=100)
+        formatter = sub._get_formatter()
+        lines += ["", f"## `{parser.prog} {name}`", "", _cell(sub.description or summaries.get(name, "")), ""]
+        lines += ["```text", sub.format_usage().strip(), "```", ""]
+        lines += ["| argument | required | what it is |", "|---|---|---|"]
+        for action in sub._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            # argparse's own rendering of the flag and its metavar (``-o FILE, --output FILE``).
+            invocation = formatter._format_action_invocation(action)
+            required = "yes" if action.required else ""
+            lines.append(f"| `{_code(invocation)}` | {required} | {_cell(action.help)} |")
+    return "\n".join(lines)
+
+
 def parse_dags() -> dict[str, dict[str, Any]]:
     """Every reference DAG, parsed by Airflow in a subprocess (cached for the build)."""
     global _dags
@@ -170,6 +207,7 @@ GENERATED = {
     "<!-- mlops:config-options -->": config_options_table,
     "<!-- mlops:connection-fields -->": connection_fields_table,
     "<!-- mlops:compose-services -->": compose_services_table,
+    "<!-- mlops:cli -->": cli_reference,
 }
 
 

@@ -29,7 +29,7 @@ _HOME = tempfile.mkdtemp(prefix="mlops-test-airflow-home-")
 _LOCAL_BUNDLE = "airflow.dag_processing.bundles.local.LocalDagBundle"
 os.environ.update(
     {
-        # The reference DAGs and the README's own-DAG example, each a bundle so dag.test() finds them.
+        # The reference DAGs and the teams' examples, each a bundle so dag.test() finds them.
         "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(
             [
                 {"name": "dags-folder", "classpath": _LOCAL_BUNDLE, "kwargs": {"path": str(REPO / "dags")}},

@@ -32,7 +32,7 @@ def test_parquet_and_csv_round_trip_on_s3(aws_conn: str) -> None:
     assert [b.num_rows for b in batches] == [30, 30, 30, 10]
 
 
-# A failed or cut S3 write leaving the earlier object intact: tests/reliability/test_faults.py (issue 7).
+# A failed or cut S3 write leaving the earlier object intact: tests/reliability/test_faults.py.
 
 
 def test_generated_partitions_on_s3_need_their_marker(aws_conn: str) -> None:

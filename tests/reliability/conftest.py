@@ -1,4 +1,4 @@
-"""Fixtures of the reliability suite (issue 7): small data and models made once per session.
+"""Fixtures of the reliability suite: small data and models made once per session.
 
 Everything here is small on purpose (a few thousand rows, models of a few boosting rounds): the whole
 folder must run in a few minutes on two cores. Servers are the session's own (``mlflow_server``,

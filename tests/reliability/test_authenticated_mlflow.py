@@ -1,4 +1,4 @@
-"""MLflow with authentication (issue 14, point 2), against a real ``mlflow server --app-name basic-auth``
+"""MLflow with authentication, against a real ``mlflow server --app-name basic-auth``
 configured as docker-compose runs it (``default_permission = NO_PERMISSIONS``).
 
 The connection's user is created by ``airflow-mlops mlflow-user`` (as compose's ``airflow-init`` does)

@@ -86,3 +86,38 @@ def test_the_dag_page_shows_every_task_of_each_reference_dag(site: Path) -> None
         for task_id in bag.dags[dag_id].task_ids:
             assert f"<code>{task_id}</code>" in section, f"{dag_id}.{task_id}"
             assert re.search(rf"^\s+{re.escape(task_id)}\[", section, re.MULTILINE), f"{dag_id}.{task_id} not in the graph"
+
+
+def test_the_command_line_page_shows_every_subcommand_and_argument(site: Path) -> None:
+    import argparse
+
+    from airflow_mlops.cli import _parser
+
+    commands = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    # The parser itself must have what the package ships, or the walk below could pass on nothing.
+    assert {"generate-data", "infer-spec", "mlflow-user"} <= set(commands.choices)
+    html = (site / "cli" / "index.html").read_text(encoding="utf-8")
+    for name, sub in commands.choices.items():
+        start = html.find(f'<h2 id="airflow-mlops-{name}"')
+        assert start >= 0, f"no section for airflow-mlops {name}"
+        end = html.find("<h2 ", start + 1)
+        section = html[start : end if end > 0 else len(html)]
+        for action in sub._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            flag = action.option_strings[-1] if action.option_strings else action.metavar
+            assert f"<code>{flag}" in section or f", {flag}" in section, f"airflow-mlops {name}: {flag} not on the page"
+            assert html_escape(action.help, quote=False) in section, f"airflow-mlops {name} {flag}: its help is not on the page"
+
+
+def test_the_readme_shows_only_code_the_examples_ship() -> None:
+    """Each code block of the README is a verbatim part of the example file linked just before it; the e2e
+    suite runs that file as shipped (tests/e2e/test_team_dag.py), so the README shows code that runs."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    blocks = list(re.finditer(r"```python\n(.*?)```", readme, re.DOTALL))
+    assert blocks, "the README shows no team example"
+    for block in blocks:
+        links = re.findall(r"\]\((examples/[\w./-]+\.py)\)", readme[: block.start()])
+        assert links, "a README code block without a link to the example file it comes from"
+        shipped = (REPO / links[-1]).read_text(encoding="utf-8")
+        assert block.group(1) in shipped, f"the README's code is not a part of {links[-1]} as shipped"

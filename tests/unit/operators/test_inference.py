@@ -119,7 +119,7 @@ def test_unknown_alias_names_the_model(setup, tmp_path) -> None:
     assert not (tmp_path / "p.parquet").exists()
 
 
-# The SIGKILL-mid-write test lives in tests/reliability/test_faults.py (issue 7).
+# The SIGKILL-mid-write test lives in tests/reliability/test_faults.py.
 
 
 def test_chunks_scored_while_the_next_is_read_equal_the_model_on_the_whole_file(setup, tmp_path) -> None:
