@@ -75,7 +75,7 @@ class GxValidateTableOperator(MlopsTableOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         check_outcome("on_failure", self.on_failure)
         self.reset_links(context)
-        from airflow_mlops.utils import expectations
+        from airflow_mlops.utils import data_docs, expectations
 
         expectations.gx_analytics_off()
         spec = self.load_spec(self.spec_uri)
@@ -97,7 +97,7 @@ class GxValidateTableOperator(MlopsTableOperator):
         result_uri = tables.write_text(
             json.dumps(merged.result.to_json_dict(), indent=2, default=str), f"{reports}/result.json", conn_id=self.data_conn_id
         )
-        docs_uri = tables.write_text(expectations.render_data_docs(merged.result), f"{reports}/data_docs.html", conn_id=self.data_conn_id)
+        docs_uri = tables.write_text(data_docs.render_data_docs(merged.result), f"{reports}/data_docs.html", conn_id=self.data_conn_id)
         stats = merged.result.statistics
         self.lineage_validation = merged.result  # lineage reports every expectation's outcome
         summary = {

@@ -24,7 +24,7 @@ from airflow_mlops.metrics import LabelSpace
 from airflow_mlops.operators.drift import EvidentlyDriftCheckOperator
 from airflow_mlops.operators.validation import GxValidateTableOperator
 from airflow_mlops.spec import FeatureSpec
-from airflow_mlops.utils import expectations, monitoring
+from airflow_mlops.utils import data_docs, monitoring
 from tests.helpers import task_context
 
 #: ``<link rel=...>`` values whose ``href`` a browser loads.
@@ -164,7 +164,7 @@ def test_self_contained_data_docs_drops_what_it_cannot_inline_and_inlines_what_g
       <img src="https://elsewhere.example/x.png" alt="other"><div style="background:url(//img.example/c.png)">x</div>
       <a href="https://greatexpectations.io">docs</a></body></html>"""
 
-    html = expectations.self_contained_data_docs(page)
+    html = data_docs.self_contained_data_docs(page)
 
     assert fetched(html) == []
     assert '<link rel="canonical" href="https://example.org/docs">' in html and '<a href="https://greatexpectations.io">' in html
