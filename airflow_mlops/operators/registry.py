@@ -25,12 +25,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from airflow.sdk import Context
 
-    from airflow_mlops.metrics import LabelSpace
     from airflow_mlops.spec import FeatureSpec
-
-#: The column of predicted labels when a holdout is judged by labels alone (named to clash with no feature).
-PREDICTED = "mlops_predicted_label"
-
 
 def promotion_pool(model_name: str) -> str:
     """The Airflow pool (one slot) that serialises the promotions of ``model_name``: ``mlops_promote_<model>``.
@@ -44,25 +39,6 @@ def promotion_pool(model_name: str) -> str:
     promotions outside the pool.
     """
     return f"mlops_promote_{model_name}"
-
-
-def recorded_rejection(version: Any, dag_run: str, metric: str, champion: str | None) -> dict[str, Any] | None:
-    """Return the rejection recorded on ``version`` by ``dag_run`` against the same champion and metric.
-
-    A rerun of a promotion task then repeats that decision instead of evaluating again and rewriting
-    the audit tags (a promotion rerun is a no-op; a promoted challenger is caught by "already champion").
-    """
-    tags = {k.removeprefix("mlops.decision."): v for k, v in (version.tags or {}).items() if k.startswith("mlops.decision.")}
-    same = tags.get("dag_run") == dag_run and tags.get("metric") == metric and tags.get("compared_against") == (champion or "none")
-    if not same or tags.get("decision") != "rejected":
-        return None
-    scores = {k: float(tags[k]) if tags.get(k) else None for k in ("challenger_score", "champion_score")}
-    return scores | {
-        "decision": "rejected",
-        "reason": tags.get("reason", ""),
-        "evaluation_run_id": tags.get("evaluation_run_id"),
-        "approver": tags.get("approver") or None,
-    }
 
 
 class MlflowPromoteModelOperator(MlopsTableOperator):
@@ -167,124 +143,13 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
             local = mlflow.artifacts.download_artifacts(f"runs:/{challenger_run_id}/{HOLDOUT_ARTIFACT}", dst_path=tmp)
             return tables.read_table(local, columns=columns)
 
-    def _score(
-        self, spec: FeatureSpec, version: str, data: pd.DataFrame, mlflow_metric: str, labels: LabelSpace | None, experiment_id: str,
-        *, by_labels: bool = False,
-    ) -> float:  # fmt: skip
-        """The version's ``mlflow_metric`` on ``data``, by ``mlflow.models.evaluate``. With ``by_labels``
-        MLflow judges the predicted labels alone (no probabilities: a holdout that lacks a class has
-        no ROC AUC, and MLflow's classifier evaluator refuses it)."""
-        import mlflow
-
-        from airflow_mlops import metrics
-        from airflow_mlops.utils.noise import mlflow_quiet
-
-        model = f"models:/{self.model_name}/{version}"
-        source: dict[str, Any] = {"model": model, "data": data}
-        if by_labels:
-            scored = data.assign(**{PREDICTED: mlflow.pyfunc.load_model(model).predict(data.drop(columns=[spec.target]))})
-            source = {"model": None, "data": scored, "predictions": PREDICTED}
-        # The experiment is named: a nested run otherwise lands in the Default experiment, whose
-        # artifacts an embedded store keeps in ./mlruns of the working directory.
-        with (
-            mlflow.start_run(run_name=f"evaluate v{version}", nested=True, experiment_id=experiment_id, tags={"mlops.model_version": version}),
-            mlflow_quiet(),
-        ):
-            result = mlflow.models.evaluate(
-                **source,
-                targets=spec.target,
-                model_type="classifier" if spec.task == "classification" else "regressor",
-                evaluator_config=metrics.evaluator_config(labels),
-            )
-        if mlflow_metric not in result.metrics:
-            raise ValueError(f"metric {mlflow_metric!r} was not computed for {self.model_name} v{version}; got {sorted(result.metrics)}")
-        self._results[version] = result
-        return float(result.metrics[mlflow_metric])
-
-    def _lacks_classes(self, spec: FeatureSpec, data: pd.DataFrame, labels: LabelSpace | None, metric: str) -> bool:
-        """Whether the holdout lacks a class of the label space (a month of one sub-population): then it is
-        judged on predicted labels alone, and a metric that needs every class fails at once.
-
-        :raises AirflowFailException: ``metric`` is ``roc_auc`` or ``log_loss`` and a class is missing.
-        """
-        from airflow_mlops.metrics import missing_classes
-
-        if labels is None:
-            return False
-        missing = missing_classes(data[spec.target].unique(), labels.classes)
-        if missing and metric in ("roc_auc", "log_loss"):
-            from airflow.sdk.exceptions import AirflowFailException
-
-            raise AirflowFailException(
-                f"{metric} is undefined on the holdout ({self.holdout_uri or 'the training split'}): it has no row of class "
-                f"{missing}; judge on a label metric (accuracy, f1, precision, recall) or use a holdout with every class (no retry)"
-            )
-        return bool(missing)
-
-    def _thresholds(self, metric: str, greater: bool, has_champion: bool) -> dict[str, Any] | None:
-        """Build the ``MetricThreshold`` rules (before any evaluation, so a bad setting fails fast).
-
-        ``None`` means there is nothing to check (no champion and no minimum value). A change of 0
-        means "strictly better than the champion": MLflow only accepts positive changes.
-        """
-        from mlflow.exceptions import MlflowException
-        from mlflow.models import MetricThreshold
-
-        threshold = optional_float(self.min_value, "min_value")
-        absolute = optional_float(self.min_absolute_change, "min_absolute_change") if has_champion else None
-        relative = optional_float(self.min_relative_change, "min_relative_change") if has_champion else None
-        if has_champion and not absolute and not relative:
-            absolute = 1e-12
-        if threshold is None and absolute is None and relative is None:
-            return None
-        try:
-            rule = MetricThreshold(
-                threshold=threshold, min_absolute_change=absolute, min_relative_change=relative or None, greater_is_better=greater
-            )
-        except MlflowException as exc:
-            raise ValueError(f"invalid promotion thresholds: {exc.message}") from exc
-        from airflow_mlops.metrics import METRICS
-
-        return {METRICS[metric].mlflow_name: rule}
-
-    def _rejudge(self, rules: dict[str, Any] | None, metric: str, earlier: dict[str, Any], challenger: str, champion: str | None) -> dict[str, Any]:
-        """Judge an earlier evaluation's scores (e.g. the dry run before an approval) with this task's rules."""
-        from mlflow.models import EvaluationResult
-
-        from airflow_mlops.metrics import METRICS
-
-        name = METRICS[metric].mlflow_name
-        self._results = {challenger: EvaluationResult(metrics={name: earlier["challenger_score"]}, artifacts={})}
-        if champion:
-            self._results[champion] = EvaluationResult(metrics={name: earlier["champion_score"]}, artifacts={})
-        promote, reason = self._judge(rules, challenger, champion)
-        keep = ("challenger_score", "champion_score", "evaluation_run_id")
-        return {k: earlier[k] for k in keep} | {"promote": promote, "reason": reason}
-
-    def _judge(self, rules: dict[str, Any] | None, challenger: str, champion: str | None) -> tuple[bool, str]:
-        import mlflow
-        from mlflow.models.evaluation.validation import ModelValidationFailedException
-
-        if rules is None:
-            return True, "no champion yet and no minimum value set"
-        try:
-            mlflow.validate_evaluation_results(rules, self._results[challenger], self._results[champion] if champion else None)
-        except ModelValidationFailedException as exc:
-            return False, str(exc.message).strip()
-        rule = next(iter(rules.values()))
-        against = f"champion v{champion}" if champion else "no champion yet"
-        return True, (
-            f"{next(iter(rules))} passed (threshold={rule.threshold}, min_absolute_change={rule.min_absolute_change}, "
-            f"min_relative_change={rule.min_relative_change}) against {against}"
-        )
-
     def _evaluate(self, spec: FeatureSpec, metric: str, rules: dict[str, Any] | None, challenger: Any, champion: str | None, context: Context) -> dict[str, Any]:
         import mlflow
 
+        from airflow_mlops import evaluation
         from airflow_mlops.metrics import METRICS, LabelSpace
         from airflow_mlops.utils import modeling
 
-        self._results = {}
         data = self._holdout(spec, challenger.run_id)
         data = modeling.feature_frame(data, spec).assign(**{spec.target: data[spec.target].to_numpy()})
         labels = None
@@ -302,14 +167,28 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
             experiment_id=experiment_id, run_name=f"promote {self.model_name} v{challenger.version}", tags=run_tags(context)
         ) as run:
             name = METRICS[metric].mlflow_name
-            by_labels = self._lacks_classes(spec, data, labels, metric)
-            challenger_score = self._score(spec, challenger.version, data, name, labels, experiment_id, by_labels=by_labels)
-            champion_score = self._score(spec, champion, data, name, labels, experiment_id, by_labels=by_labels) if champion else None
-            promote, reason = self._judge(rules, challenger.version, champion)
+            try:
+                by_labels = evaluation.lacks_classes(spec, data, labels, metric, holdout=self.holdout_uri or "the training split")
+            except ValueError as exc:
+                from airflow.sdk.exceptions import AirflowFailException
+
+                raise AirflowFailException(f"{exc} (no retry)") from exc
+            results = {}
+            challenger_score, results[challenger.version] = evaluation.score(
+                self.model_name, challenger.version, spec, data, labels, experiment_id, mlflow_metric=name, by_labels=by_labels
+            )
+            champion_score = None
+            if champion:
+                champion_score, results[champion] = evaluation.score(
+                    self.model_name, champion, spec, data, labels, experiment_id, mlflow_metric=name, by_labels=by_labels
+                )
+            promote, reason = evaluation.judge(rules, results, challenger.version, champion)
             segment = None
             limit = optional_float(self.max_segment_regression, "max_segment_regression")
             if promote and champion and limit is not None and spec.segments:
-                segment = self._worst_segment(spec, data, labels, challenger.version, champion, metric)
+                segment = evaluation.worst_segment(
+                    self.model_name, spec, data, labels, challenger.version, champion, metric, min_segment_rows=self.min_segment_rows
+                )
                 if segment is not None and segment["regression"] > limit:
                     promote = False
                     reason = (
@@ -329,41 +208,10 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
             "segment": segment,
         }
 
-    def _worst_segment(
-        self, spec: FeatureSpec, data: pd.DataFrame, labels: LabelSpace | None, challenger: str, champion: str, metric: str
-    ) -> dict[str, Any] | None:
-        """The segment (with ``min_segment_rows`` holdout rows) where the challenger falls furthest behind
-        the champion on ``metric``, both scored on the same holdout; ``None`` when no segment qualifies."""
-        import mlflow
-
-        from airflow_mlops.metrics import METRICS
-        from airflow_mlops.utils import modeling, segments
-
-        x = modeling.feature_frame(data, spec)
-        measured = {}
-        for version in (challenger, champion):
-            model = mlflow.sklearn.load_model(f"models:/{self.model_name}/{version}")
-            proba = model.predict_proba(x) if labels is not None and hasattr(model, "predict_proba") else None
-            measured[version] = segments.measure(spec, data, model.predict(x), proba, labels)
-        sign = 1.0 if METRICS[metric].greater_is_better else -1.0
-        worst: dict[str, Any] | None = None
-        for column, values in measured[champion].items():
-            for value, theirs in values.items():
-                ours = measured[challenger].get(column, {}).get(value, {})
-                if theirs["rows"] < self.min_segment_rows or metric not in theirs or metric not in ours:
-                    continue
-                regression = sign * (theirs[metric] - ours[metric])
-                if worst is None or regression > float(worst["regression"]):
-                    worst = {
-                        "segment": column, "value": value, "rows": int(theirs["rows"]), "challenger_score": ours[metric],
-                        "champion_score": theirs[metric], "regression": regression,
-                    }  # fmt: skip
-        return worst
-
     # -- execute -----------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_mlops import metrics
+        from airflow_mlops import evaluation, metrics
 
         check_outcome("on_reject", self.on_reject)
         self.reset_links(context)
@@ -392,13 +240,16 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
                 return base | {"decision": "already_champion", "reason": "the challenger is already the champion"}
 
             dag_run = f"{context['ti'].dag_id}/{context['ti'].run_id}"
-            recorded = None if dry_run else recorded_rejection(challenger, dag_run, metric, champion)
+            recorded = None if dry_run else evaluation.recorded_rejection(challenger, dag_run, metric, champion)
             if recorded is not None:  # a rerun of this decision: same challenger, champion and DAG run
                 self.log.info("%s v%s was already rejected by this DAG run; nothing to do", self.model_name, challenger.version)
                 return self._reject(context, base | recorded)
 
             try:
-                rules = self._thresholds(metric, greater, champion is not None)
+                rules = evaluation.thresholds(
+                    metric, greater, champion is not None, min_value=self.min_value, min_absolute_change=self.min_absolute_change,
+                    min_relative_change=self.min_relative_change,
+                )
             except ValueError as exc:
                 from airflow.sdk.exceptions import AirflowFailException
 
@@ -406,7 +257,7 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
             earlier = as_mapping(self.evaluation, "evaluation")
             if earlier and earlier.get("challenger_version") == str(challenger.version) and earlier.get("champion_version") == champion:
                 # The scores are reused; the verdict is this task's own, from its own thresholds.
-                verdict = self._rejudge(rules, metric, earlier, str(challenger.version), champion)
+                verdict = evaluation.rejudge(rules, metric, earlier, str(challenger.version), champion)
                 run = hook.client.get_run(verdict["evaluation_run_id"])
                 MlflowRunLink.persist(context, self.mlflow_hook.run_url(run.info.experiment_id, run.info.run_id))
                 self.log.info("Reusing the scores of evaluation run %s", verdict["evaluation_run_id"])
