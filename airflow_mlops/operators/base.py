@@ -192,3 +192,50 @@ class MlopsTableOperator(MlopsBaseOperator):
         spec = super().load_spec(spec_uri)
         self.__dict__["reader"] = self.reader.for_spec(spec)  # replaces the cached_property's value
         return spec
+
+
+class PeriodicCheckOperator(MlopsTableOperator):
+    """Base of the checks that judge one period of a model and may ask for retraining (drift, quality):
+    the period, the records of each period (report and summary under ``period=<period>/`` of the model's
+    records folder), and the hysteresis: a flagged period asks for retraining only when the
+    ``consecutive`` - 1 periods before it were flagged too, as their records say.
+
+    :param model_name: registered model (templated).
+    :param period: the period, e.g. ``YYYY-MM`` (templated).
+    :param consecutive: flagged periods in a row needed before ``trigger_retraining`` (templated).
+    :param reports_uri: the folder of this model's records of the check (templated); default
+        ``<reports root>/<kind>/<model>``.
+    """
+
+    #: The records' kind (:data:`airflow_mlops.reports.DRIFT`, :data:`~airflow_mlops.reports.QUALITY`).
+    records_kind: str = ""
+    #: The summary key that says a period was flagged (``drift_detected``, ``decayed``).
+    flag_key: str = ""
+
+    def __init__(self, *, model_name: str, period: str, consecutive: int | str = 1, reports_uri: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.model_name = model_name
+        self.period = period
+        self.consecutive = consecutive
+        self.reports_uri = reports_uri
+
+    def records_folder(self) -> str:
+        """The folder of this model's records of the check (rendered values)."""
+        from airflow_mlops import reports
+        from airflow_mlops.values import optional_text
+
+        return reports.model_folder(self.records_kind, self.model_name, optional_text(self.reports_uri))
+
+    def period_records(self) -> str:
+        """The folder of this period's report and summary."""
+        from airflow_mlops import reports
+
+        return reports.period_folder(self.records_folder(), self.period)
+
+    def asks_for_retraining(self, flagged: bool) -> bool:
+        """Whether this period, ``flagged`` or not, asks for retraining: flagged, and so were the
+        ``consecutive`` - 1 periods before it."""
+        from airflow_mlops import reports
+
+        needed = int(self.consecutive) - 1
+        return flagged and (needed <= 0 or reports.earlier_periods(self.records_folder(), self.period, needed, self.flag_key, conn_id=self.data_conn_id))

@@ -9,7 +9,12 @@ from typing import TYPE_CHECKING, Any
 from airflow_mlops import reports, tables
 from airflow_mlops.hooks.mlflow import REFERENCE_ARTIFACT
 from airflow_mlops.links.reports import DriftReportLink
-from airflow_mlops.operators.base import READ_TEMPLATE_FIELDS, MlopsTableOperator, check_outcome, mlops_template_fields
+from airflow_mlops.operators.base import (
+    READ_TEMPLATE_FIELDS,
+    PeriodicCheckOperator,
+    check_outcome,
+    mlops_template_fields,
+)
 from airflow_mlops.utils import drift_methods
 from airflow_mlops.values import as_mapping, optional_float, optional_text
 
@@ -54,7 +59,7 @@ def sample_table(uri: str, columns: list[str], rows: int, seed: int, reader: tab
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
-class EvidentlyDriftCheckOperator(MlopsTableOperator):
+class EvidentlyDriftCheckOperator(PeriodicCheckOperator):
     """Compare a partition with a reference sample using Evidently's ``DataDriftPreset``.
 
     The reference is the sample the champion's training run logged (``reference/reference.parquet``)
@@ -112,6 +117,8 @@ class EvidentlyDriftCheckOperator(MlopsTableOperator):
     )  # fmt: skip
     operator_extra_links = (DriftReportLink(),)
     ui_color = "#f3e5f5"
+    records_kind = reports.DRIFT
+    flag_key = "drift_detected"
 
     def __init__(
         self,
@@ -136,11 +143,9 @@ class EvidentlyDriftCheckOperator(MlopsTableOperator):
         reports_uri: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(model_name=model_name, period=period, consecutive=consecutive, reports_uri=reports_uri, **kwargs)
         self.current_uri = current_uri
         self.spec_uri = spec_uri
-        self.model_name = model_name
-        self.period = period
         self.reference_uri = reference_uri
         self.model_ref = model_ref
         self.drift_share = drift_share
@@ -153,8 +158,6 @@ class EvidentlyDriftCheckOperator(MlopsTableOperator):
         self.sample_rows = sample_rows
         self.seed = seed
         self.on_drift = on_drift
-        self.consecutive = consecutive
-        self.reports_uri = reports_uri
 
     #: The model version whose training reference was compared (``None`` with an explicit ``reference_uri``).
     _version: str | None = None
@@ -240,11 +243,8 @@ class EvidentlyDriftCheckOperator(MlopsTableOperator):
         )
         share = float(counted["value"]["share"])
         detected = share >= share_limit
-        folder = reports.model_folder(reports.DRIFT, self.model_name, optional_text(self.reports_uri))
-        trigger = detected and (
-            consecutive <= 1 or reports.earlier_periods(folder, self.period, consecutive - 1, "drift_detected", conn_id=self.data_conn_id)
-        )
-        written = reports.period_folder(folder, self.period)
+        trigger = self.asks_for_retraining(detected)
+        written = self.period_records()
         html_uri = f"{written}/{reports.REPORT}"
         import tempfile
 

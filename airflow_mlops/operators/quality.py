@@ -10,7 +10,12 @@ from airflow_mlops import reports, tables
 from airflow_mlops.exceptions import PartitionNotReadyError, TableError
 from airflow_mlops.labels import join_labels, read_labels
 from airflow_mlops.links.reports import QualityReportLink
-from airflow_mlops.operators.base import READ_TEMPLATE_FIELDS, MlopsTableOperator, check_outcome, mlops_template_fields
+from airflow_mlops.operators.base import (
+    READ_TEMPLATE_FIELDS,
+    PeriodicCheckOperator,
+    check_outcome,
+    mlops_template_fields,
+)
 from airflow_mlops.values import optional_float, optional_text
 
 if TYPE_CHECKING:
@@ -25,7 +30,7 @@ PREDICTION = "prediction"
 VERSION = "model_version"
 
 
-class ModelQualityCheckOperator(MlopsTableOperator):
+class ModelQualityCheckOperator(PeriodicCheckOperator):
     """Join a period's labels (arriving weeks after scoring) to its published predictions, measure the
     model's quality with the metric definitions of training (:mod:`airflow_mlops.metrics`), per
     segment too, and compare it with the scoring version's holdout baseline from the registry.
@@ -79,6 +84,8 @@ class ModelQualityCheckOperator(MlopsTableOperator):
     )  # fmt: skip
     operator_extra_links = (QualityReportLink(),)
     ui_color = "#e8f5e9"
+    records_kind = reports.QUALITY
+    flag_key = "decayed"
 
     def __init__(
         self,
@@ -98,20 +105,16 @@ class ModelQualityCheckOperator(MlopsTableOperator):
         reports_uri: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(model_name=model_name, period=period, consecutive=consecutive, reports_uri=reports_uri, **kwargs)
         self.predictions_uri = predictions_uri
         self.labels_uri = labels_uri
         self.spec_uri = spec_uri
-        self.model_name = model_name
-        self.period = period
         self.metric = metric
         self.max_absolute_drop = max_absolute_drop
         self.max_relative_drop = max_relative_drop
         self.min_coverage = min_coverage
         self.min_segment_rows = min_segment_rows
         self.on_decay = on_decay
-        self.consecutive = consecutive
-        self.reports_uri = reports_uri
 
     # -- inputs ------------------------------------------------------------------------------------
 
@@ -252,8 +255,7 @@ class ModelQualityCheckOperator(MlopsTableOperator):
             allowed = [d for d in (absolute, None if relative is None else relative * abs(baseline)) if d is not None]
             # The value past which the period counts as decayed: the stricter of the two drops.
             limit = None if not allowed else baseline - min(allowed) if chosen.greater_is_better else baseline + min(allowed)
-            folder = reports.model_folder(reports.QUALITY, self.model_name, optional_text(self.reports_uri))
-            written = reports.period_folder(folder, self.period)
+            written = self.period_records()
             summary: dict[str, Any] = {
                 "period": self.period, "model_name": self.model_name, "model_version": version, "metric": chosen.name,
                 "value": value, "baseline": baseline, "limit": limit, "drop": drop, "relative_drop": drop / abs(baseline) if baseline else None,
@@ -262,9 +264,7 @@ class ModelQualityCheckOperator(MlopsTableOperator):
                 "segments": segments, "flagged_segments": [s for s in segments if s["decayed"]],
                 "predictions_uri": self.predictions_uri, "labels_uri": self.labels_uri,
             }  # fmt: skip
-            summary["trigger_retraining"] = is_decayed and (
-                consecutive <= 1 or reports.earlier_periods(folder, self.period, consecutive - 1, "decayed", conn_id=self.data_conn_id)
-            )
+            summary["trigger_retraining"] = self.asks_for_retraining(is_decayed)
             summary["report_uri"] = monitoring.write_quality_report(spec, joined, labels, f"{written}/{reports.REPORT}", conn_id=self.data_conn_id)
             summary["mlflow_run_id"] = monitoring.record_period(self.mlflow_hook, self.model_name, version, self.period, summary, context)
         summary["summary_uri"] = tables.write_text(json.dumps(summary, indent=2, default=str), f"{written}/{reports.SUMMARY}", conn_id=self.data_conn_id)

@@ -19,6 +19,7 @@ ABSTRACT = frozenset(
     {
         "airflow_mlops.operators.base.MlopsBaseOperator",
         "airflow_mlops.operators.base.MlopsTableOperator",
+        "airflow_mlops.operators.base.PeriodicCheckOperator",
         "airflow_mlops.sensors.base.MlopsDeferrableSensor",
         "airflow_mlops.links.mlflow.XComUrlLink",
         "airflow_mlops.links.reports.ReportLink",
