@@ -24,6 +24,10 @@ MLFLOW_WARNINGS = {
     # MLflow's evaluator passes its label list with the positive label last to log_loss; sklearn
     # sorts the labels itself, and the probability columns are in sorted order, so the value is right.
     "But this function assumes labels are ordered lexicographically": UserWarning,
+    # A holdout that lacks a class (a month of one sub-population) is judged on labels: scikit-learn
+    # sets the absent class's precision and recall to 0.0 inside MLflow's evaluator, as the macro
+    # average documented for multiclass metrics intends.
+    "is ill-defined and being set to 0.0": Warning,
 }
 #: Warning texts muted around Evidently's quality report, and why: on a period that lacks classes (a
 #: month of one sub-population) its per-class tables divide by classes with no row. The verdict's
