@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 # The test and demo runs get their own Airflow home unless the caller sets one.
 DEMO_HOME ?= $(CURDIR)/.demo
 
-.PHONY: install demo test lint typecheck security docs pytest lock bench topology clean airflow ui-deps
+.PHONY: install demo test test-fast test-unit test-unit-operators test-unit-rest lint typecheck security docs pytest lock bench topology clean airflow ui-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,23 @@ docs: install ## the documentation site (MkDocs Material + mkdocstrings) into si
 
 pytest: install ui-deps
 	CI=$${CI:-} $(BIN)/pytest
+
+# Tiers (tests/conftest.py: a test's folder decides; `--tier` collects only the folders that can hold one).
+test-fast: lint ## ruff + the pure unit tests (no process, database, store or server): under a minute
+	CI=$${CI:-} $(BIN)/pytest --tier fast -q
+
+# Two pytest processes, one per core: the operator tests (most of the time) and the rest of the tier.
+# Each has its own Airflow home, data root and embedded stores (tests/conftest.py); -O keeps their output apart.
+UNIT_OPERATORS := tests/unit/operators tests/unit/sensors
+
+test-unit: lint ## ruff + the fast tier + operators, sensors, DAGs and real data on the embedded stores: under 5 minutes
+	$(MAKE) --no-print-directory -j2 -O test-unit-operators test-unit-rest
+
+test-unit-operators: install
+	CI=$${CI:-} $(BIN)/pytest --tier unit -q $(UNIT_OPERATORS)
+
+test-unit-rest: install
+	CI=$${CI:-} $(BIN)/pytest --tier unit -q $(addprefix --ignore=,$(UNIT_OPERATORS))
 
 test: lint typecheck security docs pytest ## ruff, mypy, bandit, the docs build and the whole pytest suite (unit, dags, integration, e2e, topology)
 
