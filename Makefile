@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 # The test and demo runs get their own Airflow home unless the caller sets one.
 DEMO_HOME ?= $(CURDIR)/.demo
 
-.PHONY: install demo test lint typecheck security docs pytest lock bench topology clean airflow ui-deps
+.PHONY: install demo test test-fast test-unit test-unit-operators test-unit-rest lint typecheck security docs pytest lock bench topology clean airflow ui-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,14 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# bandit and the strict docs build each run once in `make test`, as tests of its pytest run, which also
+# check what the plain commands cannot: every `# nosec` gives its reason (tests/reliability/test_security.py);
+# every class, option and task has its reference entry (tests/unit/test_docs.py, building into a temporary
+# folder). `make security` runs that bandit test alone; `make docs` builds the site into site/.
+BANDIT_TEST := tests/reliability/test_security.py::test_bandit_finds_nothing_unexplained_in_the_provider
+
 security: install ## bandit over the provider: zero findings; each accepted one says why inline (# nosec Bxxx: reason)
-	$(BIN)/bandit -r airflow_mlops -q
+	$(BIN)/pytest -q $(BANDIT_TEST)
 
 docs: install ## the documentation site (MkDocs Material + mkdocstrings) into site/; --strict: a broken reference fails
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
@@ -40,7 +46,24 @@ docs: install ## the documentation site (MkDocs Material + mkdocstrings) into si
 pytest: install ui-deps
 	CI=$${CI:-} $(BIN)/pytest
 
-test: lint typecheck security docs pytest ## ruff, mypy, bandit, the docs build and the whole pytest suite (unit, dags, integration, e2e, topology)
+# Tiers (tests/conftest.py: a test's folder decides; `--tier` collects only the folders that can hold one).
+test-fast: lint ## ruff + the pure unit tests (no process, database, store or server): under a minute
+	CI=$${CI:-} $(BIN)/pytest --tier fast -q
+
+# Two pytest processes, one per core: the operator tests (most of the time) and the rest of the tier.
+# Each has its own Airflow home, data root and embedded stores (tests/conftest.py); -O keeps their output apart.
+UNIT_OPERATORS := tests/unit/operators tests/unit/sensors
+
+test-unit: lint ## ruff + the fast tier + operators, sensors, DAGs and real data on the embedded stores: under 5 minutes
+	$(MAKE) --no-print-directory -j2 -O test-unit-operators test-unit-rest
+
+test-unit-operators: install
+	CI=$${CI:-} $(BIN)/pytest --tier unit -q $(UNIT_OPERATORS)
+
+test-unit-rest: install
+	CI=$${CI:-} $(BIN)/pytest --tier unit -q $(addprefix --ignore=,$(UNIT_OPERATORS))
+
+test: lint typecheck pytest ## ruff, mypy and the whole pytest suite (unit, dags, byod, e2e, integration, reliability with bandit, topology, ui, the strict docs build)
 
 demo: install ## run the reference DAGs end to end on the embedded default
 	AIRFLOW_HOME=$(DEMO_HOME) $(BIN)/python scripts/demo.py

@@ -15,10 +15,12 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,6 +56,174 @@ for _var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "AIRFLOW_CONN_MLFLOW_
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     shutil.rmtree(_HOME, ignore_errors=True)
+
+
+# -- tiers -----------------------------------------------------------------------------------------
+#
+# ``make test-fast`` runs ``pytest --tier fast``, ``make test-unit`` ``pytest --tier unit``, ``make test``
+# everything. The folder a test lives in decides its tier (the longest matching folder below tests/),
+# so a new test joins its folder's tier without anyone listing it:
+#
+# - fast: pure unit tests. No process spawned, no SQLite database opened (the Airflow metadata DB, an
+#   embedded MLflow store), no connection to a server: checked while each one runs (see
+#   ``_PurityWatch``). A test of a fast folder that needs one of those carries ``@pytest.mark.slow``
+#   and runs in the unit tier instead.
+# - unit: the fast tier plus the operators, sensors, DAG parsing and real-data tests on the embedded
+#   stores (SQLite Airflow DB, embedded MLflow, local files); no server.
+# - all: whatever no folder below names (e2e, integration, reliability, topology, ui): ``make test`` only.
+#
+# Every test gets the marker of its tier and of the tiers above it (a fast test is marked ``fast`` and
+# ``unit``), so ``-m fast`` / ``-m unit`` select the same tests as ``--tier`` in any run.
+
+TIERS = ("fast", "unit", "all")
+FOLDER_TIERS = {
+    "unit": "fast",
+    "unit/operators": "unit",
+    "unit/sensors": "unit",
+    "dags": "unit",
+    "byod": "unit",
+}
+_TESTS = Path(__file__).resolve().parent
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--tier", choices=TIERS, default="all",
+        help="run only the tests of this tier and the tiers below it (fast < unit < all); see tests/conftest.py",
+    )  # fmt: skip
+
+
+def folder_tier(path: Path) -> str:
+    """The tier of a test file's or folder's location: its longest matching :data:`FOLDER_TIERS` entry."""
+    try:
+        rel = path.resolve().relative_to(_TESTS).as_posix()
+    except ValueError:
+        return "all"
+    if path.suffix == ".py":
+        rel = rel.rpartition("/")[0]
+    matches = [folder for folder in FOLDER_TIERS if rel == folder or rel.startswith(folder + "/")]
+    return FOLDER_TIERS[max(matches, key=len)] if matches else "all"
+
+
+def item_tier(item: pytest.Item) -> str:
+    tier = folder_tier(Path(str(item.path)))
+    if tier == "fast" and item.get_closest_marker("slow") is not None:
+        return "unit"
+    return tier
+
+
+def _within(tier: str, limit: str) -> bool:
+    return TIERS.index(tier) <= TIERS.index(limit)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """With ``--tier``, folders and files that cannot hold a test of it are not even imported."""
+    limit = config.getoption("--tier")
+    if limit == "all" or collection_path.resolve() == _TESTS:
+        return None
+    if collection_path.is_file() and collection_path.suffix != ".py":
+        return None
+    if _within(folder_tier(collection_path), limit):
+        return None
+    rel = collection_path.resolve().relative_to(_TESTS).as_posix() if collection_path.resolve().is_relative_to(_TESTS) else None
+    below = rel is not None and collection_path.is_dir() and any(
+        folder.startswith(rel + "/") and _within(tier, limit) for folder, tier in FOLDER_TIERS.items()
+    )
+    return None if below else True
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    limit = config.getoption("--tier")
+    kept, dropped = [], []
+    for item in items:
+        tier = item_tier(item)
+        for marker in TIERS[TIERS.index(tier) : -1]:
+            item.add_marker(marker)
+        (kept if _within(tier, limit) else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+class _PurityWatch:
+    """Records, through a Python audit hook, what a fast test must not do while it runs (setup and call):
+    spawn a process, open a SQLite database other than an in-memory one, connect a socket.
+
+    Only the test's own thread is watched: a thread an earlier test left running (an MLflow or SQLAlchemy
+    worker) is not the test's doing. Nor is what a module does while it is first imported: only the
+    first test to import it would see it (croniter runs ``file`` through ``platform.architecture()`` at
+    import). Either would make a test's verdict depend on which tests ran before it.
+    """
+
+    EVENTS = {
+        "subprocess.Popen": "spawns a process",
+        "os.system": "spawns a process",
+        "os.posix_spawn": "spawns a process",
+        "os.spawn": "spawns a process",
+        "os.fork": "forks a process",
+        "os.exec": "execs a program",
+        "sqlite3.connect": "opens a SQLite database (the Airflow metadata DB, an embedded MLflow store)",
+        "socket.connect": "connects a socket",
+    }
+
+    def __init__(self) -> None:
+        self.seen: list[str] | None = None
+        self.thread: int | None = None
+        sys.addaudithook(self._hook)
+
+    def _hook(self, event: str, args: tuple[Any, ...]) -> None:
+        if self.seen is None or event not in self.EVENTS or threading.get_ident() != self.thread:
+            return
+        what = args[1] if event == "socket.connect" else (args[0] if args else "")
+        if event == "sqlite3.connect" and str(what) in (":memory:", ""):
+            return
+        frame = sys._getframe(1)
+        while frame is not None:
+            if frame.f_code.co_filename.startswith("<frozen importlib._bootstrap"):
+                return  # an import's side effect
+            frame = frame.f_back
+        self.seen.append(f"{self.EVENTS[event]}: {event} {what!r}"[:300])
+
+    def start(self) -> None:
+        self.seen, self.thread = [], threading.get_ident()
+
+    def stop(self) -> list[str]:
+        seen, self.seen = self.seen or [], None
+        return seen
+
+
+_PURITY = _PurityWatch()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Any:
+    if item.get_closest_marker("fast") is not None:
+        _PURITY.start()
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    try:
+        result = yield
+    except BaseException:
+        _PURITY.stop()
+        raise
+    seen = _PURITY.stop()
+    if seen:
+        pytest.fail(
+            "a fast test (tier of its folder, see tests/conftest.py) "
+            + "; ".join(dict.fromkeys(seen))
+            + ": mark it @pytest.mark.slow (it then runs in make test-unit) or keep it pure",
+            pytrace=False,
+        )
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    _PURITY.stop()
+    return (yield)
 
 
 def free_port() -> int:

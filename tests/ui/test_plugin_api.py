@@ -117,29 +117,35 @@ def test_page_and_reports_work_with_the_ui_session_cookie(ui_stack: UiStack, see
     assert "sandbox" in headers["content-security-policy"]  # report scripts cannot act as the user
 
 
-@pytest.mark.parametrize(
-    "path",
-    [
-        "../secret.txt",
-        "../../mlops-data/secret.txt",
-        "drift/../../secret.txt",
-        "%2e%2e/secret.txt",
-        "%2E%2E%2Fsecret.txt",
-        "..%2fsecret.txt",
-        "%252e%252e/secret.txt",
-        "..%5csecret.txt",
-        "/" + "%2F".join(["", "etc", "passwd"]),
-        "escape/secret.txt",
-        "link.txt",
-        "secret.txt%00.html",
-        "drift/seeded",
-        "",
-    ],
-)
-def test_report_serving_refuses_paths_outside_the_reports_root(ui_stack: UiStack, seeded, path: str) -> None:
+#: Paths that would leave the reports root, as the client sends them (urllib keeps ``..`` and percent
+#: escapes as written; the server decodes the escapes once), and the app's answer (airflow_mlops/plugins/app.py):
+#: 400 for a path that is malformed or names a way out (a ``..``, ``.`` or empty segment, a backslash or
+#: NUL, also once more percent-decoded); 404 for a well-formed path with no report file below the root:
+#: a symlink out of it, or a folder.
+ESCAPES = [
+    ("../secret.txt", 400),
+    ("../../mlops-data/secret.txt", 400),
+    ("drift/../../secret.txt", 400),
+    ("%2e%2e/secret.txt", 400),
+    ("%2E%2E%2Fsecret.txt", 400),
+    ("..%2fsecret.txt", 400),
+    ("%252e%252e/secret.txt", 400),  # double-encoded: %2e%2e once the server decoded it
+    ("..%5csecret.txt", 400),
+    ("/" + "%2F".join(["", "etc", "passwd"]), 400),  # absolute once decoded
+    ("secret.txt%00.html", 400),
+    ("", 400),
+    ("escape/secret.txt", 404),  # a symlink to the data root
+    ("link.txt", 404),  # a symlink to a file outside the root
+    ("drift/seeded", 404),  # a folder, not a file
+]
+
+
+@pytest.mark.parametrize(("path", "expected"), ESCAPES, ids=[path or "(empty)" for path, _ in ESCAPES])
+def test_report_serving_refuses_paths_outside_the_reports_root(ui_stack: UiStack, seeded, path: str, expected: int) -> None:
     status, body, _ = get(ui_stack, f"/mlops/reports/{path}", token=ui_stack.airflow.token)
 
-    assert status in (400, 404), (path, status)
+    assert status == expected, (path, status, body[:200])
+    assert json.loads(body) == {"detail": "invalid report path" if expected == 400 else "no such report"}
     assert SECRET.encode() not in body and b"root:" not in body
 
 

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO
 
 HEAVY = ("sklearn", "mlflow", "great_expectations", "evidently", "pandas", "pyarrow", "numpy", "scipy", "openlineage")
@@ -29,6 +31,7 @@ print(json.dumps({"loaded": loaded, "heavy": sorted(m for m in HEAVY if m in sys
 """
 
 
+@pytest.mark.slow  # spawns a process
 def test_provider_modules_and_dags_import_no_heavy_library() -> None:
     out = subprocess.run([sys.executable, "-c", PROBE], cwd=REPO, capture_output=True, text=True, timeout=300)
 

@@ -185,6 +185,7 @@ def test_a_store_without_an_atomic_exclusive_create_is_refused(tmp_path) -> None
         tables.open_partition(ObjectStoragePath("memory://bucket/month=2025-01"), run_key="dag/a")
 
 
+@pytest.mark.slow  # spawns a process
 def test_two_processes_racing_to_publish_one_partition_leave_exactly_one_winner(tmp_path) -> None:
     """Two racers (own processes) open each round on the same version, stage, and publish at one instant."""
     outcomes = race(str(tmp_path / "month=2025-01"), rounds=20)

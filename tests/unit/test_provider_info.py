@@ -69,6 +69,7 @@ def test_the_provider_info_registers_nothing_that_is_not_there() -> None:
     assert len(info["extra-links"]) == len(set(info["extra-links"]))
 
 
+@pytest.mark.slow  # spawns a process
 def test_airflow_discovers_the_provider_and_connection_type() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "airflow", "providers", "get", "airflow-mlops", "-o", "json"],

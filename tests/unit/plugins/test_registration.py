@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO
 
 PROBE = r"""
@@ -31,6 +33,7 @@ def _plugins(plugins_folder: Path, **env_vars: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # spawns a process
 def test_entry_point_and_the_repo_plugins_folder_give_one_plugin_and_no_import_error() -> None:
     result = _plugins(REPO / "plugins")
 
@@ -40,12 +43,14 @@ def test_entry_point_and_the_repo_plugins_folder_give_one_plugin_and_no_import_e
     assert result["hrefs"] == ["/mlops/"]
 
 
+@pytest.mark.slow  # spawns a process
 def test_the_navigation_link_follows_the_api_base_url() -> None:
     result = _plugins(REPO / "plugins", AIRFLOW__API__BASE_URL="https://airflow.example.com/team-a/")
 
     assert result["hrefs"] == ["/team-a/mlops/"]
 
 
+@pytest.mark.slow  # spawns a process
 def test_a_folder_module_that_always_exposes_the_class_is_skipped_harmlessly(tmp_path: Path) -> None:
     # An older or hand-written copy in a mounted plugins folder: Airflow loads the folder first, then
     # skips the entry point's plugin of the same name. Still one plugin and one mount.
@@ -66,6 +71,7 @@ def test_the_folder_module_exposes_the_plugin_only_without_the_entry_point(monke
     assert package.folder_plugin() is MlopsPlugin
 
 
+@pytest.mark.slow  # spawns a process
 def test_importing_the_plugin_does_not_load_fastapi_or_the_api_server() -> None:
     code = (
         "import sys, airflow_mlops.plugins.mlops_plugin as m; "
