@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
+
 from tests.conftest import REPO, VENV_BIN
+
+pytestmark = pytest.mark.slow  # each runs import-linter in a process of its own
 
 
 def test_the_import_contracts_hold() -> None:
