@@ -81,20 +81,33 @@ def ports(env: dict[str, str]) -> list[Port]:
     ]
 
 
+def bind_error(host: str, number: int) -> OSError | None:
+    """Why ``host:number`` cannot be listened on right now, or ``None`` when it can."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, number))
+        except OSError as exc:
+            return exc
+    return None
+
+
 def busy_ports(host: str, wanted: list[Port]) -> list[str]:
-    """One sentence per port of ``wanted`` that something else holds on ``host``: which port, and how to move it."""
+    """One sentence per port of ``wanted`` that something else holds on ``host``: which port, and the
+    variable that moves it to a port that is free now (and is none of the other servers')."""
     problems = []
+    taken = {p.number for p in wanted}
     for port in wanted:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            try:
-                probe.bind((host, port.number))
-            except OSError as exc:
-                why = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc.strerror})"
-                problems.append(
-                    f"port {port.number} ({port.what}) on {host} {why}: stop what holds it (`ss -ltnp 'sport = :{port.number}'` names it) "
-                    f"or pick another port, e.g. {port.variable}={port.number + 1} make airflow"
-                )
+        exc = bind_error(host, port.number)
+        if exc is None:
+            continue
+        why = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc.strerror})"
+        free = next((n for n in range(port.number + 1, min(port.number + 200, 65536)) if n not in taken and bind_error(host, n) is None), None)
+        if free is not None:
+            taken.add(free)
+        move = f"{port.variable}={free} make airflow" if free else f"{port.variable}=<another port> make airflow"
+        problems.append(
+            f"port {port.number} ({port.what}) on {host} {why}: stop what holds it (`ss -ltnp 'sport = :{port.number}'` names it) or move it: {move}"
+        )
     return problems
 
 
