@@ -2,7 +2,8 @@
 
 Embedded default: SQLite Airflow metadata DB, MLflow store sqlite:///$AIRFLOW_HOME/mlflow.db,
 data under file://$AIRFLOW_HOME/mlops-data. Everything lives in $AIRFLOW_HOME (make sets .demo/).
-Run it again to retrain on the same data: the challenger is then judged against the champion.
+Run it again and the story goes on from its champion: the months are scored and judged again, and with
+no new labelled month nothing is retrained (delete $AIRFLOW_HOME to play it from the start).
 
 The settings the demo relies on are its own, whatever the calling shell exported (a walk-through
 that exported ``AIRFLOW__CORE__DAGS_FOLDER`` must not point the demo at other DAGs): it sets them,
@@ -153,8 +154,8 @@ def main() -> int:
     print(f"  pending signals (drift and decay Asset events no decision had answered): {pending or 'none'}")
     window, decision = xcom(run, "assemble_window"), xcom(run, "promote") or xcom(run, "evaluate")
     latest = window["holdout_month"]
-    print(f"  learnt from {', '.join(window['train_months'])} ({window['rows']['train']} labelled rows); both models judged on {latest}")
     if decision.get("metric"):
+        print(f"  learnt from {', '.join(window['train_months'])} ({window['rows']['train']} labelled rows); both models judged on {latest}")
         print(f"  {decision['metric']} on {latest}: champion v{decision['champion_version']} {decision['champion_score']:.4f} (before)"
               f" -> challenger v{decision['challenger_version']} {decision['challenger_score']:.4f}")
         print(f"  decision: {decision['decision']} ({decision['reason']})")
