@@ -65,11 +65,15 @@ test-unit-rest: install
 
 test: lint typecheck pytest ## ruff, mypy and the whole pytest suite (unit, dags, byod, e2e, integration, reliability with bandit, topology, ui, the strict docs build)
 
-demo: install ## run the reference DAGs end to end on the embedded default
+demo: ## run the reference DAGs end to end on the embedded default (the install's output goes to .install.log)
+	@test -f $(VENV)/.installed || echo "Installing the locked set into $(VENV) (a few minutes; output in .install.log) ..."
+	@$(MAKE) --no-print-directory install > .install.log 2>&1 || { tail -n 40 .install.log; exit 1; }
 	AIRFLOW_HOME=$(DEMO_HOME) $(BIN)/python scripts/demo.py
 
-airflow: install ## the Airflow UI locally (standalone + demo data + mlflow ui); prints URL and login
-	AIRFLOW_HOME=$${AIRFLOW_HOME:-$(CURDIR)/.airflow} $(BIN)/python scripts/airflow_local.py
+airflow: ## the Airflow UI locally on 127.0.0.1, opening .demo/ (or $$AIRFLOW_HOME); prints URLs, login, what to trigger
+	@test -f $(VENV)/.installed || echo "Installing the locked set into $(VENV) (a few minutes; output in .install.log) ..."
+	@$(MAKE) --no-print-directory install > .install.log 2>&1 || { tail -n 40 .install.log; exit 1; }
+	$(BIN)/python scripts/airflow_local.py
 
 # tests/ui drive Debian's Chromium with playwright-core (npm); nothing downloads a browser build.
 UI_BROWSER := tests/ui/browser

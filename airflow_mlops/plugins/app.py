@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import mimetypes
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -194,9 +196,41 @@ def _authorize_report(user: Any, segments: Sequence[str]) -> None:
 TEMPLATES = Path(__file__).with_name("templates")
 
 
+#: A decimal number with more than four digits after the point, inside a text.
+_LONG_DECIMAL = re.compile(r"(?<![\w.])-?[0-9]+\.[0-9]{5,}(?![0-9])")
+
+
+def four_digits(value: Any) -> Any:
+    """A score as the page shows it: four decimals, whether MLflow gave a float or (a tag) its text;
+    anything that is not a number comes back unchanged (``None`` as an empty cell)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return f"{value:.4f}"
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        return f"{number:.4f}" if math.isfinite(number) else value
+    return value
+
+
+def readable(text: Any) -> str:
+    """A decision reason as the page shows it: the long decimals MLflow writes into its validation
+    messages (``candidate model roc_auc = 0.5070159403621707``) cut to four digits. Line breaks stay:
+    the page keeps them (a reason with several failed checks has one per line)."""
+    return _LONG_DECIMAL.sub(lambda m: f"{float(m.group()):.4f}", str(text or "")).strip()
+
+
 @functools.cache
 def _templates() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, trim_blocks=True, lstrip_blocks=True)
+    env.filters["four_digits"] = four_digits
+    env.filters["readable"] = readable
+    return env
 
 
 def render_page(models: list[dict[str, Any]], error: str | None = None) -> str:

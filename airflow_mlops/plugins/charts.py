@@ -18,7 +18,8 @@ MARGIN = (48, 12, 12, 28)
 
 @dataclass(frozen=True)
 class Mark:
-    """One drawn value: where, which series and period, and whether it is flagged (decayed, drifted)."""
+    """One drawn value: where, which series and period, whether it is flagged (decayed, drifted), and
+    whether its month was the scoring version's own holdout month (not an out-of-sample check)."""
 
     series: str
     period: str
@@ -26,6 +27,7 @@ class Mark:
     x: float
     y: float
     flagged: bool = False
+    holdout: bool = False
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,8 @@ def _x_labels(frame: _Frame, periods: list[str]) -> list[tuple[float, str]]:
 def quality_chart(checks: list[dict[str, Any]]) -> Chart | None:
     """The judged metric per month with the version's holdout baseline and the decay limit.
 
-    ``checks`` are quality summaries in any order (see :func:`airflow_mlops.plugins.dashboard.quality_checks`).
+    ``checks`` are quality summaries in any order (see :func:`airflow_mlops.plugins.dashboard.quality_checks`);
+    a month marked ``holdout_of_version`` (the scoring version was judged on it when trained) gets a ringed mark.
     """
     rows = sorted((c for c in checks if c.get("value") is not None), key=lambda c: c["period"])
     if not rows:
@@ -124,7 +127,7 @@ def quality_chart(checks: list[dict[str, Any]]) -> Chart | None:
     frame = _Frame(periods, *_scale(drawn))
     metric = rows[-1].get("metric") or "metric"
     chart = Chart(name="quality", title=f"{metric} per month", y_ticks=frame.ticks(), x_labels=_x_labels(frame, periods))
-    labels = {"value": f"{metric} on the month's labels", "baseline": "holdout baseline", "limit": "decay limit"}
+    labels = {"value": f"{metric} on the month's labels", "baseline": "the version's holdout value", "limit": "decay limit"}
     for name, values in series.items():
         points = [(frame.x(i), frame.y(v)) for i, v in enumerate(values) if v is not None]
         if not points:
@@ -134,7 +137,10 @@ def quality_chart(checks: list[dict[str, Any]]) -> Chart | None:
         for i, v in enumerate(values):
             if v is not None:
                 flagged = name == "value" and bool(rows[i].get("decayed"))
-                chart.marks.append(Mark(name, periods[i], v, frame.x(i), frame.y(v), flagged))
+                holdout = name == "value" and bool(rows[i].get("holdout_of_version"))
+                chart.marks.append(Mark(name, periods[i], v, frame.x(i), frame.y(v), flagged, holdout))
+    if any(m.holdout for m in chart.marks):
+        chart.legend.append(("holdout", "ringed: the month the scoring version was judged on when trained"))
     return chart
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DECISION_PREFIX = "mlops.decision."
+#: Version tags the training window writes (``airflow_mlops.operators.window``): what a version learnt
+#: from and the labelled month its metrics were measured on.
+HOLDOUT_MONTH_TAG = "mlops.window.holdout_month"
+TRAIN_MONTHS_TAG = "mlops.window.train_months"
+_MONTH = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
 #: Monthly checks and decisions shown per model; older ones stay in MLflow and the reports root.
 MAX_PERIODS = 24
 MAX_HISTORY = 50
@@ -71,15 +77,47 @@ class RegisteredModel:
         return access.model_dags(dict(v.tags or {}) for v in self.versions)
 
 
-def _metrics(client: MlflowClient, run_id: str | None) -> dict[str, float]:
+def _run_data(client: MlflowClient, run_id: str | None) -> tuple[dict[str, float], dict[str, str]]:
+    """The metrics (less MLflow's ``system/`` ones) and the params of a version's training run."""
     if not run_id:
-        return {}
+        return {}, {}
     try:
-        metrics = client.get_run(run_id).data.metrics
+        data = client.get_run(run_id).data
     except Exception:  # a deleted run must not hide the rest of the page
         log.warning("Cannot read metrics of MLflow run %s", run_id, exc_info=True)
-        return {}
-    return {k: float(v) for k, v in sorted(metrics.items()) if not k.startswith("system/")}
+        return {}, {}
+    metrics = {k: float(v) for k, v in sorted(data.metrics.items()) if not k.startswith("system/")}
+    return metrics, dict(data.params or {})
+
+
+def holdout_month(tags: dict[str, str]) -> str | None:
+    """The labelled month a version was judged on when it was trained (its ``mlops.window.holdout_month``
+    tag), or ``None``: judged on a split of its training data, or trained outside a window."""
+    month = (tags.get(HOLDOUT_MONTH_TAG) or "").strip()
+    return month if _MONTH.match(month) else None
+
+
+def measured_on(tags: dict[str, str], params: dict[str, str]) -> dict[str, Any]:
+    """What a version's training metrics were measured on, for the page to say next to them.
+
+    ``{"holdout_month": "2025-03" | None, "train_months": [...], "label": "..."}``: the label names the
+    holdout month (and the months learnt from), else the share of the training data held out, else
+    says nothing is recorded (a version trained without the provider's training operator).
+    """
+    month = holdout_month(tags)
+    train_months = [m.strip() for m in (tags.get(TRAIN_MONTHS_TAG) or "").split(",") if _MONTH.match(m.strip())]
+    if month:
+        learnt = f"; trained on {', '.join(train_months)}" if train_months else ""
+        label = f"holdout month {month}{learnt}"
+    elif HOLDOUT_MONTH_TAG in tags or params.get("test_size"):
+        try:
+            share = f"{float(params.get('test_size') or ''):.0%} "
+        except ValueError:
+            share = ""
+        label = f"a {share}split of the training data"
+    else:
+        label = "a holdout this version did not record"
+    return {"holdout_month": month, "train_months": train_months, "label": label}
 
 
 def _decision(tags: dict[str, str]) -> dict[str, str]:
@@ -87,6 +125,8 @@ def _decision(tags: dict[str, str]) -> dict[str, str]:
 
 
 def _version_info(hook: MlflowHook, name: str, version: Any, aliases: dict[str, str]) -> dict[str, Any]:
+    metrics, params = _run_data(hook.client, version.run_id)
+    tags = dict(version.tags or {})
     return {
         "version": str(version.version),
         "run_id": version.run_id,
@@ -94,8 +134,9 @@ def _version_info(hook: MlflowHook, name: str, version: Any, aliases: dict[str, 
         "created_at": version.creation_timestamp,
         # search_model_versions leaves a version's aliases empty: take them from the registered model.
         "aliases": sorted(alias for alias, number in aliases.items() if str(number) == str(version.version)),
-        "metrics": _metrics(hook.client, version.run_id),
-        "decision": _decision(dict(version.tags or {})),
+        "metrics": metrics,
+        "measured_on": measured_on(tags, params),
+        "decision": _decision(tags),
         "url": hook.model_version_url(name, version.version),
     }
 
@@ -151,24 +192,37 @@ def registered_model(hook: MlflowHook, name: str) -> RegisteredModel | None:
 
 
 def model_summary(hook: MlflowHook, model: RegisteredModel) -> dict[str, Any]:
-    """Champion, previous champion (with metrics and their decision), decision history, and the latest
-    drift and quality checks (newest first) of one registered model."""
+    """Champion, previous champion and a challenger that is not the champion (each with metrics, what
+    they were measured on and their decision), decision history, and the latest drift and quality checks
+    (newest first) of one registered model.
+
+    A quality check of a month that was the scoring version's own holdout month is marked
+    (``holdout_of_version``): that version was chosen on those labels, so the check is not an
+    out-of-sample judgement.
+    """
     by_number = {str(v.version): v for v in model.versions}
     roles: dict[str, Any] = {}
     for alias in (CHAMPION, PREVIOUS_CHAMPION):
         number = model.aliases.get(alias)
         found = by_number.get(str(number)) if number is not None else None
         roles[alias] = _version_info(hook, model.name, found, model.aliases) if found is not None else None
-    challenger = model.aliases.get(CHALLENGER)
+    challenger, champion = model.aliases.get(CHALLENGER), model.aliases.get(CHAMPION)
+    pending = by_number.get(str(challenger)) if challenger is not None and str(challenger) != str(champion) else None
+    holdouts = {number: holdout_month(dict(v.tags or {})) for number, v in by_number.items()}
+    quality = [
+        q | {"holdout_of_version": q.get("period") is not None and holdouts.get(str(q.get("model_version"))) == q.get("period")}
+        for q in quality_checks(model.name)
+    ]
     return {
         "name": model.name,
         "champion": roles[CHAMPION],
         "previous_champion": roles[PREVIOUS_CHAMPION],
         "challenger": str(challenger) if challenger is not None else None,
+        "challenger_version": _version_info(hook, model.name, pending, model.aliases) if pending is not None else None,
         "versions": len(model.versions),
         "history": _history(model.versions),
         "drift": drift_checks(model.name),
-        "quality": quality_checks(model.name),
+        "quality": quality,
     }
 
 

@@ -45,7 +45,29 @@ MLFLOW_RECORDS = {
     # The model type comes from the FeatureSpec; MLflow's guess from label values cannot tell string
     # or 0/1 labels apart ("looks like None").
     "mlflow.models.evaluation.evaluators.classifier": "According to the evaluation dataset label values, the model type looks like",
+    # mlflow.models.evaluate turns on tracing for every GenAI library it knows while it runs, and
+    # boto3 (imported for s3:// data) counts as Bedrock's. The provider calls no Bedrock model and
+    # no trace is written: the notice (and the one announcing the tracing) is about nothing it does.
+    "mlflow.bedrock": "Enabled auto-tracing for Bedrock",
+    "mlflow.models.evaluation.utils.trace": "Auto tracing is temporarily enabled during the model evaluation",
 }
+#: Loggers whose INFO (and DEBUG) records are dropped in every process that uses the MLflow hook, and why.
+SCHEMA_LOGGERS = {
+    # MLflow creates and upgrades its store's schema with alembic the first time a process opens a
+    # new store (one line per migration, about 70), and says "Context impl SQLiteImpl" each time it
+    # checks an existing one: bookkeeping of MLflow's own tables, in every task log. A failed
+    # migration still raises and logs at ERROR. Airflow migrates its own database in
+    # `airflow db migrate`, a process that does not construct the hook.
+    "alembic.runtime.migration": "MLflow's schema migrations",
+    "mlflow.store.db.utils": "MLflow creating and updating its store's tables",
+}
+
+
+class _BelowWarning(logging.Filter):
+    """Drops records below WARNING (see :data:`SCHEMA_LOGGERS`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING
 
 
 class _Drop(logging.Filter):
@@ -85,7 +107,8 @@ def report_quiet() -> Iterator[None]:
 
 
 def route_library_logging() -> None:
-    """Send MLflow's log lines through Python logging, at their own level, instead of raw stderr.
+    """Send MLflow's log lines through Python logging, at their own level, instead of raw stderr, less
+    the schema bookkeeping of :data:`SCHEMA_LOGGERS`.
 
     MLflow installs its own stderr handler on its loggers (and draws artifact progress bars on
     stderr); on a real scheduler every stderr line of a task becomes an ``[error] task.stderr`` line
@@ -94,6 +117,10 @@ def route_library_logging() -> None:
     """
     os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    for name in SCHEMA_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _BelowWarning) for f in logger.filters):
+            logger.addFilter(_BelowWarning())
     if "mlflow" not in sys.modules:
         return
     for name in ("mlflow", "alembic", "huey"):

@@ -110,3 +110,73 @@ def test_mlops_page_charts_the_months_scored_and_monitored_on_the_scheduler(ui_s
     latest = recorded["quality"]["2025-02"]
     assert sorted(seen["segments"]) == sorted(f"{s['segment']}={s['value']}" for s in latest["segments"]) and seen["segments"]
     assert (ARTIFACTS / "09-mlops-charts.png").stat().st_size > 10_000
+
+
+def _register_clarity_model(stack: UiStack) -> None:
+    """Model ``clarity`` as the reference DAGs leave one after a retraining that answered decay: v1 from
+    the snapshot (a 20% split), v2 the champion (learnt from 2025-01..02, judged on 2025-03), v3 a
+    challenger MLflow's validation rejected with two failed checks; 2025-03 and 2025-04 judged with v2."""
+    import json
+
+    from airflow_mlops.hooks.mlflow import MlflowConfig, MlflowHook
+    from tests.ui.test_page_clarity import MULTI_LINE_REASON
+
+    hook = MlflowHook(config=MlflowConfig(tracking_uri=stack.mlflow.url))
+    client = hook.client
+    experiment = client.create_experiment("ui-clarity")
+    client.create_registered_model("clarity")
+    windows = [
+        ("none (a split of the training data)", "none", "0.2"),
+        ("2025-03", "2025-01,2025-02", ""),
+        ("2025-04", "2025-02,2025-03", ""),
+    ]
+    decisions = [("promoted", "roc_auc passed against no champion yet", "none"), ("promoted", "roc_auc passed against champion v1", "1"),
+                 ("rejected", MULTI_LINE_REASON, "2")]  # fmt: skip
+    for (holdout, train, test_size), (decision, reason, against), auc in zip(
+        windows, decisions, (0.7840031930954274, 0.6731961651815659, 0.5512345678901234), strict=True
+    ):
+        run = client.create_run(experiment)
+        client.log_metric(run.info.run_id, "roc_auc", auc)
+        client.log_param(run.info.run_id, "test_size", test_size)
+        client.set_terminated(run.info.run_id)
+        tags = {"mlops.window.holdout_month": holdout, "mlops.window.train_months": train}
+        version = client.create_model_version(
+            "clarity", f"{run.info.artifact_uri}/model", run.info.run_id, tags=tags
+        ).version
+        hook.record_decision("clarity", version, {"decision": decision, "reason": reason, "metric": "roc_auc", "compared_against": against,
+                                                  "challenger_score": repr(auc)})  # fmt: skip
+    for alias, version in (("champion", "2"), ("previous_champion", "1"), ("challenger", "3")):
+        client.set_registered_model_alias("clarity", alias, version)
+    for period, value in (("2025-03", 0.6731961651815659), ("2025-04", 0.6612345678901234)):
+        folder = stack.reports_root / "quality" / "clarity" / f"period={period}"
+        folder.mkdir(parents=True)
+        summary = {"period": period, "model_version": "2", "metric": "roc_auc", "value": value, "baseline": 0.6731961651815659,
+                   "limit": 0.6395363569224876, "decayed": False, "coverage": 1.0, "segments": []}  # fmt: skip
+        (folder / "summary.json").write_text(json.dumps(summary))
+
+
+def test_mlops_page_says_what_each_number_is_in_chromium(ui_stack: UiStack, browser) -> None:
+    """The page as a reader sees it: the header names the model and its champion (the challenger is its
+    own role), every version's metrics name their holdout, numbers have four decimals, the month v2 was
+    judged on at promotion is marked, and MLflow's two-line rejection reason shows on two lines."""
+    import re
+
+    _register_clarity_model(ui_stack)
+
+    seen = browser("clarity", {"url": ui_stack.airflow.url, "user": USER, "password": PASSWORD, "model": "clarity"})
+
+    assert seen["header"] == "clarity champion v2"
+    assert seen["measured"] == [
+        "Metrics measured on holdout month 2025-03; trained on 2025-01, 2025-02:",
+        "Metrics measured on holdout month 2025-04; trained on 2025-02, 2025-03:",
+        "Metrics measured on a 20% split of the training data:",
+    ]
+    assert not re.findall(r"\d\.\d{5,}", seen["text"]), re.findall(r"\d\.\d{5,}", seen["text"])
+    assert "0.6732" in seen["text"] and "0.5512" in seen["text"]
+    rejected = [r for r in seen["reasons"] if r["text"].startswith("Metric roc_auc value threshold")]
+    assert rejected and all(
+        r["whiteSpace"] == "pre-line" and len(r["text"].strip().split("\n")) == 2 for r in rejected
+    ), seen["reasons"]
+    assert seen["holdout_rows"] == ["2025-03"]
+    assert [(m["period"], m["visible"]) for m in seen["holdout_marks"]] == [("2025-03", True)]
+    assert (ARTIFACTS / "10-mlops-page-clarity.png").stat().st_size > 10_000

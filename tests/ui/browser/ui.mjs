@@ -115,11 +115,36 @@ async function charts(page) {
   return { drawn, segments };
 }
 
-const steps = { trigger, inspect, charts };
+// What the MLOps page says about one model (args.model), as shown: the header, each role's "measured
+// on" line, how a decision reason is laid out (its lines on screen), the quality rows and chart marks
+// marked as the scoring version's own holdout month, and every number a reader sees in the section.
+async function clarity(page) {
+  await login(page); // its own session: this step does not depend on the trigger test having run
+  await page.goto(`${args.url}/plugin/mlops`);
+  const frame = page.frameLocator('iframe');
+  const section = frame.locator(`section[data-model="${args.model}"]`);
+  await section.locator('h2').waitFor();
+  const header = (await section.locator('h2').innerText()).trim();
+  const measured = (await section.locator('p.measured').allInnerTexts()).map((t) => t.trim());
+  // innerText follows the CSS: a line break the page does not show reads as a space.
+  const reasons = await section.locator('.reason').evaluateAll((nodes) => nodes.map((n) => ({
+    text: n.innerText, whiteSpace: getComputedStyle(n).whiteSpace,
+  })));
+  const holdoutRows = await section.locator('table.quality tr[data-holdout="true"]').evaluateAll((rows) => rows.map((r) => r.dataset.period));
+  const holdoutMarks = await section.locator('figure[data-chart="quality"] circle[data-holdout="true"]').evaluateAll((marks) => marks.map((m) => ({
+    period: m.dataset.period, stroke: getComputedStyle(m).stroke, visible: m.getBoundingClientRect().width > 0,
+  })));
+  const text = await section.innerText();
+  await section.scrollIntoViewIfNeeded();
+  await shot(page, '10-mlops-page-clarity');
+  return { header, measured, reasons, holdout_rows: holdoutRows, holdout_marks: holdoutMarks, text };
+}
+
+const steps = { trigger, inspect, charts, clarity };
 const browser = await chromium.launch({ executablePath: args.chromium, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
 const context = await browser.newContext({
   viewport: { width: 1400, height: 1000 },
-  ...(step === 'trigger' ? {} : { storageState: args.state }),
+  ...(step === 'trigger' || step === 'clarity' ? {} : { storageState: args.state }),
 });
 const page = await context.newPage();
 page.setDefaultTimeout(args.timeout_ms || 30000);
