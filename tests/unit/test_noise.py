@@ -13,6 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # each probes MLflow in a fresh process
+
 PROBE = """
 import json, logging, sys
 import airflow_mlops.hooks.mlflow  # Airflow sets up its logging on import: the probe's handler comes after
