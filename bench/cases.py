@@ -376,6 +376,39 @@ def training(train_uri: str, model: str) -> None:
          run_and_registration=mlflow_work - timings["log_lineage"] - timings["log_model"] - timings["log_samples"])
 
 
+# -- promotion: the registry lock's cost --------------------------------------------------------------
+
+def promotion(tracking_uri: str, locked: str, rounds: str) -> None:
+    """One promotion's registry work against an ``mlflow server``: re-read the champion, crown the other
+    version, record the decision; ``rounds`` times, under the promotion lock (``locked=1``) or without it
+    (``locked=0``: what a promotion serialised by the one-slot pool alone would do). Emits the median
+    seconds per promotion and its min-max over the rounds."""
+    import statistics
+    import uuid
+
+    from airflow_mlops.hooks.mlflow import MlflowConfig, MlflowHook
+    from airflow_mlops.hooks.registry import CHAMPION
+
+    registry = MlflowHook(config=MlflowConfig(tracking_uri=tracking_uri)).registry
+    name = f"bench_promotion_{uuid.uuid4().hex[:8]}"
+    versions = [str(registry.register_version(name, f"file:///nonexistent/{i}", run_id="", tags={}).version) for i in (1, 2)]
+    registry.crown(name, versions[0], replaced=None)
+    took = []
+    for i in range(int(rounds)):
+        start = time.perf_counter()
+        if locked == "1":
+            with registry.promotion_lock(name, holder="bench"):
+                current = registry.alias_version(name, CHAMPION)
+                registry.crown(name, versions[(i + 1) % 2], replaced=current)
+                registry.record_decision(name, versions[(i + 1) % 2], {"decision": "promoted"})
+        else:
+            current = registry.alias_version(name, CHAMPION)
+            registry.crown(name, versions[(i + 1) % 2], replaced=current)
+            registry.record_decision(name, versions[(i + 1) % 2], {"decision": "promoted"})
+        took.append(time.perf_counter() - start)
+    emit(seconds=statistics.median(took), fastest=min(took), slowest=max(took), rounds=len(took))
+
+
 def main() -> None:
     case = sys.argv[1]
     # BENCH_REPEAT runs the case again in this process: one RESULT line per run, and the peak RSS

@@ -4,13 +4,14 @@ Usage: python bench/run.py [--repeat 3] [--quick] [--cases inference,validation,
 --quick runs tiny sizes once (a smoke test of the harness, not figures to quote).
 --cases runs only the cases whose result names start with one of the given prefixes (``inference``,
 ``inference_ours``, ``validation``, ``drift``, ``quality``, ``parse``, ``control``, ``import``,
-``training``, ``end_to_end``; ``parse`` also selects the control DAGs), prepares only the data they
+``training``, ``promotion``, ``end_to_end``; ``parse`` also selects the control DAGs), prepares only the data they
 read, and writes results-subset.json instead of RESULTS.md (a subset is not the full report).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -18,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +52,38 @@ def interleaved(n: int, cases: tuple[str, str], *args: str) -> tuple[dict[str, A
         for case in cases:
             runs[case] += child(case, *args)
     return tuple(summarize(runs[case]) for case in cases)  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def mlflow_server(work: Path) -> Iterator[str]:
+    """A real ``mlflow server`` (SQLite store, one worker) on a free loopback port; its URL."""
+    import socket
+    import urllib.request
+
+    work.mkdir(parents=True, exist_ok=True)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    mlflow = Path(sys.executable).parent / "mlflow"
+    argv = [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+            "--backend-store-uri", f"sqlite:///{work}/mlflow.db", "--artifacts-destination", str(work / "artifacts")]  # fmt: skip
+    with open(work / "server.log", "wb") as log:
+        server = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=2)  # noqa: S310 (our own loopback server)
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError(f"mlflow server did not start: {(work / 'server.log').read_text()[-2000:]}") from None
+                time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -207,6 +241,17 @@ def main() -> int:
     if wanted("training"):
         results["training"] = r = repeat(n, "training", data["training"], model)
         print(f"training: {fmt(r)} fit={r['fit']:.2f} logging={r['mlflow_logging']:.2f}", flush=True)
+
+    # Promotion: the registry lock's cost, side by side with the same registry calls without it (what a
+    # promotion serialised by the one-slot pool alone costs), runs alternating, on a real mlflow server.
+    if wanted("promotion_locked", "promotion_unlocked"):
+        with mlflow_server(OUT / "promotion-mlflow") as url:
+            promotions: dict[str, list[dict[str, Any]]] = {"1": [], "0": []}
+            for _ in range(n):
+                for locked in ("1", "0"):
+                    promotions[locked] += child("promotion", url, locked, "10")
+        results["promotion_locked"], results["promotion_unlocked"] = summarize(promotions["1"]), summarize(promotions["0"])
+        print(f"promotion with / without the lock: {fmt(results['promotion_locked'])} / {fmt(results['promotion_unlocked'])}", flush=True)
 
     if wanted("end_to_end"):
         results["end_to_end"] = r = json.loads(subprocess.run(

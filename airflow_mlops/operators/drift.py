@@ -170,7 +170,7 @@ class EvidentlyDriftCheckOperator(PeriodicCheckOperator):
         import mlflow
 
         with self.mlflow_hook.activated():
-            version = self.mlflow_hook.resolve_version(self.model_name, self.model_ref)
+            version = self.mlflow_hook.registry.resolve_version(self.model_name, self.model_ref)
             uri = f"runs:/{version.run_id}/{REFERENCE_ARTIFACT}"
             with tempfile.TemporaryDirectory() as tmp:
                 local = mlflow.artifacts.download_artifacts(uri, dst_path=tmp)

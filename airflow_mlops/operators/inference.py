@@ -1,4 +1,9 @@
-"""Score a table with a registered model, streaming in bounded batches, publishing atomically."""
+"""Score a table with a registered model, streaming in bounded batches, publishing atomically.
+
+The operator and its streaming pipeline (:class:`Scorer`: read ahead, check against the spec, predict,
+write behind) stay in one module of a little over 400 lines: the pipeline exists only for this task, and
+its batching, threads and byte-identical reruns are read together; the spec's row checks live in
+``conformance``, the Arrow building blocks in ``streaming``."""
 
 from __future__ import annotations
 
@@ -9,9 +14,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from airflow_mlops import streaming, tables
 from airflow_mlops.exceptions import ModelResolutionError, TableError
+from airflow_mlops.hooks import registry
 from airflow_mlops.links.mlflow import MlflowModelVersionLink
 from airflow_mlops.operators.base import READ_TEMPLATE_FIELDS, MlopsTableOperator, check_choice, mlops_template_fields
-from airflow_mlops.utils import registry
 from airflow_mlops.values import optional_text
 
 if TYPE_CHECKING:
@@ -173,7 +178,7 @@ class MlflowBatchPredictOperator(MlopsTableOperator):
         """Turn ``ref`` into ``(version label, URI to load)``; registry references are pinned to a version."""
         split = split_model_uri(ref)
         if split is None:
-            version = self.mlflow_hook.resolve_version(self.model_name, ref)
+            version = self.mlflow_hook.registry.resolve_version(self.model_name, ref)
             return str(version.version), f"models:/{self.model_name}/{version.version}"
         scheme, rest = split
         allowed = [s.lower() for s in self.allow_model_uri_schemes]
@@ -194,7 +199,7 @@ class MlflowBatchPredictOperator(MlopsTableOperator):
         name, _, number = name.partition("/") if not at else (name, "", "")
         if name != self.model_name:
             raise ModelResolutionError(f"the model URI {ref!r} names another model", model_name=self.model_name)
-        version = self.mlflow_hook.resolve_version(name, alias or number or registry.CHAMPION)
+        version = self.mlflow_hook.registry.resolve_version(name, alias or number or registry.CHAMPION)
         return str(version.version), f"models:/{name}/{version.version}"
 
     def _load(self, ref: str) -> tuple[str, Any, Any]:
@@ -232,7 +237,7 @@ class MlflowBatchPredictOperator(MlopsTableOperator):
             labels = LabelSpace.resolve(spec, model.classes_, where=where)
         except ValueError as exc:
             raise AirflowFailException(str(exc)) from exc
-        recorded = LabelSpace.from_tags(self.mlflow_hook.get_version(self.model_name, version).tags) if version.isdigit() else None
+        recorded = LabelSpace.from_tags(self.mlflow_hook.registry.get_version(self.model_name, version).tags) if version.isdigit() else None
         if recorded is not None and recorded != labels:
             raise AirflowFailException(
                 f"{where} was trained with classes {list(recorded.classes)} and positive label {recorded.positive!r}, but the "

@@ -223,7 +223,7 @@ class ModelQualityCheckOperator(PeriodicCheckOperator):
             )
 
         with self.mlflow_hook.activated():
-            model_version = self.mlflow_hook.get_version(self.model_name, version)
+            model_version = self.mlflow_hook.registry.get_version(self.model_name, version)
             labels = None
             if spec.task == "classification":
                 labels = LabelSpace.from_tags(model_version.tags) or LabelSpace.resolve(spec, joined[PREDICTION].unique(), where=self.predictions_uri)

@@ -1,4 +1,8 @@
-"""Promote a challenger over the champion (MLflow evaluation + thresholds), or roll the champion back."""
+"""Promote a challenger over the champion (MLflow evaluation + thresholds), or roll the champion back.
+
+The two operators that move the champion alias share their audit and lineage steps, so they stay in one
+module (about 400 lines); the judging itself is :mod:`airflow_mlops.evaluation`, the registry calls
+:mod:`airflow_mlops.hooks.registry`."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_mlops import tables
 from airflow_mlops.exceptions import ModelRejectedError
+from airflow_mlops.hooks import registry
 from airflow_mlops.links.mlflow import MlflowModelVersionLink, MlflowRunLink
 from airflow_mlops.operators.base import (
     READ_TEMPLATE_FIELDS,
@@ -18,7 +23,6 @@ from airflow_mlops.operators.base import (
     mlops_template_fields,
     run_tags,
 )
-from airflow_mlops.utils import registry
 from airflow_mlops.values import as_mapping, optional_float, optional_text
 
 if TYPE_CHECKING:
@@ -35,7 +39,7 @@ def promotion_pool(model_name: str) -> str:
     ``airflow-init`` does it for the reference DAG): the scheduler then runs one promotion of a model at
     a time, whatever the DAG runs that ask. The scheduler does not run a task whose pool is missing (the
     UI flags the DAG with a "non-existent pool" warning). The model's promotion lock
-    (:meth:`~airflow_mlops.hooks.mlflow.MlflowHook.promotion_lock`) stays as the second line, for
+    (:meth:`~airflow_mlops.hooks.registry.ModelRegistry.promotion_lock`) stays as the second line, for
     promotions outside the pool.
     """
     return f"mlops_promote_{model_name}"
@@ -49,7 +53,7 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
     No champion yet: the challenger is promoted if the minimum value holds. On promotion the old
     champion gets ``previous_champion``. The champion alias is re-read just before switching; if it
     moved during evaluation, this run lost a race and records so (with the run that won). The re-read
-    and the switch happen under the model's promotion lock (:meth:`~airflow_mlops.hooks.mlflow.MlflowHook.promotion_lock`),
+    and the switch happen under the model's promotion lock (:meth:`~airflow_mlops.hooks.registry.ModelRegistry.promotion_lock`),
     because MLflow has no compare-and-set on aliases. Every decision is written as
     ``mlops.decision.*`` tags on the challenger version (decision, reason, metric, both scores,
     compared-against version, DAG run, approver).
@@ -228,8 +232,8 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
 
         with self.mlflow_hook.activated():
             hook = self.mlflow_hook
-            challenger = hook.resolve_version(self.model_name, self.model_ref)
-            champion = hook.alias_version(self.model_name, registry.CHAMPION)
+            challenger = hook.registry.resolve_version(self.model_name, self.model_ref)
+            champion = hook.registry.alias_version(self.model_name, registry.CHAMPION)
             MlflowModelVersionLink.persist(context, self.mlflow_hook.model_version_url(self.model_name, challenger.version))
             base = {
                 "model_name": self.model_name, "metric": metric, "challenger_version": str(challenger.version),
@@ -273,22 +277,22 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
 
             # Only a promotion moves aliases; it does so under the model's promotion lock, so of two
             # racing promotions exactly one switches and the other sees the moved champion.
-            lock = hook.promotion_lock(self.model_name, holder=dag_run) if verdict["promote"] else nullcontext()
+            lock = hook.registry.promotion_lock(self.model_name, holder=dag_run) if verdict["promote"] else nullcontext()
             with lock:
                 if verdict["promote"]:
-                    current = hook.alias_version(self.model_name, registry.CHAMPION)
+                    current = hook.registry.alias_version(self.model_name, registry.CHAMPION)
                     if current == str(challenger.version):  # promoted meanwhile by another try of this decision
                         self.log.info("%s v%s became the champion meanwhile; nothing to do", self.model_name, current)
                         return base | {"decision": "already_champion", "reason": "the challenger became the champion meanwhile"}
                     if current != champion:
                         verdict["promote"] = False
-                        winner = hook.get_version(self.model_name, current).tags.get("mlops.decision.dag_run") if current else None
+                        winner = hook.registry.get_version(self.model_name, current).tags.get("mlops.decision.dag_run") if current else None
                         decision["reason"] = (
                             f"lost a race: the champion moved from v{champion} to v{current} during evaluation"
                             + (f" (promoted by {winner})" if winner else "")
                         )
                     else:
-                        hook.crown(self.model_name, challenger.version, replaced=champion)
+                        hook.registry.crown(self.model_name, challenger.version, replaced=champion)
                 decision["decision"] = "promoted" if verdict["promote"] else "rejected"
                 audit = {k: decision[k] for k in ("decision", "reason", "metric", "challenger_score", "champion_score", "approver", "evaluation_run_id")}
                 audit |= {"compared_against": champion or "none", "dag_run": dag_run}
@@ -298,7 +302,7 @@ class MlflowPromoteModelOperator(MlopsTableOperator):
                         "segment": f"{worst['segment']}={worst['value']}", "segment_challenger_score": worst["challenger_score"],
                         "segment_champion_score": worst["champion_score"],
                     }  # fmt: skip
-                hook.record_decision(self.model_name, challenger.version, audit)
+                hook.registry.record_decision(self.model_name, challenger.version, audit)
 
         if verdict["promote"]:
             self.log.info("Promoted %s v%s to champion (previous: %s)", self.model_name, challenger.version, champion)
@@ -371,14 +375,14 @@ class MlflowRollbackModelOperator(MlopsBaseOperator):
         self.reset_links(context)
         with self.mlflow_hook.activated():
             hook = self.mlflow_hook
-            target = hook.resolve_version(self.model_name, self.model_ref or registry.PREVIOUS_CHAMPION)
+            target = hook.registry.resolve_version(self.model_name, self.model_ref or registry.PREVIOUS_CHAMPION)
             dag_run = f"{context['ti'].dag_id}/{context['ti'].run_id}"
-            with hook.promotion_lock(self.model_name, holder=dag_run):  # no promotion in between
-                current = hook.alias_version(self.model_name, registry.CHAMPION)
+            with hook.registry.promotion_lock(self.model_name, holder=dag_run):  # no promotion in between
+                current = hook.registry.alias_version(self.model_name, registry.CHAMPION)
                 if current == str(target.version):
                     return {"model_name": self.model_name, "champion_version": current, "replaced_version": None, "reason": "already the champion"}
-                hook.crown(self.model_name, target.version, replaced=current)
-                hook.record_decision(
+                hook.registry.crown(self.model_name, target.version, replaced=current)
+                hook.registry.record_decision(
                     self.model_name, target.version,
                     {"decision": "rollback", "reason": self.reason, "compared_against": current or "none", "dag_run": dag_run},
                 )  # fmt: skip

@@ -71,11 +71,11 @@ class BatchScoringPlanOperator(MlopsTableOperator):
         from airflow_mlops import tables
 
         ti = context["ti"]
-        version = str(self.mlflow_hook.resolve_version(self.model_name, self.model_ref).version)
+        version = str(self.mlflow_hook.registry.resolve_version(self.model_name, self.model_ref).version)
         shadow_ref = optional_text(self.shadow_ref)
         shadow = None
         if shadow_ref:
-            shadow = shadow_ref if shadow_ref.isdigit() else self.mlflow_hook.alias_version(self.model_name, shadow_ref)
+            shadow = shadow_ref if shadow_ref.isdigit() else self.mlflow_hook.registry.alias_version(self.model_name, shadow_ref)
             if shadow is None:
                 self.log.warning("Shadow %s of %s does not exist: scoring with v%s alone", shadow_ref, self.model_name, version)
         files = self.reader.files(self.input_uri)

@@ -81,7 +81,7 @@ class RaiseSignalOperator(MlopsBaseOperator):
             return _skip(f"no retraining signal for {summary.get('period')} ({verdict}: {summary.get(verdict)})")
         signal = {"kind": self.kind, "model_name": self.model_name} | {k: summary.get(k) for k in FACTS[self.kind]}
         if signal["model_version"] is not None:  # the run names the version for good: a registry rebuilt from scratch reuses numbers
-            signal["model_run_id"] = self.mlflow_hook.get_version(self.model_name, str(signal["model_version"])).run_id
+            signal["model_run_id"] = self.mlflow_hook.registry.get_version(self.model_name, str(signal["model_version"])).run_id
         same = ("kind", "period", "model_version", "model_run_id")
         for earlier in signals.history(context["inlet_events"][self.asset]):
             if all(str(earlier.get(k)) == str(signal[k]) for k in same):
@@ -117,7 +117,7 @@ class PendingSignalsOperator(MlopsBaseOperator):
         )
         # With no signal there is nothing to compare with the watermark. Reading it anyway would fail on a
         # first run under MLflow's basic-auth: a model that does not exist yet reads as "permission denied".
-        watermark = signals.parse_watermark(self.mlflow_hook.model_tag(self.model_name, signals.WATERMARK_TAG)) if found else 0
+        watermark = signals.parse_watermark(self.mlflow_hook.registry.model_tag(self.model_name, signals.WATERMARK_TAG)) if found else 0
         answered, pending = signals.split(found, watermark)
         self.log.info("Pending signals of %s: %s (answered through event %d)", self.model_name, ", ".join(signals.distinct(pending)) or "none", watermark)
         newest = max([watermark, *(s["event_id"] for s in found)])
@@ -138,13 +138,13 @@ def answer(hook: Any, model_name: str, pending: dict[str, Any], version: str | N
         return []
     names = signals.distinct(pending["signals"])
     through = max([0, *(s["event_id"] for s in pending["signals"])])
-    current = signals.parse_watermark(hook.model_tag(model_name, signals.WATERMARK_TAG))
+    current = signals.parse_watermark(hook.registry.model_tag(model_name, signals.WATERMARK_TAG))
     if through > current:
-        hook.set_model_tag(model_name, signals.WATERMARK_TAG, str(through))
+        hook.registry.set_model_tag(model_name, signals.WATERMARK_TAG, str(through))
     if version and names:
-        earlier = (hook.get_version(model_name, version).tags or {}).get(signals.ANSWERED_TAG) or ""
+        earlier = (hook.registry.get_version(model_name, version).tags or {}).get(signals.ANSWERED_TAG) or ""
         merged = signals.distinct({"kind": n.split(" ", 1)[0], "period": n.split(" ", 1)[1]} for n in [*filter(None, earlier.split(", ")), *names])
-        hook.set_version_tag(model_name, version, signals.ANSWERED_TAG, ", ".join(merged))
+        hook.registry.set_version_tag(model_name, version, signals.ANSWERED_TAG, ", ".join(merged))
     return names
 
 
@@ -212,7 +212,7 @@ class RetrainingGateOperator(MlopsBaseOperator):
     def nothing_new(self) -> tuple[str, str | None] | None:
         """Why there is nothing new to learn and the decided version whose decision stands, or ``None``
         when there is something new."""
-        decided = self.mlflow_hook.decided_versions(self.model_name)
+        decided = self.mlflow_hook.registry.decided_versions(self.model_name)
         pending = self.pending["signals"]
         repeated = [signals.key(s) for s in pending if signals.key(s) in set(self.pending["answered"])]
         if pending and len(repeated) == len(pending):

@@ -1,4 +1,9 @@
-"""Train a scikit-learn model described by a FeatureSpec, track it in MLflow, register a challenger."""
+"""Train a scikit-learn model described by a FeatureSpec, track it in MLflow, register a challenger.
+
+One operator and the steps of its one task (read and split, fit, evaluate, log model, samples and lineage,
+register idempotently, set the alias), in the order they run: a little over 400 lines, kept whole so a
+reader follows a training from start to end; what other code shares lives in ``utils.modeling``,
+``metrics`` and ``hooks.registry``."""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_mlops import tables
 from airflow_mlops.exceptions import TableError
 from airflow_mlops.hooks.mlflow import HOLDOUT_ARTIFACT, REFERENCE_ARTIFACT
+from airflow_mlops.hooks.registry import CHALLENGER, RESERVED_ALIASES, quote_filter
 from airflow_mlops.links.mlflow import MlflowModelVersionLink, MlflowRunLink
 from airflow_mlops.operators.base import (
     READ_TEMPLATE_FIELDS,
@@ -19,7 +25,6 @@ from airflow_mlops.operators.base import (
     run_tags,
     ti_key,
 )
-from airflow_mlops.utils.registry import CHALLENGER, RESERVED_ALIASES, quote_filter
 from airflow_mlops.values import as_mapping, as_uri_list, optional_text
 
 if TYPE_CHECKING:
@@ -215,15 +220,15 @@ class MlflowTrainModelOperator(MlopsTableOperator):
         return labels
 
     def _existing_version(self, key: str) -> Any | None:
-        found = self.mlflow_hook.versions_tagged(self.model_name, "mlops.ti_key", key)
+        found = self.mlflow_hook.registry.versions_tagged(self.model_name, "mlops.ti_key", key)
         return max(found, key=lambda v: int(v.version)) if found else None
 
     def _summary(self, context: Context, version: Any, reused: bool) -> dict[str, Any]:
         client = self.mlflow_hook.client
         run = client.get_run(version.run_id)
-        current = self.mlflow_hook.alias_version(self.model_name, self.set_alias)
+        current = self.mlflow_hook.registry.alias_version(self.model_name, self.set_alias)
         if not reused or current is None:  # a retry sets an alias its crashed try never set, and moves none back
-            self.mlflow_hook.set_alias(self.model_name, self.set_alias, version.version)
+            self.mlflow_hook.registry.set_alias(self.model_name, self.set_alias, version.version)
         elif str(current) != str(version.version):
             self.log.info("Alias %s stays on v%s: it moved on since this task registered v%s", self.set_alias, current, version.version)
         run_url = self.mlflow_hook.run_url(run.info.experiment_id, run.info.run_id)
@@ -321,12 +326,12 @@ class MlflowTrainModelOperator(MlopsTableOperator):
                 from airflow_mlops.utils import segments
 
                 version_tags[segments.SEGMENTS_TAG] = segments.to_tag(by_segment)
-            version = self.mlflow_hook.register_version(
+            version = self.mlflow_hook.registry.register_version(
                 self.model_name, model_info.model_uri, run_id=run.info.run_id, model_id=model_info.model_id,
                 tags=version_tags | ({LABELS_TAG: labels.to_json()} if labels else {}),
             )  # fmt: skip
             self.log.info("Registered %s version %s (%s)", self.model_name, version.version, json.dumps(metrics))
-            return self._summary(context, self.mlflow_hook.get_version(self.model_name, version.version), reused=False)
+            return self._summary(context, self.mlflow_hook.registry.get_version(self.model_name, version.version), reused=False)
 
     def _read_training(self, spec: FeatureSpec, uris: list[str]) -> pd.DataFrame:
         """Every training table, labelled (see :func:`labelled`), one after the other."""

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from airflow_mlops import reports, settings, tables
+from airflow_mlops.hooks.registry import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, quote_filter
 from airflow_mlops.plugins import access
-from airflow_mlops.utils.registry import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, quote_filter
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -179,7 +179,7 @@ def registered_models(hook: MlflowHook) -> list[RegisteredModel]:
 
 def registered_model(hook: MlflowHook, name: str) -> RegisteredModel | None:
     """Model ``name`` with its aliases and versions, or ``None`` when no such model is registered."""
-    from airflow_mlops.utils.registry import is_not_found
+    from airflow_mlops.hooks.registry import is_not_found
 
     client = hook.client
     try:

@@ -65,7 +65,7 @@ class MlflowModelVersionSensor(MlopsDeferrableSensor):
     def poke(self, context: Context) -> PokeReturnValue:
         from airflow_mlops.hooks.mlflow import MlflowHook
 
-        found = MlflowHook(mlflow_conn_id=self.mlflow_conn_id).ready_version(self.model_name, model_ref=self._ref(), after_version=self._after())
+        found = MlflowHook(mlflow_conn_id=self.mlflow_conn_id).registry.ready_version(self.model_name, model_ref=self._ref(), after_version=self._after())
         if not found:
             self.log.info("Waiting for %s (model_ref=%s, after=%s)", self.model_name, self.model_ref, self.after_version)
             return PokeReturnValue(is_done=False)

@@ -1,6 +1,7 @@
 """Tables on any ``ObjectStoragePath`` (``file://``, ``s3://``): where they live and how a file is
 written (:mod:`~airflow_mlops.tables.storage`), when a folder is ready to read
-(:mod:`~airflow_mlops.tables.readiness`), how it is read (:mod:`~airflow_mlops.tables.readers`), and
+(:mod:`~airflow_mlops.tables.readiness`), how it is read (:mod:`~airflow_mlops.tables.readers`, in the CSV dialect of
+:mod:`~airflow_mlops.tables.dialects`), and
 how a partition is sealed or republished as a compare-and-swap
 (:mod:`~airflow_mlops.tables.partitions`).
 
@@ -11,6 +12,7 @@ The names below are the package's public surface; ``from airflow_mlops import ta
 from __future__ import annotations
 
 from airflow_mlops.exceptions import PartitionConflictError, PartitionNotReadyError, TableError
+from airflow_mlops.tables.dialects import CSV_KEYS, CsvOptions
 from airflow_mlops.tables.partitions import (
     CLAIMS_DIR,
     STAGING_DIR,
@@ -19,9 +21,7 @@ from airflow_mlops.tables.partitions import (
     publish_partition,
 )
 from airflow_mlops.tables.readers import (
-    CSV_KEYS,
     DEFAULT_BATCH_ROWS,
-    CsvOptions,
     TableReader,
     iter_batches,
     iter_file_batches,

@@ -71,7 +71,7 @@ class MlflowModelVersionTrigger(BaseTrigger):
         try:
             hook = await self._hook()
             while True:
-                found = await asyncio.to_thread(hook.ready_version, self.model_name, model_ref=self.model_ref, after_version=self.after_version)
+                found = await asyncio.to_thread(hook.registry.ready_version, self.model_name, model_ref=self.model_ref, after_version=self.after_version)
                 if found:
                     yield TriggerEvent({"status": "success", "model_name": self.model_name, **found})
                     return

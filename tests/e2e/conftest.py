@@ -87,7 +87,7 @@ def raised_signals(model_name: str) -> list[dict[str, Any]]:
     from airflow_mlops.operators.signals import signal_assets
 
     names = [a.name for a in signal_assets(model_name)]
-    watermark = signals.parse_watermark(MlflowHook().model_tag(model_name, signals.WATERMARK_TAG))
+    watermark = signals.parse_watermark(MlflowHook().registry.model_tag(model_name, signals.WATERMARK_TAG))
     with create_session() as session:
         rows = session.query(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id).filter(AssetModel.name.in_(names)).all()
         found = [dict(row.extra or {}) | {"event_id": row.id} for row in rows]

@@ -22,10 +22,10 @@ MONTHS = {"2025-01": dt.datetime(2025, 2, 1, tzinfo=dt.UTC), "2025-02": dt.datet
 def champion(demo_data, dagbag) -> str:
     """Make sure churn has a champion (train one through the retraining DAG if needed)."""
     hook = MlflowHook()
-    if hook.alias_version("churn", "champion") is None:
+    if hook.registry.alias_version("churn", "champion") is None:
         run = dagbag.get_dag("mlops_retraining").test(run_conf={"window_months": 0, "hyperparameters": {"max_iter": 40}})
         assert str(run.state) == "success"
-    return str(hook.alias_version("churn", "champion"))
+    return str(hook.registry.alias_version("churn", "champion"))
 
 
 def predictions_dir(month: str) -> Path:

@@ -93,7 +93,7 @@ def openlineage_events(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Eve
 def fresh_registry(demo_data: Any) -> None:
     """Start without a churn model, so the first retraining promotes (no champion before it)."""
     hook = MlflowHook()
-    if hook.alias_version("churn", "challenger") is not None:
+    if hook.registry.alias_version("churn", "challenger") is not None:
         hook.client.delete_registered_model("churn")
 
 
@@ -192,9 +192,9 @@ def test_batch_prediction_reports_partition_drift_model_and_predictions(run_dag,
     import datetime as dt
 
     hook = MlflowHook()
-    if hook.alias_version("churn", "champion") is None:  # this module's retraining made one, unless run alone
+    if hook.registry.alias_version("churn", "champion") is None:  # this module's retraining made one, unless run alone
         assert str(run_dag("mlops_retraining", run_conf={"window_months": 0, "hyperparameters": {"max_iter": 40}}).state) == "success"
-    champion = str(hook.alias_version("churn", "champion"))
+    champion = str(hook.registry.alias_version("churn", "champion"))
     capfd.readouterr()
     run = run_dag("mlops_batch_prediction", logical_date=dt.datetime(2025, 4, 1, tzinfo=dt.UTC))  # scores 2025-03, the drifted month
     logged = capfd.readouterr()

@@ -24,7 +24,7 @@ def registry_state(model: str = "churn") -> tuple[dict[str, str], dict[str, dict
 def fresh_registry() -> None:
     """Start from an empty registry for the churn model (other e2e modules may have trained one)."""
     hook = MlflowHook()
-    if hook.alias_version("churn", "challenger") is not None:
+    if hook.registry.alias_version("churn", "challenger") is not None:
         hook.client.delete_registered_model("churn")
 
 

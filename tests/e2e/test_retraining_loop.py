@@ -51,7 +51,7 @@ def test_retraining_on_the_window_promotes_a_challenger_that_learnt_the_new_conc
     answered = xcom(retrain, "answer_signals")
     assert (answered["decision"], answered["version"]) == ("promoted", str(new.version))
     newest = max(s["event_id"] for s in raised_signals("churn"))
-    assert MlflowHook().model_tag("churn", signals.WATERMARK_TAG) == str(newest)
+    assert MlflowHook().registry.model_tag("churn", signals.WATERMARK_TAG) == str(newest)
 
     # Nothing new to learn: the same window, no pending signal -> no version is trained, the decision stands.
     versions = len(client.search_model_versions("name='churn'"))

@@ -70,7 +70,7 @@ def test_a_regression_team_trains_and_scores_semicolon_csv_said_once_in_default_
         assert str(run.state) == "success", task_states(run)
     train = xcom(trained, "retrain.train")
     assert train["train_rows"] + train["holdout_rows"] == 342 and set(train["metrics"]) >= {"rmse", "mae", "r2"}
-    assert "Ridge" in MlflowHook().get_version("diabetes", train["version"]).tags["mlops.estimator"]
+    assert "Ridge" in MlflowHook().registry.get_version("diabetes", train["version"]).tags["mlops.estimator"]
     decision = xcom(trained, "retrain.promote")
     assert (decision["decision"], decision["metric"]) == ("promoted", "rmse")
     # Each of the month's two CSV files was read with the DAG's default_args (the mapped predict too).
@@ -127,7 +127,7 @@ def test_a_team_runs_the_whole_monthly_loop_from_the_blocks_on_marker_free_panda
     answered = xcom(retrained, "retrain.answer_signals")
     assert answered == {"answered": ["drift 2009-03"], "decision": "promoted", "version": judged_v2["challenger_version"]}
     assert pending_signals("penguins") == set()
-    version = MlflowHook().get_version("penguins", answered["version"])
+    version = MlflowHook().registry.get_version("penguins", answered["version"])
     assert version.tags[signals.ANSWERED_TAG] == "drift 2009-03"
 
     # No signal left: the window falls back to the snapshot alone, which v1 learnt from: nothing new, no version.

@@ -132,7 +132,7 @@ def test_training_promotion_and_inference_work_as_a_non_admin_user(team_model, s
     ).execute(task_context("predict", "auth"))  # fmt: skip
 
     assert scored["rows"] == 600 and scored["model_version"] == "1"
-    version = MlflowHook(TEAM_A[0]).get_version(name, 1)
+    version = MlflowHook(TEAM_A[0]).registry.get_version(name, 1)
     assert version.tags["mlops.decision.decision"] == "promoted"
     # Inside a task the fluent API needed the credentials in the environment; none is left behind.
     assert not {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"} & set(os.environ)
@@ -148,7 +148,7 @@ def test_clients_in_one_process_keep_their_own_credentials_across_threads(team_m
     def ask(team: str) -> None:
         for _ in range(10):
             try:
-                seen[team].append(str(hooks[team].alias_version(name, "champion")))
+                seen[team].append(str(hooks[team].registry.alias_version(name, "champion")))
             except Exception as exc:
                 seen[team].append(getattr(exc, "error_code", type(exc).__name__))
             environments.append("MLFLOW_TRACKING_PASSWORD" in os.environ or "MLFLOW_TRACKING_USERNAME" in os.environ)
@@ -202,14 +202,14 @@ def test_a_first_retraining_run_as_a_non_admin_reads_nothing_of_a_model_not_crea
     name = f"fresh_{uuid.uuid4().hex[:6]}"
     hook = MlflowHook(TEAM_B[0])
     with pytest.raises(MlflowException, match="Permission denied"):  # what a watermark read would meet
-        hook.model_tag(name, signals.WATERMARK_TAG)
+        hook.registry.model_tag(name, signals.WATERMARK_TAG)
     ctx = task_context("pending_signals", "auth")
     ctx["inlet_events"] = {drift_asset(name): [], decay_asset(name): []}
 
     pending = PendingSignalsOperator(task_id="pending_signals", model_name=name, mlflow_conn_id=TEAM_B[0]).execute(ctx)
 
     assert pending == {"signals": [], "answered": [], "watermark": 0, "newest_event": 0, "newest_period": None}
-    assert hook.decided_versions(name) == []  # the gate's question, answered by a search
+    assert hook.registry.decided_versions(name) == []  # the gate's question, answered by a search
     answer_ctx = task_context("answer_signals", "auth")
     answer_ctx["ti"].xcom_pull.return_value = {"decision": "promoted", "challenger_version": "1"}
     assert AnswerSignalsOperator(

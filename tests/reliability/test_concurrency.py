@@ -1,7 +1,7 @@
 """Racing promotions against the real tracking server: exactly one champion, consistent decision tags.
 
 MLflow has no compare-and-set on aliases; promotions serialise on the model's advisory lock
-(:meth:`airflow_mlops.hooks.mlflow.MlflowHook.promotion_lock`) and re-read the champion inside it. (In
+(:meth:`airflow_mlops.hooks.registry.ModelRegistry.promotion_lock`) and re-read the champion inside it. (In
 an Airflow deployment the reference DAG's promotions also share a pool with one slot per model.) The
 races run in separate processes over links with injected latency.
 """
@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
+from airflow_mlops.hooks import registry
 from airflow_mlops.hooks.mlflow import MlflowHook
 from airflow_mlops.operators.registry import MlflowPromoteModelOperator
-from airflow_mlops.utils import registry
 from tests.conftest import REPO
 from tests.helpers import crown, task_context
 from tests.reliability.conftest import SPEC, aliases, train
@@ -57,7 +57,7 @@ def test_the_lock_admits_one_holder_at_a_time(server_conn) -> None:
 
     def contender(who: str) -> Any:
         def run() -> str:
-            with hook.promotion_lock(name, holder=who, settle=0.3):
+            with hook.registry.promotion_lock(name, holder=who, settle=0.3):
                 with guard:
                     inside[0] += 1
                     peak[0] = max(peak[0], inside[0])
@@ -97,11 +97,11 @@ def contenders(small_data, server_conn) -> dict[str, Any]:
 def reset(hook: MlflowHook, contenders: dict[str, Any]) -> None:
     """Back to the start of a race: the weak champion, no previous champion, no decision on the challengers."""
     name = contenders["name"]
-    hook.set_alias(name, registry.CHAMPION, contenders["champion"])
-    if hook.alias_version(name, registry.PREVIOUS_CHAMPION) is not None:
+    hook.registry.set_alias(name, registry.CHAMPION, contenders["champion"])
+    if hook.registry.alias_version(name, registry.PREVIOUS_CHAMPION) is not None:
         hook.client.delete_registered_model_alias(name, registry.PREVIOUS_CHAMPION)
     for who in ("a", "b"):
-        for key in [k for k in hook.get_version(name, contenders[who]).tags if k.startswith("mlops.decision.")]:
+        for key in [k for k in hook.registry.get_version(name, contenders[who]).tags if k.startswith("mlops.decision.")]:
             hook.client.delete_model_version_tag(name, contenders[who], key)
 
 
@@ -159,8 +159,8 @@ def test_two_promotions_in_separate_processes_leave_one_champion_and_record_both
     loser = next(who for who, r in results.items() if r["decision"] == "rejected")
     assert aliases(name, server_conn)["champion"] == contenders[winner]
     assert aliases(name, server_conn)["previous_champion"] == contenders["champion"]
-    won = hook.get_version(name, contenders[winner]).tags
-    lost = hook.get_version(name, contenders[loser]).tags
+    won = hook.registry.get_version(name, contenders[winner]).tags
+    lost = hook.registry.get_version(name, contenders[loser]).tags
     assert won["mlops.decision.decision"] == "promoted" and won["mlops.decision.compared_against"] == contenders["champion"]
     assert lost["mlops.decision.decision"] == "rejected"
     assert lost["mlops.decision.reason"] == (

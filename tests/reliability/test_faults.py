@@ -25,11 +25,12 @@ import pytest
 
 from airflow_mlops import tables
 from airflow_mlops.exceptions import TableError
+from airflow_mlops.hooks import registry
 from airflow_mlops.hooks.mlflow import MlflowHook
+from airflow_mlops.hooks.registry import ModelRegistry
 from airflow_mlops.operators.inference import MlflowBatchPredictOperator
 from airflow_mlops.operators.registry import MlflowPromoteModelOperator
 from airflow_mlops.operators.training import MlflowTrainModelOperator
-from airflow_mlops.utils import registry
 from tests.conftest import REPO
 from tests.helpers import task_context
 from tests.reliability.conftest import SPEC, aliases, reference_dag, train, versions
@@ -113,16 +114,16 @@ def test_tracking_server_stops_during_training_and_the_retry_registers_one_versi
 def test_tracking_server_stops_during_promotion_and_the_retry_promotes_once(trained_through_a_fault, monkeypatch) -> None:
     name, conn, proxy = trained_through_a_fault["name"], trained_through_a_fault["conn"], trained_through_a_fault["proxy"]
     version = trained_through_a_fault["retry"]["version"]
-    real = MlflowHook.promotion_lock
+    real = ModelRegistry.promotion_lock
 
     def dies_before_switching(*args: Any, **kwargs: Any) -> Any:
         proxy.stop()  # evaluated and judged; the alias switch meets a dead server
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(MlflowHook, "promotion_lock", dies_before_switching)
+    monkeypatch.setattr(ModelRegistry, "promotion_lock", dies_before_switching)
     with fails_while_down(proxy):
         MlflowPromoteModelOperator(task_id="promote", model_name=name, spec_uri=SPEC, mlflow_conn_id=conn).execute(task_context("promote", "fault"))
-    monkeypatch.setattr(MlflowHook, "promotion_lock", real)
+    monkeypatch.setattr(ModelRegistry, "promotion_lock", real)
     assert "champion" not in aliases(name, conn)  # nothing moved
 
     decision = MlflowPromoteModelOperator(task_id="promote", model_name=name, spec_uri=SPEC, mlflow_conn_id=conn).execute(
@@ -147,19 +148,19 @@ def test_tracking_server_stops_during_inference_and_the_retry_is_byte_identical(
 
     reference = tmp_path / "reference.parquet"
     predict(reference)
-    real = MlflowHook.resolve_version
+    real = ModelRegistry.resolve_version
 
     def dies_after_resolving(*args: Any, **kwargs: Any) -> Any:
         version = real(*args, **kwargs)
         proxy.stop()  # the version is pinned; loading the model meets a dead server
         return version
 
-    monkeypatch.setattr(MlflowHook, "resolve_version", dies_after_resolving)
+    monkeypatch.setattr(ModelRegistry, "resolve_version", dies_after_resolving)
     out = tmp_path / "out" / "part-00000.parquet"
     with fails_while_down(proxy):
         predict(out)
     assert not out.parent.exists() or list(out.parent.iterdir()) == []
-    monkeypatch.setattr(MlflowHook, "resolve_version", real)
+    monkeypatch.setattr(ModelRegistry, "resolve_version", real)
 
     predict(out)
 

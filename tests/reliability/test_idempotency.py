@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from airflow_mlops import settings
+from airflow_mlops.hooks import registry
 from airflow_mlops.hooks.mlflow import MlflowHook
-from airflow_mlops.utils import registry
 from tests.e2e.conftest import dagbag, demo_data, run_dag, task_states, xcom  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.e2e
@@ -67,10 +67,10 @@ def test_retraining_rerun_for_the_same_date_adds_no_version_and_moves_no_alias(r
 @pytest.fixture(scope="module")
 def champion(demo_data, dagbag) -> str:  # noqa: F811
     hook = MlflowHook()
-    if hook.alias_version(MODEL, registry.CHAMPION) is None:
+    if hook.registry.alias_version(MODEL, registry.CHAMPION) is None:
         run = dagbag.get_dag("mlops_retraining").test(run_conf={"window_months": 0, "hyperparameters": {"max_iter": 20}})
         assert str(run.state) == "success", task_states(run)
-    return str(hook.alias_version(MODEL, registry.CHAMPION))
+    return str(hook.registry.alias_version(MODEL, registry.CHAMPION))
 
 
 def test_batch_prediction_rerun_is_byte_identical_and_rewrites_reports_in_place(run_dag, champion, demo_data) -> None:  # noqa: F811

@@ -122,7 +122,8 @@ def topology(tmp_path_factory) -> Iterator[dict[str, Any]]:
         airflow.wait_until("api-server", lambda: airflow.request("GET", "/api/v2/version"), 120)
         airflow.token = airflow.request("POST", "/auth/token", {"username": "admin", "password": PASSWORD})["access_token"]
         airflow.create_promotion_pool()
-        for dag_id in ("mlops_retraining", "mlops_batch_prediction", "mlops_mlflow_probe"):
+        airflow.create_promotion_pool("pool_probe")
+        for dag_id in ("mlops_retraining", "mlops_batch_prediction", "mlops_mlflow_probe", "mlops_pool_probe"):
             airflow.wait_until(f"{dag_id} parsed", lambda d=dag_id: airflow.request("GET", f"/api/v2/dags/{d}"), 180)
             airflow.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
         yield {"airflow": airflow, "s3": s3, "mlflow": mlflow, "env": env, "s3_env": s3_env, "home": home}
@@ -172,7 +173,7 @@ def test_both_dags_run_on_celery_with_postgres_mlflow_and_s3(topology) -> None:
     assert "Executing workload in Celery: dag_rel_path=PurePosixPath('mlops_retraining.py')" in worker_log
     for task in ("validate", "train", "evaluate"):
         assert f"dag_id=mlops_retraining/run_id={run_id}/task_id={task}/" in worker_log, task
-    champion = mlflow_hook(topology).resolve_version("churn", "champion")  # READY, or it raises
+    champion = mlflow_hook(topology).registry.resolve_version("churn", "champion")  # READY, or it raises
     assert champion.tags["mlops.dag_id"] == "mlops_retraining"
     assert any(k.startswith("mlflow/") and k.endswith("MLmodel") for k in s3_keys(topology, "mlflow/"))
 
@@ -210,7 +211,23 @@ def test_deferred_sensor_is_resumed_by_the_triggerer(topology) -> None:
     assert done["state"] == "success"
     assert "data/churn/predictions/month=2025-02/_SUCCESS" in s3_keys(topology, "data/churn/predictions/month=2025-02/")
 
+def test_the_promotion_pool_serialises_two_promotions_of_a_model(topology) -> None:
+    """Two read-wait-write tasks of one model, started together on a worker with two slots, without the
+    registry lock: the model's one-slot pool runs them one after the other, and no write is lost."""
+    airflow: Airflow = topology["airflow"]
+    hook = mlflow_hook(topology)
+    hook.client.create_registered_model("pool_probe")
 
+    run = airflow.run_dag("mlops_pool_probe", {"logical_date": None, "conf": {}})
+
+    spans = sorted(
+        airflow.request("GET", f"/api/v2/dags/mlops_pool_probe/dagRuns/{run['run']['dag_run_id']}/taskInstances/{t}/xcomEntries/return_value?deserialize=true")["value"]
+        for t in ("contender_a", "contender_b")
+    )  # fmt: skip
+    first, second = sorted(spans, key=lambda s: s["started"])
+    assert first["ended"] <= second["started"], spans  # never both inside the read-wait-write at once
+    assert {t["pool"] for t in run["task_instances"]} == {"mlops_promote_pool_probe"}
+    assert hook.registry.model_tag("pool_probe", "probe.count") == "2"  # both writes count
 
 
 def test_mlflow_sensor_waits_in_the_triggerer_as_airflows_mlflow_user(topology) -> None:
@@ -218,18 +235,18 @@ def test_mlflow_sensor_waits_in_the_triggerer_as_airflows_mlflow_user(topology) 
     credentials; the MLOps page, on the API server, reads the same registry as the same user."""
     airflow: Airflow = topology["airflow"]
     hook = mlflow_hook(topology)
-    champion = hook.alias_version("churn", "champion")  # trained by the first test
+    champion = hook.registry.alias_version("churn", "champion")  # trained by the first test
     assert champion is not None
     alias = f"probe_{uuid.uuid4().hex[:6]}"
     run = airflow.request("POST", "/api/v2/dags/mlops_mlflow_probe/dagRuns", {"logical_date": None, "conf": {"model_name": "churn", "alias": alias}})
     ti_path = f"/api/v2/dags/mlops_mlflow_probe/dagRuns/{run['dag_run_id']}/taskInstances/wait_for_alias"
     airflow.wait_until("the MLflow sensor to defer", lambda: airflow.request("GET", ti_path)["state"] == "deferred", 300)
 
-    hook.set_alias("churn", alias, champion)
+    hook.registry.set_alias("churn", alias, champion)
 
     airflow.wait_until("the MLflow sensor to succeed", lambda: airflow.request("GET", ti_path)["state"] == "success", 300)
     found = airflow.request("GET", f"{ti_path}/xcomEntries/return_value?deserialize=true")["value"]
-    assert found == {"model_name": "churn", "version": champion, "run_id": hook.get_version("churn", champion).run_id}
+    assert found == {"model_name": "churn", "version": champion, "run_id": hook.registry.get_version("churn", champion).run_id}
 
     page = airflow.request("GET", "/mlops/api/models")  # the plugin, as the admin, through the same MLflow user
     assert {m["name"]: m["champion"]["version"] for m in page["models"]}["churn"] == champion

@@ -143,7 +143,7 @@ def _register_clarity_model(stack: UiStack) -> None:
         version = client.create_model_version(
             "clarity", f"{run.info.artifact_uri}/model", run.info.run_id, tags=tags
         ).version
-        hook.record_decision("clarity", version, {"decision": decision, "reason": reason, "metric": "roc_auc", "compared_against": against,
+        hook.registry.record_decision("clarity", version, {"decision": decision, "reason": reason, "metric": "roc_auc", "compared_against": against,
                                                   "challenger_score": repr(auc)})  # fmt: skip
     for alias, version in (("champion", "2"), ("previous_champion", "1"), ("challenger", "3")):
         client.set_registered_model_alias("clarity", alias, version)

@@ -43,7 +43,7 @@ def seeded(ui_stack: UiStack) -> dict[str, Any]:
         (v3, "rejected", "roc_auc 0.74 < champion 0.78", v2, "2025-03-01"),
     ]
     for version, decision, reason, against, day in decisions:
-        hook.record_decision("seeded", version, {"decision": decision, "reason": reason, "metric": "roc_auc", "compared_against": against})
+        hook.registry.record_decision("seeded", version, {"decision": decision, "reason": reason, "metric": "roc_auc", "compared_against": against})
         # record_decision stamps the current second; fixed days make the expected order unambiguous.
         client.set_model_version_tag("seeded", version, "mlops.decision.decided_at", f"{day}T00:00:00+00:00")
     client.set_registered_model_alias("seeded", "champion", v2)

@@ -1,7 +1,7 @@
 """Who sees what on the MLOps plugin, against the real API server running a per-DAG auth manager.
 
 Two teams' models are registered in the stack's MLflow with the tags the training and promotion
-operators write (``run_tags`` of the operators' base, ``MlflowHook.record_decision``), as if trained by
+operators write (``run_tags`` of the operators' base, ``ModelRegistry.record_decision``), as if trained by
 ``team_a_retraining`` and ``team_b_retraining``; each has a drift report and a validation report.
 Beside them: a model both teams' DAGs trained versions of (a name collision) and one registered by
 hand (no provenance). The users and their rights are in ``tests/ui/conftest.py`` (``TEAM_ACCESS``),

@@ -239,7 +239,7 @@ def test_multiclass_and_regression_periods_on_real_penguins(tmp_path) -> None:
 def test_promotion_rejects_a_challenger_that_wins_overall_but_loses_a_segment(world, tmp_path) -> None:
     """Champion: a model of noise. Challenger: learnt churn well, except for customers without internet,
     whose labels it saw inverted. Overall it wins; on that segment it is far worse than noise."""
-    from airflow_mlops.utils import registry
+    from airflow_mlops.hooks import registry
 
     training = tables.read_table(world["training"])
     noise = training.assign(churned=training["churned"].sample(frac=1.0, random_state=1).to_numpy())
@@ -273,7 +273,7 @@ def test_promotion_rejects_a_challenger_that_wins_overall_but_loses_a_segment(wo
     tags = MlflowHook().client.get_model_version(model, challenger).tags
     assert tags["mlops.decision.segment"] == "internet_service=none"
     assert float(tags["mlops.decision.segment_champion_score"]) == pytest.approx(gated["segment"]["champion_score"])
-    assert MlflowHook().alias_version(model, registry.CHAMPION) == champion
+    assert MlflowHook().registry.alias_version(model, registry.CHAMPION) == champion
 
 
 def test_a_period_that_lacks_classes_has_no_roc_auc_and_still_gets_its_report(tmp_path) -> None:

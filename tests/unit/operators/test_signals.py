@@ -54,7 +54,7 @@ def model(airflow_db) -> str:
 
 def test_a_check_that_asks_for_retraining_raises_its_signal_once_per_period_and_version(model: str) -> None:
     version = _version(model, {})
-    run_id = MlflowHook().get_version(model, version).run_id
+    run_id = MlflowHook().registry.get_version(model, version).run_id
     check = {"trigger_retraining": True, "period": "2025-03", "model_version": version, "share": 0.4, "drifted_columns": ["a"], "report_uri": "r", "drift_detected": True}
     op = RaiseSignalOperator(task_id="signal_drift", model_name=model, kind="drift", check=check)
     assert [a.name for a in op.outlets] == [a.name for a in op.inlets] == [f"mlops_{model}_drift"]
@@ -91,13 +91,13 @@ def test_pending_signals_are_the_events_above_the_watermark_whichever_run_they_r
     fresh = op.execute(context(model, drift, decay))
     assert [s["event_id"] for s in fresh["signals"]] == [1, 3, 4, 5] and fresh["watermark"] == 0 and fresh["newest_event"] == 5
 
-    MlflowHook().set_model_tag(model, signals.WATERMARK_TAG, "3")
+    MlflowHook().registry.set_model_tag(model, signals.WATERMARK_TAG, "3")
     found = op.execute(context(model, drift, decay))
     assert [signals.key(s) for s in found["signals"]] == ["drift 2025-03", "decay 2025-03"]
     assert found["answered"] == ["drift 2025-01", "decay 2025-02"] and found["watermark"] == 3
     assert found["signals"][0]["source"] == "scoring/run4"
     assert fresh["newest_period"] == found["newest_period"] == "2025-03"  # where the retraining window ends by default
-    MlflowHook().set_model_tag(model, signals.WATERMARK_TAG, "5")
+    MlflowHook().registry.set_model_tag(model, signals.WATERMARK_TAG, "5")
     assert op.execute(context(model, drift, decay))["newest_period"] is None
 
 
@@ -110,19 +110,19 @@ def test_a_decision_answers_its_signals_and_the_watermark_never_moves_back(model
     ctx["ti"].xcom_pull.return_value = {"decision": "rejected", "challenger_version": version}
 
     assert op.execute(ctx) == {"answered": ["decay 2025-03", "drift 2025-03"], "decision": "rejected", "version": version}
-    assert hook.model_tag(model, signals.WATERMARK_TAG) == "5"
-    assert hook.get_version(model, version).tags[signals.ANSWERED_TAG] == "decay 2025-03, drift 2025-03"
+    assert hook.registry.model_tag(model, signals.WATERMARK_TAG) == "5"
+    assert hook.registry.get_version(model, version).tags[signals.ANSWERED_TAG] == "decay 2025-03, drift 2025-03"
 
     older = AnswerSignalsOperator(task_id="a", model_name=model, pending={"signals": signals.history([event(2, "drift", "2025-01")])}, decision_task_id="promote")
     older.execute(ctx)
-    assert hook.model_tag(model, signals.WATERMARK_TAG) == "5"
+    assert hook.registry.model_tag(model, signals.WATERMARK_TAG) == "5"
 
     no_decision = task_context()
     no_decision["ti"].xcom_pull.return_value = None  # promote skipped before deciding (dry run, refused approval)
-    hook.set_model_tag(model, signals.WATERMARK_TAG, "0")
+    hook.registry.set_model_tag(model, signals.WATERMARK_TAG, "0")
     with pytest.raises(AirflowSkipException, match="no decision recorded: the signals stay pending"):
         op.execute(no_decision)
-    assert hook.model_tag(model, signals.WATERMARK_TAG) == "0"
+    assert hook.registry.model_tag(model, signals.WATERMARK_TAG) == "0"
 
 
 def _version(model: str, tags: dict[str, str]) -> str:
@@ -150,8 +150,8 @@ def test_the_gate_trains_only_when_there_is_something_new_to_learn(model: str) -
     # The window the last decision learnt from: nothing new; the signal is answered without training.
     with pytest.raises(AirflowSkipException, match=rf"nothing new to learn: v{decided} learnt from the same data the same way \(.*holdout_month=2025-03.*; rejected\); the decision on v{decided} answers drift 2025-03"):
         gate(WINDOW, pending).execute(task_context())
-    assert hook.model_tag(model, signals.WATERMARK_TAG) == "8"
-    assert hook.get_version(model, decided).tags[signals.ANSWERED_TAG] == "drift 2025-03"
+    assert hook.registry.model_tag(model, signals.WATERMARK_TAG) == "8"
+    assert hook.registry.get_version(model, decided).tags[signals.ANSWERED_TAG] == "drift 2025-03"
 
     newer = WINDOW | {TRAIN_MONTHS_TAG: "2025-02,2025-03", HOLDOUT_MONTH_TAG: "2025-04"}
     assert gate(newer, pending).execute(task_context())["reason"] == "something new to learn"
@@ -171,11 +171,11 @@ def test_the_gate_trains_only_when_there_is_something_new_to_learn(model: str) -
     again = {"signals": signals.history([event(9, "drift", "2025-03", "2")]), "answered": ["drift 2025-03"]}
     with pytest.raises(AirflowSkipException, match=rf"every pending signal was answered before \(drift 2025-03\); the decision on v{later} answers"):
         gate(WINDOW | {HOLDOUT_MONTH_TAG: "2025-05"}, again).execute(task_context())
-    assert hook.model_tag(model, signals.WATERMARK_TAG) == "9"
+    assert hook.registry.model_tag(model, signals.WATERMARK_TAG) == "9"
     decay = {"signals": signals.history([event(10, "decay", "2025-02")]), "answered": []}
     with pytest.raises(AirflowSkipException, match="nothing new"):
         gate(WINDOW, decay).execute(task_context())
-    assert hook.get_version(model, decided).tags[signals.ANSWERED_TAG] == "decay 2025-02, drift 2025-03"  # merged, in period order
+    assert hook.registry.get_version(model, decided).tags[signals.ANSWERED_TAG] == "decay 2025-02, drift 2025-03"  # merged, in period order
 
 
 def test_signals_raised_meanwhile_queue_one_more_run() -> None:
