@@ -74,7 +74,7 @@ def mlflow_server(work: Path) -> Iterator[str]:
         deadline = time.monotonic() + 120
         while True:
             try:
-                urllib.request.urlopen(f"{url}/health", timeout=2)  # noqa: S310 (our own loopback server)
+                urllib.request.urlopen(f"{url}/health", timeout=2)  # our own loopback server
                 break
             except OSError:
                 if time.monotonic() > deadline or server.poll() is not None:
