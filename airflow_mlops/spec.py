@@ -10,15 +10,23 @@
     id_columns: [customer_id]
     timestamp_column: snapshot_month   # optional
     segments: [contract]            # optional: categorical features whose values are judged one by one
+    tolerance: 0.001                # optional: share of rows that may break a feature's rule (default 0)
     numeric_features:
       tenure_months: {min: 0, max: 120}
       monthly_charges: {min: 0, nullable: true}
+      total_charges: {min: 0, tolerance: 0.01}   # a column's own tolerance overrides the spec's
     categorical_features:
       contract: {values: [month-to-month, one-year, two-year]}
       region: {}
 
 Numeric features are non-null unless ``nullable: true``; categorical features are nullable unless
-``nullable: false``. Labels may be strings, booleans or integers; quote text labels that YAML would
+``nullable: false``.
+
+**Tolerance** is the share of rows (0 <= t < 1) allowed to break each rule of a feature: its bounds,
+its allowed values, its nullability. Within it, validation passes and reports the rows that broke the
+rule (GX's own ``mostly = 1 - t``), and batch inference scores those rows, flags them
+(``invalid_reason``) and counts them; beyond it both fail, naming the column, rule, counts and
+tolerance. Column types, id and timestamp columns and the target have no tolerance. Labels may be strings, booleans or integers; quote text labels that YAML would
 read as booleans (``"Yes"``, ``"No"``, ``"on"``). A malformed spec raises :class:`~airflow_mlops.exceptions.FeatureSpecError`
 naming the key.
 """
@@ -34,29 +42,33 @@ from airflow_mlops.exceptions import FeatureSpecError
 TASKS = ("classification", "regression")
 _TOP_KEYS = {
     "name", "task", "target", "classes", "positive_label", "id_columns", "timestamp_column", "numeric_features",
-    "categorical_features", "segments", "description",
+    "categorical_features", "segments", "tolerance", "description",
 }
-_NUMERIC_KEYS = {"min", "max", "nullable", "description"}
-_CATEGORICAL_KEYS = {"values", "nullable", "description"}
+_NUMERIC_KEYS = {"min", "max", "nullable", "tolerance", "description"}
+_CATEGORICAL_KEYS = {"values", "nullable", "tolerance", "description"}
 
 
 @dataclass(frozen=True)
 class NumericFeature:
-    """A numeric input column: optional inclusive bounds, non-null unless ``nullable``."""
+    """A numeric input column: optional inclusive bounds, non-null unless ``nullable``; ``tolerance``
+    (share of rows that may break those rules) is the spec's when ``None``."""
 
     name: str
     min: float | None = None
     max: float | None = None
     nullable: bool = False
+    tolerance: float | None = None
 
 
 @dataclass(frozen=True)
 class CategoricalFeature:
-    """A categorical input column: optional allowed values, nullable unless ``nullable`` is false."""
+    """A categorical input column: optional allowed values, nullable unless ``nullable`` is false;
+    ``tolerance`` (share of rows that may break those rules) is the spec's when ``None``."""
 
     name: str
     values: tuple[str, ...] | None = None
     nullable: bool = True
+    tolerance: float | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +87,8 @@ class FeatureSpec:
     :param categorical_features: categorical input columns.
     :param segments: categorical features by whose values quality is also measured (each value a
         segment); batch inference carries them into its output.
+    :param tolerance: the share of rows allowed to break each rule of a feature (0 = none), unless the
+        feature sets its own.
     """
 
     name: str
@@ -87,6 +101,7 @@ class FeatureSpec:
     numeric_features: tuple[NumericFeature, ...] = ()
     categorical_features: tuple[CategoricalFeature, ...] = ()
     segments: tuple[str, ...] = ()
+    tolerance: float = 0.0
     source: str | None = field(default=None, compare=False)
 
     @property
@@ -108,6 +123,13 @@ class FeatureSpec:
     def passthrough_columns(self) -> list[str]:
         """Id and timestamp columns: carried along, never fed to the model."""
         return list(self.id_columns) + ([self.timestamp_column] if self.timestamp_column else [])
+
+    def tolerance_of(self, column: str) -> float:
+        """The share of rows allowed to break the rules of ``column``: the feature's own tolerance, else
+        the spec's; 0 for columns that are not features (ids, timestamp, target)."""
+        features: list[NumericFeature | CategoricalFeature] = [*self.numeric_features, *self.categorical_features]
+        own = next((f.tolerance for f in features if f.name == column), 0.0 if column not in self.feature_columns else None)
+        return self.tolerance if own is None else own
 
     def scoring_columns(self) -> list[str]:
         """Columns a scoring (unlabelled) table must have."""
@@ -156,14 +178,20 @@ class FeatureSpec:
             doc["id_columns"] = list(self.id_columns)
         if self.timestamp_column:
             doc["timestamp_column"] = self.timestamp_column
+        if self.tolerance:
+            doc["tolerance"] = self.tolerance
         doc["numeric_features"] = {
-            f.name: {k: v for k, v in (("min", f.min), ("max", f.max)) if v is not None} | ({"nullable": True} if f.nullable else {})
+            f.name: {k: v for k, v in (("min", f.min), ("max", f.max)) if v is not None}
+            | ({"nullable": True} if f.nullable else {})
+            | ({"tolerance": f.tolerance} if f.tolerance is not None else {})
             for f in self.numeric_features
         }
         if self.segments:
             doc["segments"] = list(self.segments)
         doc["categorical_features"] = {
-            f.name: ({"values": list(f.values)} if f.values is not None else {}) | ({} if f.nullable else {"nullable": False})
+            f.name: ({"values": list(f.values)} if f.values is not None else {})
+            | ({} if f.nullable else {"nullable": False})
+            | ({"tolerance": f.tolerance} if f.tolerance is not None else {})
             for f in self.categorical_features
         }
         return doc
@@ -228,6 +256,13 @@ def _number(value: Any, key: str, source: str | None) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _fail(f"must be a number, got {value!r}", key, source)
     return float(value)
+
+
+def _tolerance(value: Any, key: str, source: str | None) -> float | None:
+    share = _number(value, key, source)
+    if share is not None and not 0 <= share < 1:
+        raise _fail(f"must be a share of rows, 0 <= tolerance < 1 (0.001 = one row in a thousand), got {value!r}", key, source)
+    return share
 
 
 def _flag(value: Any, default: bool, key: str, source: str | None) -> bool:
@@ -306,7 +341,8 @@ def _parse(doc: Any, source: str | None) -> FeatureSpec:
         lo, hi = _number(opts.get("min"), f"{where}.min", source), _number(opts.get("max"), f"{where}.max", source)
         if lo is not None and hi is not None and lo > hi:
             raise _fail(f"min {lo} is greater than max {hi}", where, source)
-        numeric.append(NumericFeature(col, lo, hi, _flag(opts.get("nullable"), False, f"{where}.nullable", source)))
+        nullable = _flag(opts.get("nullable"), False, f"{where}.nullable", source)
+        numeric.append(NumericFeature(col, lo, hi, nullable, _tolerance(opts.get("tolerance"), f"{where}.tolerance", source)))
 
     categorical = []
     for col, opts in _features_mapping(doc, "categorical_features", source).items():
@@ -319,7 +355,8 @@ def _parse(doc: Any, source: str | None) -> FeatureSpec:
             values = tuple(str(v) for v in values)
             if len(set(values)) != len(values):
                 raise _fail("allowed values repeat", f"{where}.values", source)
-        categorical.append(CategoricalFeature(col, values, _flag(opts.get("nullable"), True, f"{where}.nullable", source)))
+        nullable = _flag(opts.get("nullable"), True, f"{where}.nullable", source)
+        categorical.append(CategoricalFeature(col, values, nullable, _tolerance(opts.get("tolerance"), f"{where}.tolerance", source)))
 
     if not numeric and not categorical:
         raise _fail("the spec declares no features", "numeric_features", source)
@@ -353,5 +390,6 @@ def _parse(doc: Any, source: str | None) -> FeatureSpec:
         numeric_features=tuple(numeric),
         categorical_features=tuple(categorical),
         segments=tuple(segments),
+        tolerance=_tolerance(doc.get("tolerance"), "tolerance", source) or 0.0,
         source=source,
     )
