@@ -114,7 +114,7 @@ class MlflowBatchPredictOperator(MlopsTableOperator):
     ``model_version``, ``scored_at`` (the run's logical date, not the wall clock); with ``shadow_ref``
     also ``shadow_prediction``, ``shadow_probability`` (or ``shadow_probability_<class>``),
     ``shadow_model_version`` scored by e.g. the challenger for comparison before promotion; with
-    ``on_invalid_rows="flag"`` also ``invalid_reason``.
+    ``on_invalid_rows="flag"``, or a spec with a tolerance, also ``invalid_reason``.
 
     :param input_uri: file to score (templated; map over a partition's files with ``expand``).
     :param output_uri: parquet file to write (templated).
@@ -129,7 +129,9 @@ class MlflowBatchPredictOperator(MlopsTableOperator):
     :param scored_at: ISO timestamp written in ``scored_at`` (templated; default the logical date).
     :param batch_rows: rows per scored batch (also the output's parquet row group).
     :param on_invalid_rows: rows that break the spec: ``fail`` (default: the task fails naming column,
-        count and a few values, and publishes nothing), ``flag`` (score them and add
+        count and a few values, and publishes nothing; rows that break a rule of a column with a
+        FeatureSpec ``tolerance`` are scored and flagged in ``invalid_reason`` as long as they stay within
+        it, and fail the task, publishing nothing, beyond it), ``flag`` (score them all and add
         ``invalid_reason``) or ``score`` (score them, log a warning) (templated).
     :param allow_empty: publish an empty output for an input with no rows (default: fail). Even then
         an earlier output with rows is never replaced by an empty one.
@@ -272,7 +274,10 @@ class MlflowBatchPredictOperator(MlopsTableOperator):
         columns = spec.passthrough_columns + spec.feature_columns
         violations: list[conformance.Violation] = []
         invalid = 0
-        flag = self.on_invalid_rows == "flag"
+        # A spec with a tolerance scores the rows that break a tolerant rule and flags them; whether they
+        # stay within the tolerance is known once every row is read, before anything is published.
+        tolerant = self.on_invalid_rows == "fail" and any(spec.tolerance_of(c) > 0 for c in spec.feature_columns)
+        flag = self.on_invalid_rows == "flag" or tolerant
         start = last_log = time.monotonic()
         # One I/O thread reads the next batch and writes the previous one while this one is scored.
         with tables.staged_output(self.output_uri, conn_id=self.data_conn_id) as local, ThreadPoolExecutor(1, "scoring-io") as io:
@@ -288,7 +293,7 @@ class MlflowBatchPredictOperator(MlopsTableOperator):
                     if check.violations:
                         conformance.merge(violations, check.violations)
                         invalid += check.invalid_rows
-                        if self.on_invalid_rows == "fail":
+                        if self.on_invalid_rows == "fail" and any(spec.tolerance_of(v.column) == 0 for v in check.violations):
                             raise AirflowFailException(self._invalid_message(violations, sink.rows + batch.num_rows, partial=True))
                     table = self._score_batch(spec, batch, scorers, scored_at)
                     sink.write(table.append_column(INVALID_REASON_COLUMN, check.reasons) if flag else table)
@@ -300,13 +305,15 @@ class MlflowBatchPredictOperator(MlopsTableOperator):
                 if not sink.started:  # allowed empty input: still publish an empty, well-typed file
                     table = self._score_batch(spec, _empty_batch(schema, columns), scorers, scored_at)
                     sink.write(table.append_column(INVALID_REASON_COLUMN, _no_reasons()) if flag else table)
+                if tolerant:
+                    self._check_tolerance(spec, violations, sink.rows)
             except BaseException:
                 sink.abort()
                 raise
             sink.close()
         rows = sink.rows
         if violations:
-            self.log.warning("%s", self._invalid_message(violations, rows, partial=False))
+            self.log.warning("%s", self._invalid_message(violations, rows, partial=False, spec=spec if tolerant else None))
         seconds = time.monotonic() - start
         self.log.info("Scored %d rows in %.1f s (%.0f rows/s) -> %s", rows, seconds, rows / max(seconds, 1e-9), self.output_uri)
         return {
@@ -322,8 +329,23 @@ class MlflowBatchPredictOperator(MlopsTableOperator):
             "rows_per_second": round(rows / max(seconds, 1e-9), 1),
         }
 
-    def _invalid_message(self, violations: list[Any], rows: int, *, partial: bool) -> str:
+    def _check_tolerance(self, spec: FeatureSpec, violations: list[Any], rows: int) -> None:
+        """Fail (nothing is published yet) when a rule is broken by more rows than its column's tolerance allows."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        beyond = [v for v in violations if v.count > spec.tolerance_of(v.column) * rows]
+        if beyond:
+            what = "; ".join(f"{v.describe()}: {v.count / max(rows, 1):.3%} of {rows} rows, tolerance {spec.tolerance_of(v.column):.3%}" for v in beyond)
+            raise AirflowFailException(
+                f"{self.input_uri}: rows break the FeatureSpec {self.spec_uri} beyond its tolerance: {what}. Nothing was written. "
+                f"Fix the data, or widen the rule or the column's tolerance in the spec."
+            )
+
+    def _invalid_message(self, violations: list[Any], rows: int, *, partial: bool, spec: FeatureSpec | None = None) -> str:
         what = "; ".join(v.describe() for v in violations)
+        if spec is not None:  # within the spec's tolerance: scored and flagged in invalid_reason
+            shares = "; ".join(f"{v.describe()} ({v.count / max(rows, 1):.3%} of {rows} rows, tolerance {spec.tolerance_of(v.column):.3%})" for v in violations)
+            return f"{self.input_uri}: scored and flagged ({INVALID_REASON_COLUMN}) rows that break the FeatureSpec {self.spec_uri} within its tolerance: {shares}"
         if not partial:
             return f"{self.input_uri}: scored rows that break the FeatureSpec {self.spec_uri} (on_invalid_rows={self.on_invalid_rows}): {what}"
         return (

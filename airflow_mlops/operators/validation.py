@@ -39,8 +39,10 @@ class GxValidateTableOperator(MlopsTableOperator):
     :param bool|None require_marker: a partition folder must have its ``_SUCCESS`` marker (default ``[mlops] require_marker``).
     :param dict|str|None csv_options: CSV dialect (see :class:`~airflow_mlops.operators.base.MlopsTableOperator`).
     :return: (XCom) ``{"success", "table_uri", "rows", "batches", "evaluated", "successful",
-        "failed": [{"expectation", "column", ...}] (at most 20), "report_uri", "data_docs_uri"}``;
-        pushed before any failure is raised, so it survives one.
+        "failed": [{"expectation", "column", ...}] (at most 20), "tolerated": [...] (expectations met
+        within the FeatureSpec's tolerance that some rows broke, with their counts and examples, as
+        ``failed`` lists them), "report_uri", "data_docs_uri"}``; pushed before any failure is raised,
+        so it survives one.
     """
 
     template_fields: Sequence[str] = mlops_template_fields("table_uri", "spec_uri", "suite_uri", "on_failure", "reports_uri", *READ_TEMPLATE_FIELDS)
@@ -108,10 +110,13 @@ class GxValidateTableOperator(MlopsTableOperator):
             "evaluated": stats["evaluated_expectations"],
             "successful": stats["successful_expectations"],
             "failed": merged.failures[: expectations.MAX_FAILURES_IN_SUMMARY],
+            "tolerated": merged.tolerated[: expectations.MAX_FAILURES_IN_SUMMARY],
             "report_uri": result_uri,
             "data_docs_uri": docs_uri,
         }
         context["ti"].xcom_push(key="validation_report_uri", value=docs_uri)
+        for tolerated in merged.tolerated:
+            self.log.warning("Within the spec's tolerance: %s", expectations.describe_failure(tolerated))
         if merged.success:
             self.log.info("Validation of %s passed: %d rows, %d expectations", self.table_uri, merged.rows, stats["evaluated_expectations"])
             return summary

@@ -5,13 +5,15 @@ by batch with one ephemeral context and one suite, and the per-batch results are
 
 * column-map expectations (per row: not null, in set, between, in type list) merge exactly: a
   failure in any batch fails the whole, counts add up, unexpected samples are pooled (capped);
-* table-level expectations (row count, column means of a user suite) are judged per batch and fail
-  if any batch fails; the row-count minimum is judged on the whole table, since it is the one most
-  specs carry. Pass ``batch_rows`` at least the table size to judge other aggregates on the whole.
-* expectations about how rows relate to each other (uniqueness, order, distinct counts) cannot be
-  judged batch by batch at all: a duplicate or an out-of-order row may sit in another batch. A
-  suite with one of :data:`WHOLE_TABLE_ONLY` is refused as soon as the table needs a second batch,
-  naming the expectation and the ``batch_rows`` that would hold the table.
+  With ``mostly`` (a FeatureSpec tolerance), success is judged again on the whole table's counts, as
+  GX judges one batch: the share of rows that meet it (of the non-null rows, or of all rows for
+  ``not null``) must reach ``mostly``;
+* schema expectations (a column exists, the table's columns) hold or fail alike in every batch;
+* aggregates that merge exactly are judged on the whole table (:data:`MERGED_AGGREGATES`: row count,
+  a column's min, max, sum and mean, from each batch's value and non-null count);
+* every other expectation depends on rows of other batches (uniqueness, order, distinct values,
+  medians, quantiles, a user's aggregate): a suite with one is refused before any batch is validated
+  when the table needs a second batch, naming the expectation and the ``batch_rows`` to set.
 """
 
 from __future__ import annotations
@@ -41,13 +43,25 @@ class WholeTableOnlyError(ValueError):
     table needs more than one batch."""
 
 
-#: Expectations whose verdict depends on rows of other batches: judged only when one batch holds the table.
+#: Row-by-row expectations whose verdict still depends on rows of other batches: judged only when one batch holds the table.
 WHOLE_TABLE_ONLY = frozenset({
     "expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique", "expect_column_values_to_be_increasing",
     "expect_column_values_to_be_decreasing", "expect_column_unique_value_count_to_be_between",
     "expect_column_proportion_of_unique_values_to_be_between", "expect_column_distinct_values_to_be_in_set",
     "expect_column_distinct_values_to_contain_set", "expect_column_distinct_values_to_equal_set",
 })  # fmt: skip
+#: Expectations about the table's shape: every batch has the same columns, so each batch's verdict is the table's.
+SCHEMA_EXPECTATIONS = frozenset({
+    "expect_column_to_exist", "expect_table_columns_to_match_set", "expect_table_columns_to_match_ordered_list",
+    "expect_table_column_count_to_equal", "expect_table_column_count_to_be_between",
+})  # fmt: skip
+#: Aggregates merged exactly over the batches: how the whole table's observed value follows from each
+#: batch's ``(value, non-null rows)``.
+MERGED_AGGREGATES = {
+    "expect_table_row_count_to_be_between": "rows", "expect_table_row_count_to_equal": "rows",
+    "expect_column_min_to_be_between": "min", "expect_column_max_to_be_between": "max",
+    "expect_column_sum_to_be_between": "sum", "expect_column_mean_to_be_between": "mean",
+}  # fmt: skip
 MAX_FAILURES_IN_SUMMARY = 20
 MAX_SAMPLES = 10
 
@@ -62,19 +76,25 @@ def spec_expectations(spec: FeatureSpec, *, labelled: bool) -> list[dict[str, An
     out += [{"type": "expect_column_to_exist", "kwargs": {"column": c}} for c in required]
     for col in spec.passthrough_columns:
         out.append({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": col}})
+    def tolerant(column: str) -> dict[str, float]:  # GX's own tolerance: the share of rows that must meet the rule
+        share = spec.tolerance_of(column)
+        return {"mostly": 1 - share} if share else {}
+
     for num in spec.numeric_features:
         out.append({"type": "expect_column_values_to_be_in_type_list", "kwargs": {"column": num.name, "type_list": NUMERIC_DTYPES}})
         if not num.nullable:
-            out.append({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": num.name}})
+            out.append({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": num.name, **tolerant(num.name)}})
         if num.min is not None or num.max is not None:
             bounds = {k: v for k, v in (("min_value", num.min), ("max_value", num.max)) if v is not None}
-            out.append({"type": "expect_column_values_to_be_between", "kwargs": {"column": num.name, **bounds}})
+            out.append({"type": "expect_column_values_to_be_between", "kwargs": {"column": num.name, **bounds, **tolerant(num.name)}})
     for cat in spec.categorical_features:
         out.append({"type": "expect_column_values_to_be_in_type_list", "kwargs": {"column": cat.name, "type_list": STRING_DTYPES}})
         if not cat.nullable:
-            out.append({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": cat.name}})
+            out.append({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": cat.name, **tolerant(cat.name)}})
         if cat.values is not None:
-            out.append({"type": "expect_column_values_to_be_in_set", "kwargs": {"column": cat.name, "value_set": list(cat.values)}})
+            out.append(
+                {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": cat.name, "value_set": list(cat.values), **tolerant(cat.name)}}
+            )
     if labelled:
         out.append({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": spec.target}})
         if spec.classes is not None:
@@ -133,6 +153,8 @@ class MergedValidation:
     rows: int
     batches: int
     failures: list[dict[str, Any]] = field(default_factory=list)
+    #: Expectations met within their ``mostly`` (a spec's tolerance) that some rows broke, as ``failures`` lists them.
+    tolerated: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def success(self) -> bool:
@@ -170,6 +192,8 @@ def _failure(evr: Any, missing: set[str], ranges: dict[str, list[float]], strays
             failure[key] = kwargs[key]
     if kwargs.get("value_set") is not None:
         failure["value_set"] = list(kwargs["value_set"])[:20]
+    if kwargs.get("mostly") is not None:
+        failure["mostly"] = kwargs["mostly"]
     for key in ("observed_value", "element_count", "unexpected_count", "unexpected_percent"):
         if res.get(key) is not None:
             failure[key] = res[key]
@@ -193,12 +217,48 @@ def _failure(evr: Any, missing: set[str], ranges: dict[str, list[float]], strays
     return json.loads(json.dumps(failure, default=str))
 
 
+def batch_independent(kind: str) -> bool:
+    """Whether the verdict of expectation type ``kind`` on a table follows from its verdicts (or values)
+    on the table's batches: row-by-row rules, schema rules and :data:`MERGED_AGGREGATES`."""
+    from great_expectations.expectations.expectation import (
+        ColumnMapExpectation,
+        ColumnPairMapExpectation,
+        MulticolumnMapExpectation,
+    )
+    from great_expectations.expectations.registry import get_expectation_impl
+
+    if kind in WHOLE_TABLE_ONLY:
+        return False
+    if kind in SCHEMA_EXPECTATIONS or kind in MERGED_AGGREGATES:
+        return True
+    try:
+        impl = get_expectation_impl(kind)
+    except Exception:  # an unknown type: _build_suite names it
+        return True
+    return issubclass(impl, ColumnMapExpectation | ColumnPairMapExpectation | MulticolumnMapExpectation)
+
+
+def _nonempty(frames: Iterator[pd.DataFrame], seen: dict[str, Any]) -> Iterator[pd.DataFrame]:
+    """The frames with rows; the first frame's columns and the first empty frame go into ``seen``."""
+    for frame in frames:
+        seen.setdefault("columns", set(frame.columns))
+        if frame.empty:
+            seen.setdefault("empty", frame)
+            continue
+        yield frame
+
+
 def validate_frames(frames: Iterator[pd.DataFrame], configs: list[dict[str, Any]], *, suite_name: str) -> MergedValidation:
     """Validate a stream of DataFrames against ``configs`` and merge the results.
 
     Empty frames are skipped unless the whole stream is empty, so a table with zero rows fails the
     row-count expectation once and a partition with one empty file does not.
+
+    :raises WholeTableOnlyError: the suite holds an expectation that batches cannot judge and the table
+        needs more than one batch (raised before any batch is validated).
     """
+    import itertools
+
     import great_expectations as gx
 
     context = _quiet_context()
@@ -207,30 +267,29 @@ def validate_frames(frames: Iterator[pd.DataFrame], configs: list[dict[str, Any]
     suite = _build_suite(context, configs, suite_name)
     definition = context.validation_definitions.add(gx.ValidationDefinition(name=suite_name, data=batch_definition, suite=suite))
 
+    seen: dict[str, Any] = {}
+    stream = _nonempty(frames, seen)
+    head = list(itertools.islice(stream, 2))
+    whole_table_only = sorted({c["type"] for c in configs if not batch_independent(c["type"])})
+    if len(head) > 1 and whole_table_only:
+        raise WholeTableOnlyError(
+            f"{whole_table_only} cannot be judged batch by batch (a duplicate, an out-of-order row or the rest of an aggregate can "
+            f"sit in another batch) and the table comes in more than one batch (the first holds {len(head[0])} rows; a batch never "
+            f"spans two files): set batch_rows above the table's row count for a table of one file, or drop the expectation from the suite"
+        )
     merged: Any = None
-    columns: set[str] | None = None
-    whole_table_only = {c["type"] for c in configs if c["type"] in WHOLE_TABLE_ONLY}
     bounded = {c["kwargs"]["column"] for c in configs if c["type"] == "expect_column_values_to_be_between"}
     allowed = {c["kwargs"]["column"]: set(c["kwargs"]["value_set"]) for c in configs if c["type"] == "expect_column_values_to_be_in_set"}
     ranges: dict[str, list[float]] = {}
     strays: dict[str, dict[Any, int]] = {}
+    partials: dict[int, list[tuple[Any, int]]] = {}
     rows = batches = 0
-    empty: pd.DataFrame | None = None
-    for frame in frames:
-        columns = set(frame.columns) if columns is None else columns
-        if frame.empty:
-            empty = frame if empty is None else empty
-            continue
-        if batches == 1 and whole_table_only:
-            raise WholeTableOnlyError(
-                f"{sorted(whole_table_only)} cannot be judged batch by batch (a duplicate or an out-of-order row can sit in "
-                f"another batch) and the table does not fit one batch of {rows} rows: set batch_rows above the table's row count"
-            )
+    for batches, frame in enumerate(itertools.chain(head, stream), start=1):
         result = definition.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
         _track_ranges(frame, bounded, ranges)
         _track_strays(frame, allowed, strays)
+        _track_aggregates(frame, result.results, partials)
         rows += len(frame)
-        batches += 1
         if merged is None:
             merged = result
         else:
@@ -238,25 +297,67 @@ def validate_frames(frames: Iterator[pd.DataFrame], configs: list[dict[str, Any]
                 _merge_into(total, part)
         log.info("Validated batch %d (%d rows so far)", batches, rows)
     if merged is None:
-        if empty is None:
+        if "empty" not in seen:
             raise ValueError("the table yielded no batch at all")
-        merged = definition.run(batch_parameters={"dataframe": empty}, result_format="SUMMARY")
+        merged = definition.run(batch_parameters={"dataframe": seen["empty"]}, result_format="SUMMARY")
         batches = 1
-    for evr in merged.results:
-        if evr.expectation_config.type == "expect_table_row_count_to_be_between":
-            evr.result["observed_value"] = rows
-            lo, hi = evr.expectation_config.kwargs.get("min_value"), evr.expectation_config.kwargs.get("max_value")
-            evr.success = (lo is None or rows >= lo) and (hi is None or rows <= hi)
+    if batches > 1:
+        _judge_whole_table(merged.results, partials, rows)
     merged.success = all(evr.success for evr in merged.results)
     stats = merged.statistics
     stats["successful_expectations"] = sum(1 for evr in merged.results if evr.success)
     stats["unsuccessful_expectations"] = stats["evaluated_expectations"] - stats["successful_expectations"]
     stats["success_percent"] = 100.0 * stats["successful_expectations"] / max(stats["evaluated_expectations"], 1)
     required = {c["kwargs"]["column"] for c in configs if c["type"] == "expect_column_to_exist"}
-    missing = required - (columns or set())
+    missing = required - (seen.get("columns") or set())
     failed = sorted((evr for evr in merged.results if not evr.success), key=lambda evr: evr.expectation_config.type != "expect_column_to_exist")
     failures = [_failure(evr, missing, ranges, strays) for evr in failed]
-    return MergedValidation(result=merged, rows=rows, batches=batches, failures=failures)
+    tolerated = [_failure(evr, missing, ranges, strays) for evr in merged.results if evr.success and (evr.result or {}).get("unexpected_count")]
+    return MergedValidation(result=merged, rows=rows, batches=batches, failures=failures, tolerated=tolerated)
+
+
+def _track_aggregates(frame: pd.DataFrame, results: list[Any], partials: dict[int, list[tuple[Any, int]]]) -> None:
+    """Keep each batch's observed value of the :data:`MERGED_AGGREGATES` and its non-null row count."""
+    for i, evr in enumerate(results):
+        kind = evr.expectation_config.type
+        if kind not in MERGED_AGGREGATES:
+            continue
+        column = evr.expectation_config.kwargs.get("column")
+        count = len(frame) if column is None else int(frame[column].notna().sum()) if column in frame.columns else 0
+        partials.setdefault(i, []).append(((evr.result or {}).get("observed_value"), count))
+
+
+def _within(value: Any, kwargs: dict[str, Any]) -> bool:
+    if "value" in kwargs:  # expect_table_row_count_to_equal
+        return bool(value == kwargs["value"])
+    lo, hi = kwargs.get("min_value"), kwargs.get("max_value")
+    low_ok = lo is None or (value > lo if kwargs.get("strict_min") else value >= lo)
+    high_ok = hi is None or (value < hi if kwargs.get("strict_max") else value <= hi)
+    return bool(low_ok and high_ok)
+
+
+def _judge_whole_table(results: list[Any], partials: dict[int, list[tuple[Any, int]]], rows: int) -> None:
+    """Judge the merged results as one batch of the whole table: aggregates from their partial values,
+    row-by-row rules with ``mostly`` from the merged counts."""
+    for i, evr in enumerate(results):
+        kind, kwargs, res = evr.expectation_config.type, evr.expectation_config.kwargs, evr.result
+        if kind in MERGED_AGGREGATES:
+            parts = [(v, n) for v, n in partials.get(i, []) if v is not None and v == v and n]  # NaN: a batch of nulls
+            how = MERGED_AGGREGATES[kind]
+            value: Any = (
+                rows if how == "rows"
+                else None if not parts
+                else min(v for v, _ in parts) if how == "min"
+                else max(v for v, _ in parts) if how == "max"
+                else sum(v for v, _ in parts) if how == "sum"
+                else sum(v * n for v, n in parts) / sum(n for _, n in parts)
+            )  # fmt: skip
+            res["observed_value"] = value = value.item() if hasattr(value, "item") else value  # GX renders Python numbers only
+            evr.success = value is not None and _within(value, kwargs) and not (evr.exception_info or {}).get("raised_exception")
+        elif kwargs.get("mostly") is not None and res.get("element_count") is not None and not (evr.exception_info or {}).get("raised_exception"):
+            checked = res["element_count"] - (0 if kind == "expect_column_values_to_not_be_null" else res.get("missing_count") or 0)
+            met = 1.0 if checked == 0 else 1 - (res.get("unexpected_count") or 0) / checked
+            evr.success = met >= kwargs["mostly"]
 
 
 def _track_ranges(frame: pd.DataFrame, columns: set[str], ranges: dict[str, list[float]]) -> None:
@@ -299,6 +400,12 @@ def describe_failure(failure: dict[str, Any]) -> str:
     if kind == "expect_table_row_count_to_be_between":
         want = " and ".join(f"{word} {failure[key]}" for key, word in (("min_value", "at least"), ("max_value", "at most")) if key in failure)
         return f"the table has {failure.get('observed_value', '?')} row(s), expected {want}"
+    if failure.get("mostly") is not None:  # a tolerant rule: say how much was allowed
+        return _describe(failure, kind, column, count, of_rows, found) + f" (tolerance {1 - failure['mostly']:.3%} of the rows)"
+    return _describe(failure, kind, column, count, of_rows, found)
+
+
+def _describe(failure: dict[str, Any], kind: str, column: Any, count: Any, of_rows: str, found: str) -> str:
     if kind == "expect_column_values_to_be_between":
         bounds = f"[{_num(failure['min_value']) if 'min_value' in failure else '-inf'}, {_num(failure['max_value']) if 'max_value' in failure else 'inf'}]"
         sample = ", ".join(_num(c["value"]) for c in failure.get("unexpected_counts", []))

@@ -116,3 +116,89 @@ def test_a_uniqueness_expectation_is_judged_on_the_whole_table_or_refused(tmp_pa
         op(tmp_path, table, suite_uri=str(suite)).execute(task_context())
     with pytest.raises(DataValidationError, match=r"expect_column_values_to_be_unique\(customer_id\)"):
         op(tmp_path, table, suite_uri=str(suite), batch_rows=5000).execute(task_context())  # one batch: the duplicate is found
+
+
+def _suite(tmp_path: Path, *expectations: dict) -> str:
+    path = tmp_path / "suite.json"
+    path.write_text(json.dumps({"expectations": list(expectations)}))
+    return str(path)
+
+
+def test_a_users_mean_is_judged_on_the_whole_table_not_per_batch(tmp_path, training) -> None:
+    """Batches of at most 700 rows: the whole table's mean of age is within the bounds while some batches' means
+    are not (and the other way round): the verdict and the observed value are the whole table's."""
+    df = tables.read_table(training)
+    whole = float(df["age"].mean())
+    # three files of 1,000 rows, each read as batches of 700 and 300
+    batch_means = [float(df["age"].iloc[f + a : f + b].mean()) for f in (0, 1000, 2000) for a, b in ((0, 700), (700, 1000))]
+    low, high = min(batch_means), max(batch_means)
+    assert low < whole < high  # the table's batches disagree with the whole
+
+    passed = op(tmp_path, training, suite_uri=_suite(tmp_path, {"type": "expect_column_mean_to_be_between",
+                "kwargs": {"column": "age", "min_value": (low + whole) / 2, "max_value": (whole + high) / 2}})).execute(task_context())  # fmt: skip
+
+    assert passed["success"] and passed["batches"] == 6
+    result = json.loads(Path(passed["report_uri"]).read_text())
+    (mean,) = [r for r in result["results"] if r["expectation_config"]["type"] == "expect_column_mean_to_be_between"]
+    assert mean["result"]["observed_value"] == pytest.approx(whole, rel=1e-12)
+    with pytest.raises(DataValidationError, match=r"expect_column_mean_to_be_between\(age\)"):
+        op(tmp_path, training, suite_uri=_suite(tmp_path, {"type": "expect_column_mean_to_be_between",
+           "kwargs": {"column": "age", "min_value": whole + 0.01}})).execute(task_context())  # fmt: skip
+    summed = op(tmp_path, training, suite_uri=_suite(
+        tmp_path, {"type": "expect_column_sum_to_be_between", "kwargs": {"column": "age", "min_value": float(df["age"].sum()) - 0.5}},
+        {"type": "expect_table_row_count_to_equal", "kwargs": {"value": 3000}},
+        {"type": "expect_column_max_to_be_between", "kwargs": {"column": "age", "min_value": float(df["age"].max())}},
+    )).execute(task_context())  # fmt: skip
+    assert summed["success"] and summed["failed"] == []
+
+
+def test_an_aggregate_that_does_not_merge_is_refused_before_any_batch_runs(tmp_path, training) -> None:
+    suite = _suite(tmp_path, {"type": "expect_column_median_to_be_between", "kwargs": {"column": "age", "min_value": 0}})
+    one_file = str(tmp_path / "one.parquet")
+    tables.write_table(tables.read_table(training), one_file)
+
+    with pytest.raises(AirflowFailException, match=r"\['expect_column_median_to_be_between'\] cannot be judged batch by batch .* a batch never spans two files"):
+        op(tmp_path, training, suite_uri=suite, batch_rows=5000).execute(task_context())  # three files: three batches
+    assert not (tmp_path / "reports").exists()  # nothing validated, nothing written
+    assert op(tmp_path, one_file, suite_uri=suite, batch_rows=5000).execute(task_context())["success"]  # one batch holds it
+
+
+def _tolerant_spec(tmp_path: Path, **features: float) -> str:
+    import yaml
+
+    from airflow_mlops.spec import FeatureSpec
+
+    doc = FeatureSpec.load(str(SPEC_PATH)).to_dict()
+    for column, share in features.items():
+        kind = "numeric_features" if column in doc["numeric_features"] else "categorical_features"
+        doc[kind][column]["tolerance"] = share
+    path = tmp_path / "tolerant_spec.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return str(path)
+
+
+def test_tolerance_passes_within_it_on_the_whole_tables_counts_and_fails_beyond(tmp_path, training) -> None:
+    """Three bad tenures in 3,000 rows (0.1 %), all in the first batch of 700 (0.43 % of it): a 0.2 %
+    tolerance passes on the whole table and reports them; 0.05 % fails, naming the tolerance."""
+    df = tables.read_table(training)
+    df.loc[[1, 2, 3], "tenure_months"] = -7
+    bad = str(tmp_path / "bad.parquet")
+    tables.write_table(df, bad)
+
+    summary = GxValidateTableOperator(
+        task_id="validate", table_uri=bad, spec_uri=_tolerant_spec(tmp_path, tenure_months=0.002), reports_uri=str(tmp_path / "r1"), batch_rows=700,
+    ).execute(task_context())  # fmt: skip
+
+    assert summary["success"] and summary["batches"] == 5 and summary["failed"] == []
+    (tolerated,) = summary["tolerated"]
+    assert (tolerated["column"], tolerated["unexpected_count"], tolerated["mostly"]) == ("tenure_months", 3, pytest.approx(0.998))
+    assert tolerated["unexpected_counts"] == [{"value": -7, "count": 3}]
+    result = json.loads(Path(summary["report_uri"]).read_text())
+    (between,) = [r for r in result["results"] if r["expectation_config"]["kwargs"].get("column") == "tenure_months"
+                  and r["expectation_config"]["type"] == "expect_column_values_to_be_between"]  # fmt: skip
+    assert between["success"] is True and between["expectation_config"]["kwargs"]["mostly"] == pytest.approx(0.998)
+
+    with pytest.raises(DataValidationError, match=r"'tenure_months': 3 value\(s\) of 3000 rows outside \[0, 72\].*\(tolerance 0\.050% of the rows\)"):
+        GxValidateTableOperator(
+            task_id="validate", table_uri=bad, spec_uri=_tolerant_spec(tmp_path, tenure_months=0.0005), reports_uri=str(tmp_path / "r2"), batch_rows=700,
+        ).execute(task_context())  # fmt: skip
