@@ -12,6 +12,7 @@ sequence (with validation and an optional approval); it is spelled out here.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from airflow.sdk import DAG, chain
 
@@ -32,7 +33,7 @@ from airflow_mlops.operators.window import TrainingWindowOperator
 MODEL = "howto_signals"  # a plain string: the signal Assets are named by it at parse time
 SPEC = str(Path(__file__).parents[1] / "penguins_spec.yaml")
 DATA = "{{ data_root() }}/penguins"
-COMMON = {"user_defined_macros": periods.macros(), "default_args": {"require_marker": False}, "tags": ["howto"]}
+COMMON: dict[str, Any] = {"user_defined_macros": periods.macros(), "default_args": {"require_marker": False}, "tags": ["howto"]}
 
 with DAG(dag_id="howto_signals_check", schedule=None, params={"month": periods.month_param()}, **COMMON):
     drift = EvidentlyDriftCheckOperator(
