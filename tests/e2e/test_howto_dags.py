@@ -140,7 +140,7 @@ def test_train_registers_a_challenger_and_promote_makes_it_champion(champion) ->
     assert trained["metrics"]["accuracy"] > 0.9
     assert (decided["decision"], decided["metric"], decided["challenger_version"]) == ("promoted", "accuracy", trained["version"])
     assert decided["champion_version"] is None  # the first champion: judged on min_value alone
-    assert MlflowHook().alias_version(MODEL, "champion") == trained["version"]
+    assert MlflowHook().registry.alias_version(MODEL, "champion") == trained["version"]
 
 
 def test_the_window_trains_on_january_and_the_snapshot_and_holds_out_february(bag, penguins) -> None:
@@ -149,7 +149,7 @@ def test_the_window_trains_on_january_and_the_snapshot_and_holds_out_february(ba
     assert (window["train_months"], window["holdout_month"], window["snapshot"]) == (["2009-01"], "2009-02", True)
     assert window["rows"] == {"train": SNAPSHOT_ROWS + JANUARY_ROWS, "holdout": 120 - JANUARY_ROWS}
     assert (trained["train_rows"], trained["holdout_rows"]) == (SNAPSHOT_ROWS + JANUARY_ROWS, 120 - JANUARY_ROWS)
-    tags = MlflowHook().get_version("howto_penguins_window", trained["version"]).tags
+    tags = MlflowHook().registry.get_version("howto_penguins_window", trained["version"]).tags
     assert (tags["mlops.window.train_months"], tags["mlops.window.holdout_month"]) == ("2009-01", "2009-02")
 
 
@@ -228,6 +228,6 @@ def test_rollback_restores_a_named_version_then_the_previous_champion(bag, champ
     back = xcom(succeeded(run(bag, "howto_rollback")), "rollback")
     assert (forward["champion_version"], forward["replaced_version"]) == (v2, v1)
     assert (back["champion_version"], back["replaced_version"], back["reason"]) == (v1, v2, "manual rollback")
-    hook = MlflowHook()
-    assert hook.alias_version(MODEL, "champion") == v1 and hook.alias_version(MODEL, "previous_champion") == v2
-    assert hook.get_version(MODEL, v1).tags["mlops.decision.decision"] == "rollback"
+    registry = MlflowHook().registry
+    assert registry.alias_version(MODEL, "champion") == v1 and registry.alias_version(MODEL, "previous_champion") == v2
+    assert registry.get_version(MODEL, v1).tags["mlops.decision.decision"] == "rollback"
