@@ -57,7 +57,7 @@ def teams(ui_stack: UiStack) -> dict[str, Any]:
     from airflow_mlops.hooks.mlflow import MlflowConfig, MlflowHook
 
     hook = MlflowHook(config=MlflowConfig(tracking_uri=ui_stack.mlflow.url))
-    client, record_decision = hook.client, hook.record_decision
+    client, record_decision = hook.client, hook.registry.record_decision
     experiment = client.create_experiment("ui-teams")
     versions = {}
     for model, dag_id in ((TEAM_A, TEAM_A_DAG), (TEAM_B, TEAM_B_DAG)):
