@@ -62,8 +62,10 @@ def _add_infer_spec(commands: argparse._SubParsersAction[argparse.ArgumentParser
         help="draft a FeatureSpec YAML from a real table",
         description=(
             "Read a table (a .parquet/.csv file or a partition folder) and draft its FeatureSpec: kinds, numeric "
-            "bounds with a margin, nullability, allowed values, task and classes. The YAML goes to stdout (or -o); "
-            "what was guessed and why goes to stderr, one line per column. Review the draft before use."
+            "bounds with a margin, nullability, allowed values, task and classes; then check that draft on held-out "
+            "rows and loosen what would reject rows of the same population (long tails, rare values: --holdout-share). "
+            "The YAML goes to stdout (or -o); what was guessed and why goes to stderr, one line per column, then the "
+            "self-check's findings and the held-out rows rejected before and after. Review the draft before use."
         ),
     )
     infer.add_argument("table", metavar="TABLE", help="file or partition folder: file:///..., s3://... or a local path")
@@ -78,6 +80,15 @@ def _add_infer_spec(commands: argparse._SubParsersAction[argparse.ArgumentParser
     infer.add_argument("--no-marker", action="store_true", help="read a partition folder that has no _SUCCESS marker")
     infer.add_argument("--max-categories", type=int, default=50, metavar="N", help="list allowed values of text columns with at most N (default 50)")
     infer.add_argument("--margin", type=float, default=0.1, metavar="F", help="numeric bounds: observed range widened by F x range per side (default 0.1)")
+    infer.add_argument(
+        "--holdout-share", type=float, default=0.2, metavar="F",
+        help=(
+            "self-check: draft on the rest, check this share of rows held out (the latest by --timestamp, else a "
+            "random split by --seed), loosen what would reject them, then draft from the whole table; prints the "
+            "held-out rows rejected before and after (default 0.2; 0 = no self-check, the plain rules)"
+        ),
+    )  # fmt: skip
+    infer.add_argument("--seed", type=int, default=0, help="seed of the self-check's random split (default 0)")
     infer.add_argument("-o", "--output", default=None, metavar="FILE", help="write the YAML here (URI or path) instead of stdout")
     infer.add_argument("--conn-id", default=None, help="Airflow connection for s3:// (default [mlops] data_conn_id)")
 
@@ -135,7 +146,7 @@ def _mlflow_user(args: argparse.Namespace) -> int:
 
 def _infer_spec(args: argparse.Namespace) -> int:
     """Draft a spec: YAML to stdout or --output, the explanation to stderr (so stdout redirects cleanly)."""
-    from airflow_mlops import spec_inference, tables
+    from airflow_mlops import spec_check, spec_inference, tables
 
     try:
         options = spec_inference.InferenceOptions(
@@ -150,7 +161,11 @@ def _infer_spec(args: argparse.Namespace) -> int:
         )
         csv = tables.CsvOptions.parse({"delimiter": args.delimiter, "encoding": args.encoding})
         reader = tables.TableReader(conn_id=args.conn_id, require_marker=False if args.no_marker else None, csv=csv)
-        draft = spec_inference.infer_spec(args.table, options, reader=reader)
+        if args.holdout_share == 0:
+            draft = spec_inference.infer_spec(args.table, options, reader=reader)
+        else:
+            frame = reader.read(args.table)
+            draft, _ = spec_check.checked_draft(frame, options, source=args.table, holdout_share=args.holdout_share, seed=args.seed)
         for line in draft.notes:
             print(line, file=sys.stderr)
         if args.output:

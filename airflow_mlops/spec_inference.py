@@ -22,6 +22,23 @@ columns mean. The rules, so that every guess can be checked:
   target needs a positive label unless its labels are 0/1 or false/true.
 
 The whole table is read into memory: point the command at a representative file or partition.
+
+**Self-check** (``--holdout-share``, default 0.2; :mod:`airflow_mlops.spec_check`): the command first
+drafts by the rules above from the earlier ``1 - share`` of the rows (by ``--timestamp``; else a random
+split seeded by ``--seed``) and checks the held-out rest with :func:`~airflow_mlops.conformance.check_batch`.
+Then it drafts from the whole table and adjusts, with ``q10``/``q50``/``q90`` the column's quantiles:
+
+* a numeric column with held-out rows above the part's upper bound, or ``max - q90 > 1.5 * (q90 - q50)``,
+  gets **no upper bound**; one with held-out rows below its lower bound, or ``q10 - min > 1.5 * (q50 - q10)``,
+  gets the **lower bound 0** when no value is negative, else **no lower bound**;
+* a text column with held-out values outside the part's list, a listed value seen in fewer than
+  ``max(5, 1 % of rows)`` rows, or a single value, lists **no values** (an open list);
+* a column with nulls only in the held-out part is **nullable**;
+* the spec gets ``tolerance: 3 / rows`` rounded up to two significant digits (rule of three: an event never
+  seen in ``n`` rows may still be up to ``3/n`` of new rows).
+
+It prints each held-out column's would-be rejects, each adjustment with its figures, and the held-out rows
+rejected (beyond tolerance) before and after the adjustments.
 """
 
 from __future__ import annotations
