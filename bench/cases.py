@@ -389,9 +389,11 @@ def promotion(tracking_uri: str, locked: str, rounds: str) -> None:
     from airflow_mlops.hooks.mlflow import MlflowConfig, MlflowHook
     from airflow_mlops.hooks.registry import CHAMPION
 
-    registry = MlflowHook(config=MlflowConfig(tracking_uri=tracking_uri)).registry
+    hook = MlflowHook(config=MlflowConfig(tracking_uri=tracking_uri))
+    registry = hook.registry
     name = f"bench_promotion_{uuid.uuid4().hex[:8]}"
-    versions = [str(registry.register_version(name, f"file:///nonexistent/{i}", run_id="", tags={}).version) for i in (1, 2)]
+    run_id = hook.client.create_run(hook.get_or_create_experiment("bench_promotion")).info.run_id
+    versions = [str(registry.register_version(name, f"runs:/{run_id}/model", run_id=run_id, tags={}).version) for _ in (1, 2)]
     registry.crown(name, versions[0], replaced=None)
     took = []
     for i in range(int(rounds)):
