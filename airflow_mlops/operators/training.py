@@ -416,12 +416,14 @@ class MlflowTrainModelOperator(MlopsTableOperator):
 
     def _log_model(self, spec: FeatureSpec, model: Any, train: pd.DataFrame) -> Any:
         import mlflow
-        from mlflow.models import infer_signature
+        from mlflow.models import ModelSignature, infer_signature
 
         from airflow_mlops.utils import modeling
 
         example = modeling.feature_frame(train.head(5), spec)
         output = model.predict_proba(example) if hasattr(model, "predict_proba") else model.predict(example)
+        # The inputs from the spec's kinds: five rows may hold no value of a mostly-null column (MLflow: Any).
+        signature = ModelSignature(inputs=modeling.input_schema(spec, train), outputs=infer_signature(example, output).outputs)
         from airflow_mlops.utils.noise import mlflow_quiet
 
         # cloudpickle, deliberately: MLflow's default skops format refuses HistGradientBoosting's
@@ -430,7 +432,7 @@ class MlflowTrainModelOperator(MlopsTableOperator):
             return mlflow.sklearn.log_model(
                 model,
                 name="model",
-                signature=infer_signature(example, output),
+                signature=signature,
                 input_example=example,
                 pip_requirements=modeling.pip_requirements(),  # explicit: skips ~8 s of inference
                 serialization_format="cloudpickle",

@@ -117,6 +117,28 @@ def feature_frame(df: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
     return out
 
 
+def input_schema(spec: FeatureSpec, train: pd.DataFrame) -> Any:
+    """The model's input schema (MLflow ``Schema``), from the FeatureSpec's column kinds, not from a sample.
+
+    Numeric features are ``double`` (:func:`feature_frame` casts them); categorical features are
+    ``string``, or ``boolean`` when every value the training table holds is a boolean. Every column is
+    required (the pipeline selects each by name) and may hold nulls (it imputes them). Inferring the
+    schema from a few training rows typed a mostly-null text column that had no value in them as
+    ``Any``, and scoring then refused the months where that column has values.
+
+    :param spec: the FeatureSpec.
+    :param train: the training table (only its categorical columns' values are read, to tell booleans).
+    """
+    from mlflow.types import ColSpec, DataType, Schema
+    from pandas.api.types import infer_dtype
+
+    kinds = dict.fromkeys(spec.numeric_columns, DataType.double)
+    for name in spec.categorical_columns:
+        booleans = infer_dtype(train[name], skipna=True) == "boolean" and bool(train[name].notna().any())
+        kinds[name] = DataType.boolean if booleans else DataType.string
+    return Schema([ColSpec(kinds[name], name, required=True) for name in spec.feature_columns])
+
+
 def pip_requirements() -> list[str]:
     """Pinned requirements of a logged model, read from the installed (locked) versions."""
     pins = []

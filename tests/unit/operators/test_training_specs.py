@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import re
 import uuid
+from pathlib import Path
 
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_mlops import cli
 from airflow_mlops.hooks.mlflow import MlflowHook
+from airflow_mlops.operators.inference import MlflowBatchPredictOperator
 from airflow_mlops.operators.training import MlflowTrainModelOperator
 from tests.helpers import task_context
 
@@ -30,7 +35,7 @@ def ames(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     frame.columns = [re.sub(r"\W+", "_", str(c)) for c in frame.columns]  # Misc.Feature -> Misc_Feature
     table = str(root / "ames.parquet")
     frame.to_parquet(table, index=False)
-    paths = {"table": table}
+    paths = {"table": table, "root": str(root)}
     for task in ("regression", "classification"):
         paths[task] = str(root / f"ames_{task}.yaml")
         argv = ["infer-spec", table, "--target", "price", "--id", "Order", "--id", "PID", "--task", task, "-o", paths[task]]
@@ -65,3 +70,47 @@ def test_rare_classes_fail_before_fitting_naming_the_counts(ames: dict[str, str]
     assert message.endswith("(no retry: the data or the spec must change)")
     assert "least populated" not in message  # scikit-learn's own words: it never got that far
     assert client.get_experiment_by_name(f"mlops/{name}") is None  # nothing written to MLflow
+
+
+#: Text columns of the sales table that are mostly null: (column, null share).
+MOSTLY_NULL = {"Misc_Feature": 0.96, "Pool_QC": 0.99, "Alley": 0.93}
+
+
+def test_a_mostly_null_text_column_is_string_in_the_signature_and_scores_with_or_without_values(ames: dict[str, str]) -> None:
+    import mlflow
+
+    sales = pd.read_parquet(ames["table"])
+    for column, share in MOSTLY_NULL.items():
+        assert sales[column].isna().mean() > share, column
+    name = model_name()
+
+    trained = train(ames["table"], ames["regression"], name)
+
+    with MlflowHook().activated():
+        signature = mlflow.models.get_model_info(trained["model_uri"]).signature
+    types = {col.name: str(col.type).split(".")[-1] for col in signature.inputs.inputs}  # DataType.string, or Any
+    assert {c: types[c] for c in MOSTLY_NULL} == dict.fromkeys(MOSTLY_NULL, "string")
+    assert types["area"] == "double" and types["Neighborhood"] == "string"
+    assert set(types) == set(sales.columns) - {"Order", "PID", "price"}
+
+    root = Path(ames["root"])
+    some = sales[sales["Misc_Feature"].notna()].head(40).pipe(lambda f: pd.concat([f, sales[sales["Misc_Feature"].isna()].head(160)]))
+    months = {"some": str(root / "month_some.parquet"), "none": str(root / "month_none.parquet"), "none_text": str(root / "month_none_text.parquet")}
+    some.drop(columns=["price"]).to_parquet(months["some"], index=False)
+    empty = sales[sales["Misc_Feature"].isna()].head(200).drop(columns=["price"])
+    empty.to_parquet(months["none"], index=False)  # pandas writes the all-null column with Arrow's null type
+    text = pa.Table.from_pandas(empty, preserve_index=False)
+    text = text.set_column(text.schema.get_field_index("Misc_Feature"), "Misc_Feature", pa.array([None] * len(empty), pa.string()))
+    pq.write_table(text, months["none_text"])  # a producer that types it: string, every value null
+    assert pq.read_schema(months["none"]).field("Misc_Feature").type == pa.null()
+    assert some["Misc_Feature"].notna().sum() == 40
+
+    for month, uri in months.items():
+        out = root / f"scored_{month}.parquet"
+        result = MlflowBatchPredictOperator(
+            task_id="predict", input_uri=uri, output_uri=str(out), spec_uri=ames["regression"], model_name=name,
+            model_ref=trained["version"], scored_at="2025-02-01T00:00:00+00:00",
+        ).execute(task_context("predict"))  # fmt: skip
+        assert result["rows"] == 200, month
+        scored = pd.read_parquet(out)
+        assert len(scored) == 200 and scored["prediction"].between(10_000, 1_000_000).all(), month
