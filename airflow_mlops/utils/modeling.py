@@ -65,10 +65,12 @@ def load_estimator(path: str, params: dict[str, Any] | None, task: str) -> Any:
         estimator = cls().set_params(**(params or {}))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"estimator {path!r} rejects its parameters {params}: {exc}") from exc
-    if task == "classification" and not is_classifier(estimator):
-        raise ValueError(f"estimator {path!r} is not a classifier, but the spec's task is classification")
-    if task == "regression" and not is_regressor(estimator):
-        raise ValueError(f"estimator {path!r} is not a regressor, but the spec's task is regression")
+    fits = {"classification": (is_classifier, "a classifier"), "regression": (is_regressor, "a regressor")}
+    if task in fits and not fits[task][0](estimator):
+        raise ValueError(
+            f"estimator {path!r} is not {fits[task][1]}, but the spec's task is {task}: name {fits[task][1]}, or leave "
+            f"the estimator unset for the task's default ({DEFAULT_ESTIMATORS[task]})"
+        )
     return estimator
 
 

@@ -114,3 +114,24 @@ def test_a_mostly_null_text_column_is_string_in_the_signature_and_scores_with_or
         assert result["rows"] == 200, month
         scored = pd.read_parquet(out)
         assert len(scored) == 200 and scored["prediction"].between(10_000, 1_000_000).all(), month
+
+
+def test_an_estimator_of_the_other_task_fails_at_once_naming_both(ames: dict[str, str]) -> None:
+    name = model_name()
+    client = MlflowHook().client
+
+    with pytest.raises(AirflowFailException) as err:
+        train(ames["table"], ames["regression"], name, estimator="sklearn.ensemble.HistGradientBoostingClassifier")
+    assert str(err.value) == (
+        "estimator 'sklearn.ensemble.HistGradientBoostingClassifier' is not a regressor, but the spec's task is regression: name a "
+        "regressor, or leave the estimator unset for the task's default (sklearn.ensemble.HistGradientBoostingRegressor) "
+        "(no retry: a configuration error does not heal)"
+    )
+    with pytest.raises(AirflowFailException, match=r"'sklearn.linear_model.Ridge' is not a classifier, but the spec's task is classification"):
+        train(ames["table"], ames["classification"], name, estimator="sklearn.linear_model.Ridge", estimator_params={})
+    assert client.get_experiment_by_name(f"mlops/{name}") is None  # refused before any MLflow write
+
+    # The reference DAG's form default renders as "": the spec's task picks the regressor.
+    trained = train(ames["table"], ames["regression"], name, estimator="")
+    assert client.get_run(trained["run_id"]).data.params["estimator"] == "sklearn.ensemble.HistGradientBoostingRegressor"
+    assert set(trained["metrics"]) >= {"rmse", "mae", "r2"}
