@@ -78,7 +78,7 @@ def _add_infer_spec(commands: argparse._SubParsersAction[argparse.ArgumentParser
     infer.add_argument("--name", default=None, help="spec name (default: from the table's file or folder name)")
     infer.add_argument(
         "--task", choices=["classification", "regression"], default=None,
-        help=f"default: guessed from the target: {TASK_RULE.replace('%', '%%')}",
+        help=f"default: guessed from the target: {TASK_RULE}",
     )  # fmt: skip
     infer.add_argument("--delimiter", default=",", help="CSV delimiter (default ',')")
     infer.add_argument("--encoding", default="utf-8", help="CSV encoding (default utf-8)")

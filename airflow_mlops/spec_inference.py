@@ -69,7 +69,7 @@ MIN_DISTINCT_SHARE = 0.01
 #: The task rule in one sentence, as infer-spec's notes and ``--task``'s help state it.
 TASK_RULE = (
     f"a numeric target is drafted as regression when it holds fractional values, or more than {MAX_CLASSES} "
-    f"distinct values that are at least {MIN_DISTINCT_SHARE:.0%} of its rows; any other target as classification"
+    f"distinct values, at least one per {round(1 / MIN_DISTINCT_SHARE)} rows; any other target as classification"
 )
 _ID_NAME = re.compile(r"id$", re.IGNORECASE)
 _HEADER = """\

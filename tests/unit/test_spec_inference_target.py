@@ -16,7 +16,7 @@ from airflow_mlops.spec import FeatureSpec
 
 RULE = (
     "task rule: a numeric target is drafted as regression when it holds fractional values, or more than 20 distinct "
-    "values that are at least 1% of its rows; any other target as classification (--task decides instead)"
+    "values, at least one per 100 rows; any other target as classification (--task decides instead)"
 )
 
 
@@ -106,4 +106,4 @@ def test_the_rule_is_in_the_help(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         cli.main(["infer-spec", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
-    assert "more than 20 distinct values that are at least 1% of its rows" in help_text
+    assert "more than 20 distinct values, at least one per 100 rows; any other target as classification" in help_text
