@@ -57,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_infer_spec(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from airflow_mlops.spec_inference import TASK_RULE
+
     infer = commands.add_parser(
         "infer-spec",
         help="draft a FeatureSpec YAML from a real table",
@@ -74,7 +76,10 @@ def _add_infer_spec(commands: argparse._SubParsersAction[argparse.ArgumentParser
     infer.add_argument("--id", dest="ids", action="append", default=[], metavar="COL", help="an id column (repeatable); never a feature")
     infer.add_argument("--timestamp", default=None, metavar="COL", help="the column with the row's time")
     infer.add_argument("--name", default=None, help="spec name (default: from the table's file or folder name)")
-    infer.add_argument("--task", choices=["classification", "regression"], default=None, help="default: guessed from the target")
+    infer.add_argument(
+        "--task", choices=["classification", "regression"], default=None,
+        help=f"default: guessed from the target: {TASK_RULE}",
+    )  # fmt: skip
     infer.add_argument("--delimiter", default=",", help="CSV delimiter (default ',')")
     infer.add_argument("--encoding", default="utf-8", help="CSV encoding (default utf-8)")
     infer.add_argument("--no-marker", action="store_true", help="read a partition folder that has no _SUCCESS marker")

@@ -17,9 +17,12 @@ columns mean. The rules, so that every guess can be checked:
 * **allowed values**: the sorted distinct values, as text, of a text column with at most
   ``max_categories`` of them; none for wider columns, nor for booleans (the type check keeps those to
   true/false, and the spec lists values as text, which a boolean column would never match).
-* **target**: a float target with fractional values or more than 20 distinct values is a regression
-  target; any other is a classification target whose ``classes`` are its distinct values. A binary
-  target needs a positive label unless its labels are 0/1 or false/true.
+* **target**: a numeric target (integer or float, not boolean) is a regression target when it holds
+  fractional values, or when it has more than 20 distinct values that are also at least 1% of its
+  non-null rows (one distinct value per 100 rows: a price, a count with a long tail); any other is a
+  classification target whose ``classes`` are its distinct values (text and boolean labels, 0/1
+  flags, 1..5 ratings, a few integer codes). ``--task`` overrides the guess. A binary target needs a
+  positive label unless its labels are 0/1 or false/true.
 
 The whole table is read into memory: point the command at a representative file or partition.
 
@@ -57,8 +60,17 @@ from airflow_mlops.tables import FORMATS, TableReader
 if TYPE_CHECKING:
     import pandas as pd
 
-#: A float target with more distinct values than this is taken for a quantity (regression).
-MAX_FLOAT_CLASSES = 20
+#: A numeric target with more distinct values than this (and :data:`MIN_DISTINCT_SHARE` of its rows) is
+#: taken for a quantity (regression); a classification target with more classes than this is warned about.
+MAX_CLASSES = 20
+#: ... provided its distinct values are at least this share of its non-null rows (one per 100 rows):
+#: 30 integer codes in a million rows stay classes, 683 prices in 1,611 rows are a quantity.
+MIN_DISTINCT_SHARE = 0.01
+#: The task rule in one sentence, as infer-spec's notes and ``--task``'s help state it.
+TASK_RULE = (
+    f"a numeric target is drafted as regression when it holds fractional values, or more than {MAX_CLASSES} "
+    f"distinct values, at least one per {round(1 / MIN_DISTINCT_SHARE)} rows; any other target as classification"
+)
 _ID_NAME = re.compile(r"id$", re.IGNORECASE)
 _HEADER = """\
 # FeatureSpec drafted by `airflow-mlops infer-spec` from {source}
@@ -189,6 +201,8 @@ def _target_entries(series: pd.Series, options: InferenceOptions, notes: list[st
             f"them: drop them before validating or training"
         )
     task, why = (options.task, "--task") if options.task else _guess_task(labels)
+    if not options.task:
+        notes.append(f"task rule: {TASK_RULE} (--task decides instead)")
     kind = _column_kind(labels)
     if task == "regression":
         if kind != "numeric":
@@ -207,26 +221,29 @@ def _target_entries(series: pd.Series, options: InferenceOptions, notes: list[st
     if kind == "numeric" and str(labels.dtype).lower().startswith("float"):
         # LabelSpace compares label types: 1.0 in the data is not the class 1 of the spec.
         notes.append(f"warning: {options.target!r} is stored as {labels.dtype}; store it as integers to match these classes")
-    if len(classes) > MAX_FLOAT_CLASSES:
+    if len(classes) > MAX_CLASSES:
         notes.append(f"warning: {options.target!r} has {len(classes)} classes; pass --task regression if it is a quantity")
     return entries
 
 
 def _guess_task(labels: pd.Series) -> tuple[str, str]:
-    """Classification or regression, with the reason, from the target's non-null values."""
-    from pandas.api import types
-
-    if types.is_float_dtype(labels.dtype):
-        if not _whole(labels):
-            return "regression", "float values with fractions"
-        distinct = labels.nunique()
-        if distinct > MAX_FLOAT_CLASSES:
-            return "regression", f"float, {distinct} > {MAX_FLOAT_CLASSES} distinct values"
-        return "classification", f"float, only {distinct} distinct whole values"
+    """Classification or regression, with the reason, from the target's non-null values (the rule in
+    the module docstring)."""
     kind = _column_kind(labels)
     if kind == "other":
         raise ValueError(f"cannot use a {labels.dtype} column as a target")
-    return "classification", f"{'integer' if kind == 'numeric' else kind} labels"
+    if kind != "numeric":
+        return "classification", f"{kind} labels"
+    if not _whole(labels):
+        return "regression", "numeric with fractional values"
+    distinct, rows = int(labels.nunique()), len(labels)
+    share = distinct / rows if rows else 0.0
+    counted = f"{distinct} distinct whole values in {rows} rows ({share:.1%})"
+    if distinct > MAX_CLASSES and share >= MIN_DISTINCT_SHARE:
+        return "regression", f"numeric, {counted}: more than {MAX_CLASSES} and at least {MIN_DISTINCT_SHARE:.0%} of the rows"
+    if distinct > MAX_CLASSES:
+        return "classification", f"numeric, {counted}: more than {MAX_CLASSES} but under {MIN_DISTINCT_SHARE:.0%} of the rows, taken for codes"
+    return "classification", f"numeric, {counted}: at most {MAX_CLASSES}"
 
 
 def _classes(labels: pd.Series, target: str) -> list[Any]:

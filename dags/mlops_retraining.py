@@ -25,10 +25,15 @@ from airflow_mlops.sensors.partition import DataPartitionSensor
 from airflow_mlops.task_groups import retraining_group
 
 MODEL_NAME = "churn"
+#: The form's estimators; "" (the default) lets the FeatureSpec's task pick (utils/modeling.py, DEFAULT_ESTIMATORS):
+#: a classifier for classification, a regressor for regression. A named one must fit the spec's task.
 ESTIMATORS = [
+    "",
     "sklearn.ensemble.HistGradientBoostingClassifier",
     "sklearn.ensemble.RandomForestClassifier",
     "sklearn.linear_model.LogisticRegression",
+    "sklearn.ensemble.HistGradientBoostingRegressor",
+    "sklearn.ensemble.RandomForestRegressor",
 ]
 #: The hyperparameters the form takes, typed and bounded: a trigger cannot ask for all cores
 #: (n_jobs=-1) or a run without end (max_iter=10**7). Each estimator rejects the names it lacks.
@@ -63,8 +68,10 @@ with DAG(
     default_args=task_defaults(),
     params={
         "estimator": Param(
-            ESTIMATORS[0], type="string", enum=ESTIMATORS, title="Estimator",
-            description="scikit-learn estimator class; preprocessing comes from the FeatureSpec.",
+            "", type="string", enum=ESTIMATORS, title="Estimator",
+            values_display={"": "The spec's task decides (HistGradientBoosting classifier or regressor)"},
+            description="scikit-learn estimator class; preprocessing comes from the FeatureSpec. Default: the one for the "
+            "spec's task; a named one must be a classifier for classification, a regressor for regression.",
         ),
         "hyperparameters": Param(
             {}, type="object", title="Hyperparameters", properties=HYPERPARAMETERS, additionalProperties=False,

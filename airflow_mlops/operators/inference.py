@@ -61,7 +61,8 @@ def check_input_schema(schema: pa.Schema, spec: FeatureSpec, signature: Any, uri
         raise TableError(f"missing column(s) {missing} needed to score", uri=uri)
     expected = {}
     if signature is not None and signature.inputs is not None:
-        for col in signature.inputs.inputs:
+        # Any: a model trained before signatures came from the spec, on rows where the column was all null.
+        for col in (c for c in signature.inputs.inputs if str(c.type) != "Any"):
             expected[col.name] = _ARROW_KIND.get(str(col.type).split(".")[-1].lower(), "other")
     for name in spec.feature_columns:
         want = expected.get(name) or ("number" if name in spec.numeric_columns else "string")

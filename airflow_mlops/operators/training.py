@@ -73,6 +73,53 @@ def labelled(spec: FeatureSpec, frame: pd.DataFrame, uri: str) -> pd.DataFrame:
     return frame
 
 
+#: How many of the rarest classes a refused split names.
+RARE_CLASSES_SHOWN = 5
+
+
+def min_class_rows(test_size: float) -> int:
+    """The fewest rows a class needs for a stratified split by ``test_size`` to put at least one of them
+    in the holdout and one in training: ``ceil(1 / min(test_size, 1 - test_size))``, at least 2 (5 for
+    0.2, 4 for 0.3, 2 for 0.5). A class of ``n`` rows gets about ``n * test_size`` of them in the holdout."""
+    import math
+
+    return max(2, math.ceil(1 / min(test_size, 1 - test_size) - 1e-9))
+
+
+def check_class_counts(spec: FeatureSpec, data: pd.DataFrame, test_size: float, *, uri: str) -> None:
+    """Refuse, before anything is fitted, a classification table a stratified split by ``test_size``
+    cannot cut: a class with fewer than :func:`min_class_rows` rows (scikit-learn would fail deep in the
+    split, "The least populated classes in y have only 1 member", or leave a class out of the holdout).
+
+    :raises TableError: naming the target, the rule, how many classes there are and how many fall short,
+        the rarest ones with their counts, and what to change (``task: regression`` for a numeric target).
+    """
+    if spec.task != "classification":
+        return
+    need = min_class_rows(test_size)
+    counts = data[spec.target].value_counts()
+    short = counts[counts < need]
+    if short.empty:
+        return
+    from airflow_mlops.spec import plain_label
+
+    rarest = sorted(((int(n), plain_label(label)) for label, n in short.items()), key=lambda c: (c[0], type(c[1]).__name__, c[1]))
+    shown = ", ".join(f"{label!r} ({n} row{'s' if n != 1 else ''})" for n, label in rarest[:RARE_CLASSES_SHOWN])
+    more = f" and {len(rarest) - RARE_CLASSES_SHOWN} more" if len(rarest) > RARE_CLASSES_SHOWN else ""
+    fix = "merge or drop the rare classes, or give a holdout_uri (no split)"
+    if data[spec.target].dtype.kind in "iuf":
+        fix = (
+            f"the target is numeric: if {spec.target!r} is a quantity, set `task: regression` in the spec "
+            f"({spec.source or spec.name}); else {fix}"
+        )
+    raise TableError(
+        f"cannot split {len(data)} rows into training and holdout by class of {spec.target!r}: with test_size "
+        f"{test_size:g} each class needs at least {need} rows (one in the holdout, the rest in training), and "
+        f"{len(short)} of the {len(counts)} classes {'has' if len(short) == 1 else 'have'} fewer: {shown}{more}; {fix}",
+        uri=uri,
+    )
+
+
 class MlflowTrainModelOperator(MlopsTableOperator):
     """Fit ``Pipeline(preprocessing from the FeatureSpec, estimator)``, log it to MLflow and register
     a new version of ``model_name`` with the alias ``set_alias`` (``challenger``).
@@ -98,7 +145,10 @@ class MlflowTrainModelOperator(MlopsTableOperator):
     :param estimator_params: its parameters, a dict or JSON text (templated).
     :param holdout_uri: labelled holdout table, e.g. a :class:`~airflow_mlops.operators.window.TrainingWindowOperator`'s
         ``holdout_uri``; default: a seeded split of ``train_uri`` (templated).
-    :param test_size: holdout share when splitting (templated).
+    :param test_size: holdout share when splitting (templated). A classification split is stratified: each
+        class needs ``ceil(1 / min(test_size, 1 - test_size))`` rows, at least 2 (5 for 0.2), so that the
+        holdout and training both get one; fewer fail before fitting, naming the rarest classes
+        (:func:`check_class_counts`).
     :param seed: random seed of split, search, and reference sample.
     :param search: optional bounded random search: ``{"param_distributions": {...}, "n_iter": 8,
         "cv": 3, "scoring": "roc_auc"}``; parameter names refer to the estimator (templated).
@@ -166,6 +216,7 @@ class MlflowTrainModelOperator(MlopsTableOperator):
         test_size = float(self.test_size)
         if not 0 < test_size < 1:
             raise ValueError(f"test_size must be between 0 and 1, got {test_size}")
+        check_class_counts(spec, data, test_size, uri=",".join(as_uri_list(self.train_uri, "train_uri")))
         stratify = data[spec.target] if spec.task == "classification" else None
         train, holdout = train_test_split(data, test_size=test_size, random_state=self.seed, stratify=stratify)
         return train, holdout
@@ -365,12 +416,14 @@ class MlflowTrainModelOperator(MlopsTableOperator):
 
     def _log_model(self, spec: FeatureSpec, model: Any, train: pd.DataFrame) -> Any:
         import mlflow
-        from mlflow.models import infer_signature
+        from mlflow.models import ModelSignature, infer_signature
 
         from airflow_mlops.utils import modeling
 
         example = modeling.feature_frame(train.head(5), spec)
         output = model.predict_proba(example) if hasattr(model, "predict_proba") else model.predict(example)
+        # The inputs from the spec's kinds: five rows may hold no value of a mostly-null column (MLflow: Any).
+        signature = ModelSignature(inputs=modeling.input_schema(spec, train), outputs=infer_signature(example, output).outputs)
         from airflow_mlops.utils.noise import mlflow_quiet
 
         # cloudpickle, deliberately: MLflow's default skops format refuses HistGradientBoosting's
@@ -379,7 +432,7 @@ class MlflowTrainModelOperator(MlopsTableOperator):
             return mlflow.sklearn.log_model(
                 model,
                 name="model",
-                signature=infer_signature(example, output),
+                signature=signature,
                 input_example=example,
                 pip_requirements=modeling.pip_requirements(),  # explicit: skips ~8 s of inference
                 serialization_format="cloudpickle",

@@ -65,10 +65,12 @@ def load_estimator(path: str, params: dict[str, Any] | None, task: str) -> Any:
         estimator = cls().set_params(**(params or {}))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"estimator {path!r} rejects its parameters {params}: {exc}") from exc
-    if task == "classification" and not is_classifier(estimator):
-        raise ValueError(f"estimator {path!r} is not a classifier, but the spec's task is classification")
-    if task == "regression" and not is_regressor(estimator):
-        raise ValueError(f"estimator {path!r} is not a regressor, but the spec's task is regression")
+    fits = {"classification": (is_classifier, "a classifier"), "regression": (is_regressor, "a regressor")}
+    if task in fits and not fits[task][0](estimator):
+        raise ValueError(
+            f"estimator {path!r} is not {fits[task][1]}, but the spec's task is {task}: name {fits[task][1]}, or leave "
+            f"the estimator unset for the task's default ({DEFAULT_ESTIMATORS[task]})"
+        )
     return estimator
 
 
@@ -115,6 +117,28 @@ def feature_frame(df: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
         values = out[col] if out[col].dtype == object else out[col].astype(object)
         out[col] = values.where(values.notna(), None) if values.hasnans else values
     return out
+
+
+def input_schema(spec: FeatureSpec, train: pd.DataFrame) -> Any:
+    """The model's input schema (MLflow ``Schema``), from the FeatureSpec's column kinds, not from a sample.
+
+    Numeric features are ``double`` (:func:`feature_frame` casts them); categorical features are
+    ``string``, or ``boolean`` when every value the training table holds is a boolean. Every column is
+    required (the pipeline selects each by name) and may hold nulls (it imputes them). Inferring the
+    schema from a few training rows typed a mostly-null text column that had no value in them as
+    ``Any``, and scoring then refused the months where that column has values.
+
+    :param spec: the FeatureSpec.
+    :param train: the training table (only its categorical columns' values are read, to tell booleans).
+    """
+    from mlflow.types import ColSpec, DataType, Schema
+    from pandas.api.types import infer_dtype
+
+    kinds = dict.fromkeys(spec.numeric_columns, DataType.double)
+    for name in spec.categorical_columns:
+        booleans = infer_dtype(train[name], skipna=True) == "boolean" and bool(train[name].notna().any())
+        kinds[name] = DataType.boolean if booleans else DataType.string
+    return Schema([ColSpec(kinds[name], name, required=True) for name in spec.feature_columns])
 
 
 def pip_requirements() -> list[str]:

@@ -91,7 +91,11 @@ def test_retraining_params_form_and_validation(bag) -> None:
 
     params = bag.dags["mlops_retraining"].params
     schema = {k: params.get_param(k).schema for k in params}
-    assert schema["estimator"]["enum"][0] == "sklearn.ensemble.HistGradientBoostingClassifier"
+    # By default the spec's task picks the estimator: a regression spec must not get the classifier.
+    assert params["estimator"] == "" and schema["estimator"]["enum"][0] == ""
+    assert {"sklearn.ensemble.HistGradientBoostingClassifier", "sklearn.ensemble.HistGradientBoostingRegressor"} <= set(schema["estimator"]["enum"])
+    assert bag.dags["mlops_retraining"].task_dict["train"].estimator == "{{ params.estimator }}"
+    assert bag.dags["mlops_retraining"].task_dict["nothing_new"].estimator == "{{ params.estimator }}"
     assert schema["hyperparameters"]["type"] == "object"
     assert all("title" in s for s in schema.values())
     assert all(params.get_param(k).description for k in params)  # the form shows it under the field

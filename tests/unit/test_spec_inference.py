@@ -202,7 +202,10 @@ def test_regression_target_with_missing_values(tmp_path: Path, capsys: pytest.Ca
     assert "body_mass_g" not in spec.feature_columns
     distinct = penguins["body_mass_g"].nunique()
     assert distinct > 20
-    assert line_of(err, "body_mass_g") == f"body_mass_g: target, regression (float, {distinct} > 20 distinct values)"
+    assert line_of(err, "body_mass_g") == (
+        f"body_mass_g: target, regression (numeric, {distinct} distinct whole values in 342 rows ({distinct / 342:.1%}): "
+        "more than 20 and at least 1% of the rows)"
+    )
     assert "warning: 2 row(s) have no 'body_mass_g' value" in err
     assert "drop them before validating or training" in err
     # The spec cannot fix unlabelled rows: with them the table fails exactly the target's not-null check.
