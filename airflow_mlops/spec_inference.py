@@ -15,7 +15,7 @@ columns mean. The rules, so that every guess can be checked:
 * **nullability**: a numeric feature is ``nullable: true`` iff it holds a null; a categorical feature
   is ``nullable: false`` iff it holds none (the spec's defaults otherwise).
 * **allowed values**: the sorted distinct values, as text, of a text column with at most
-  ``max_categories`` of them; none for wider columns, nor for booleans (the type check keeps those to
+  ``max_categories`` of them; none for wider columns, for a column with no value at all, nor for booleans (the type check keeps those to
   true/false, and the spec lists values as text, which a boolean column would never match).
 * **target**: a numeric target (integer or float, not boolean) is a regression target when it holds
   fractional values, or when it has more than 20 distinct values that are also at least 1% of its
@@ -327,6 +327,8 @@ def _categorical_entry(series: pd.Series, kind: str, max_categories: int) -> tup
     entry: dict[str, Any] = {}
     if kind == "boolean":
         why = "boolean; values not listed (the type check keeps them to true/false)"
+    elif not distinct:
+        why = "text; no value at all (every row null): values not listed"
     elif len(distinct) > max_categories:
         why = f"text; {len(distinct)} distinct values > --max-categories {max_categories}: too many to list, values not checked"
     else:

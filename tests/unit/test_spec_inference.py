@@ -264,3 +264,14 @@ def test_bounds_rule() -> None:
     assert widen(0.0, 0.0, margin=0.1, whole=False) == (0.0, 0.1)  # a constant 0: margin * 1, kept >= 0
     assert widen(32.1, 59.6, margin=0.1, whole=False) == (29.3, 62.4)  # 29.35 / 62.35 rounded outward
     assert widen(3.0, 5.0, margin=0.0, whole=False) == (3.0, 5.0)
+
+
+def test_a_text_column_with_no_value_is_drafted_open_and_the_spec_loads(tmp_path: Path, capsys: pytest.CaptureFixture[str], penguins: pd.DataFrame) -> None:
+    table = tmp_path / "penguins.parquet"
+    penguins.assign(note=pd.Series([None] * len(penguins), dtype=object)).to_parquet(table, index=False)
+
+    spec, _, err = draft(capsys, str(table), "--target", "species", "--holdout-share", "0")
+
+    (note,) = [f for f in spec.categorical_features if f.name == "note"]
+    assert (note.values, note.nullable) == (None, True)  # loaded: an empty allowed list would not
+    assert line_of(err, "note").startswith("note: categorical (text; no value at all (every row null): values not listed)")
