@@ -36,6 +36,7 @@ os.environ.update(
             [
                 {"name": "dags-folder", "classpath": _LOCAL_BUNDLE, "kwargs": {"path": str(REPO / "dags")}},
                 {"name": "examples", "classpath": _LOCAL_BUNDLE, "kwargs": {"path": str(REPO / "examples")}},
+                {"name": "test-dags", "classpath": _LOCAL_BUNDLE, "kwargs": {"path": str(REPO / "tests" / "e2e" / "dags")}},
             ]
         ),
         "AIRFLOW_HOME": _HOME,
