@@ -137,8 +137,10 @@ class MlflowBatchPredictOperator(MlopsTableOperator):
     :param allow_empty: publish an empty output for an input with no rows (default: fail). Even then
         an earlier output with rows is never replaced by an empty one.
     :param dict|str|None csv_options: CSV dialect of the input (see :class:`~airflow_mlops.operators.base.MlopsTableOperator`).
-    :return: (XCom) ``{"input_uri", "output_uri", "rows", "invalid_rows", "violations", "model_name",
-        "model_version", "shadow_version", "seconds", "rows_per_second"}``.
+    :return: (XCom) ``{"input_uri", "output_uri", "rows", "invalid_rows", "violations", "broken_rules"
+        ([{"column", "rule", "rows", "tolerance"}]: the spec's rules that scored rows broke), "model_name",
+        "model_version", "shadow_version", "seconds", "rows_per_second"}``; lineage reports the broken
+        rules as data-quality assertions of the input (successful when within the column's tolerance).
     """
 
     template_fields: Sequence[str] = mlops_template_fields(
@@ -323,6 +325,9 @@ class MlflowBatchPredictOperator(MlopsTableOperator):
             "rows": rows,
             "invalid_rows": invalid,
             "violations": [v.describe() for v in violations],
+            "broken_rules": [
+                {"column": v.column, "rule": v.rule, "rows": v.count, "tolerance": spec.tolerance_of(v.column)} for v in violations
+            ],
             "model_name": self.model_name,
             "model_version": version,
             "shadow_version": shadow,
@@ -401,9 +406,18 @@ class MlflowBatchPredictOperator(MlopsTableOperator):
         if not lineage.available():
             return None
         spec, summary, tracking_uri = self.lineage_spec, self.lineage_summary, lineage.resolved_tracking_uri(self)
-        inputs = [lineage.input_dataset(self.input_uri, {"schema": lineage.schema_facet(spec, spec.scoring_columns())} if spec else {})]
+        facets = {"schema": lineage.schema_facet(spec, spec.scoring_columns())} if spec else {}
         if not summary:  # failed: nothing was published
-            return lineage.operator_lineage(inputs=inputs)
+            return lineage.operator_lineage(inputs=[lineage.input_dataset(self.input_uri, facets)])
+        checks = {"dataQualityMetrics": lineage.metrics_facet(summary["rows"])}
+        if summary.get("broken_rules"):  # scored anyway: within the spec's tolerance, or flagged / scored on request
+            rules = summary["broken_rules"]
+            facets["dataQualityAssertions"] = lineage.assertions_facet(
+                {"assertion": f"{r['column']} {r['rule']}", "column": r["column"], "actual": f"{r['rows']} row(s)",
+                 "success": r["rows"] <= r["tolerance"] * summary["rows"], "params": {"tolerance": r["tolerance"]}}
+                for r in rules
+            )  # fmt: skip
+        inputs = [lineage.input_dataset(self.input_uri, facets, checks)]
         versions = [v for v in (summary["model_version"], summary["shadow_version"]) if v and str(v).isdigit()]  # registry versions only
         if tracking_uri:
             inputs += [lineage.model_version_dataset(tracking_uri, self.model_name, v) for v in versions]

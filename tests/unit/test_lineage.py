@@ -319,3 +319,27 @@ def test_the_partition_sensor_reports_the_partition_it_waited_for() -> None:
     reported = DataPartitionSensor(task_id="wait", uri="s3://lake/churn/monthly/month=2025-01/").get_openlineage_facets_on_complete(None)
 
     assert [(d.namespace, d.name) for d in reported.inputs] == [("s3://lake", "churn/monthly/month=2025-01")] and reported.outputs == []
+
+
+def test_inference_reports_the_spec_rules_scored_rows_broke_within_or_beyond_their_tolerance() -> None:
+    from airflow_mlops.operators.inference import MlflowBatchPredictOperator
+
+    operator = MlflowBatchPredictOperator(
+        task_id="predict", input_uri="s3://mlops/churn/monthly/month=2025-01/part-0.parquet", output_uri="s3://mlops/out/part-0.parquet",
+        spec_uri=str(SPEC_PATH), model_name="churn",
+    )  # fmt: skip
+    summary = {
+        "rows": 1000, "model_version": "3", "shadow_version": None, "invalid_rows": 12,
+        "broken_rules": [{"column": "tenure_months", "rule": ">= 0", "rows": 2, "tolerance": 0.005},
+                         {"column": "contract", "rule": "in ['month-to-month', 'one-year', 'two-year']", "rows": 10, "tolerance": 0.0}],
+    }  # fmt: skip
+
+    reported = with_state(operator, summary).get_openlineage_facets_on_complete(None)
+
+    scored = reported.inputs[0]
+    assert scored.inputFacets["dataQualityMetrics"].rowCount == 1000
+    assertions = [(a.assertion, a.column, a.success, a.actual) for a in scored.facets["dataQualityAssertions"].assertions]
+    assert assertions == [
+        ("tenure_months >= 0", "tenure_months", True, "2 row(s)"),  # 0.2 % of the rows, within 0.5 %
+        ("contract in ['month-to-month', 'one-year', 'two-year']", "contract", False, "10 row(s)"),  # flagged on request, no tolerance
+    ]
