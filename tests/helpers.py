@@ -32,3 +32,18 @@ def crown(model_name: str, spec_uri: str, run_id: str = "crown", **kwargs: Any) 
     )
     assert decision["decision"] == "promoted", decision
     return decision
+
+
+def spec_with_tolerance(spec_uri: str, folder: Any, **shares: float) -> str:
+    """A copy of the spec at ``spec_uri`` in ``folder`` with the given columns' ``tolerance`` set; its path."""
+    import yaml
+
+    from airflow_mlops.spec import FeatureSpec
+
+    doc = FeatureSpec.load(str(spec_uri)).to_dict()
+    for column, share in shares.items():
+        kind = "numeric_features" if column in doc["numeric_features"] else "categorical_features"
+        doc[kind][column]["tolerance"] = share
+    path = folder / f"tolerant_{'_'.join(f'{c}{s}' for c, s in shares.items())}.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return str(path)

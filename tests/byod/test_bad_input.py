@@ -14,7 +14,7 @@ from airflow_mlops.operators.training import MlflowTrainModelOperator
 from airflow_mlops.operators.validation import GxValidateTableOperator
 from airflow_mlops.tables import CsvOptions
 from tests.byod.conftest import PENGUINS_SPEC
-from tests.helpers import task_context
+from tests.helpers import spec_with_tolerance, task_context
 
 SPEC = str(PENGUINS_SPEC)
 
@@ -175,20 +175,6 @@ def test_csv_columns_are_typed_by_the_spec_not_by_their_first_block(scored, tmp_
     assert CsvOptions.parse({"null_values": "NA"}).null_values == ("NA",)
 
 
-def _spec_with_tolerance(tmp_path, **shares: float) -> str:
-    import yaml
-
-    from airflow_mlops.spec import FeatureSpec
-
-    doc = FeatureSpec.load(SPEC).to_dict()
-    for column, share in shares.items():
-        kind = "numeric_features" if column in doc["numeric_features"] else "categorical_features"
-        doc[kind][column]["tolerance"] = share
-    path = tmp_path / "tolerant_spec.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return str(path)
-
-
 def test_inference_scores_and_flags_rows_within_the_tolerance_and_publishes_nothing_beyond(scored, tmp_path) -> None:
     """One bill length of 60 rows breaks its bound (1.7 %): a 2 % tolerance scores every row and flags
     that one; a 1 % tolerance fails naming share and tolerance, and the earlier output stays as it was.
@@ -198,7 +184,7 @@ def test_inference_scores_and_flags_rows_within_the_tolerance_and_publishes_noth
     out = tmp_path / "within.parquet"
 
     result = MlflowBatchPredictOperator(
-        task_id="predict", input_uri=str(bad), output_uri=str(out), spec_uri=_spec_with_tolerance(tmp_path, bill_length_mm=0.02),
+        task_id="predict", input_uri=str(bad), output_uri=str(out), spec_uri=spec_with_tolerance(SPEC, tmp_path, bill_length_mm=0.02),
         model_name=scored["model"], model_ref="1", scored_at="2009-02-01T00:00:00+00:00",
     ).execute(task_context("predict"))  # fmt: skip
 
@@ -209,7 +195,7 @@ def test_inference_scores_and_flags_rows_within_the_tolerance_and_publishes_noth
 
     with pytest.raises(AirflowFailException, match=r"beyond its tolerance: 'bill_length_mm': 1 row\(s\) break >= 25 \(e\.g\. -5\.0\): 1\.667% of 60 rows, tolerance 1\.000%\. Nothing was written"):
         MlflowBatchPredictOperator(
-            task_id="predict", input_uri=str(bad), output_uri=str(scored["output"]), spec_uri=_spec_with_tolerance(tmp_path, bill_length_mm=0.01),
+            task_id="predict", input_uri=str(bad), output_uri=str(scored["output"]), spec_uri=spec_with_tolerance(SPEC, tmp_path, bill_length_mm=0.01),
             model_name=scored["model"], model_ref="1", scored_at="2009-02-01T00:00:00+00:00",
         ).execute(task_context("predict"))  # fmt: skip
     assert scored["output"].read_bytes() == scored["bytes"]
@@ -218,7 +204,7 @@ def test_inference_scores_and_flags_rows_within_the_tolerance_and_publishes_noth
     _unseen(_negative(scored["month"])).to_parquet(unseen, index=False)
     with pytest.raises(AirflowFailException, match=r"'island': 30 row\(s\) break in"):
         MlflowBatchPredictOperator(
-            task_id="predict", input_uri=str(unseen), output_uri=str(tmp_path / "x.parquet"), spec_uri=_spec_with_tolerance(tmp_path, bill_length_mm=0.02),
+            task_id="predict", input_uri=str(unseen), output_uri=str(tmp_path / "x.parquet"), spec_uri=spec_with_tolerance(SPEC, tmp_path, bill_length_mm=0.02),
             model_name=scored["model"], model_ref="1", scored_at="2009-02-01T00:00:00+00:00",
         ).execute(task_context("predict"))  # fmt: skip
     assert not (tmp_path / "x.parquet").exists()

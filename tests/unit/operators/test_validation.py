@@ -11,7 +11,7 @@ from airflow_mlops import tables
 from airflow_mlops.example_data import SPEC_PATH, churn
 from airflow_mlops.exceptions import DataValidationError, PartitionNotReadyError
 from airflow_mlops.operators.validation import GxValidateTableOperator
-from tests.helpers import task_context
+from tests.helpers import spec_with_tolerance, task_context
 
 
 @pytest.fixture(scope="module")
@@ -163,20 +163,6 @@ def test_an_aggregate_that_does_not_merge_is_refused_before_any_batch_runs(tmp_p
     assert op(tmp_path, one_file, suite_uri=suite, batch_rows=5000).execute(task_context())["success"]  # one batch holds it
 
 
-def _tolerant_spec(tmp_path: Path, **features: float) -> str:
-    import yaml
-
-    from airflow_mlops.spec import FeatureSpec
-
-    doc = FeatureSpec.load(str(SPEC_PATH)).to_dict()
-    for column, share in features.items():
-        kind = "numeric_features" if column in doc["numeric_features"] else "categorical_features"
-        doc[kind][column]["tolerance"] = share
-    path = tmp_path / "tolerant_spec.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return str(path)
-
-
 def test_tolerance_passes_within_it_on_the_whole_tables_counts_and_fails_beyond(tmp_path, training) -> None:
     """Three bad tenures in 3,000 rows (0.1 %), all in the first batch of 700 (0.43 % of it): a 0.2 %
     tolerance passes on the whole table and reports them; 0.05 % fails, naming the tolerance."""
@@ -186,7 +172,7 @@ def test_tolerance_passes_within_it_on_the_whole_tables_counts_and_fails_beyond(
     tables.write_table(df, bad)
 
     summary = GxValidateTableOperator(
-        task_id="validate", table_uri=bad, spec_uri=_tolerant_spec(tmp_path, tenure_months=0.002), reports_uri=str(tmp_path / "r1"), batch_rows=700,
+        task_id="validate", table_uri=bad, spec_uri=spec_with_tolerance(str(SPEC_PATH), tmp_path, tenure_months=0.002), reports_uri=str(tmp_path / "r1"), batch_rows=700,
     ).execute(task_context())  # fmt: skip
 
     assert summary["success"] and summary["batches"] == 5 and summary["failed"] == []
@@ -200,5 +186,5 @@ def test_tolerance_passes_within_it_on_the_whole_tables_counts_and_fails_beyond(
 
     with pytest.raises(DataValidationError, match=r"'tenure_months': 3 value\(s\) of 3000 rows outside \[0, 72\].*\(tolerance 0\.050% of the rows\)"):
         GxValidateTableOperator(
-            task_id="validate", table_uri=bad, spec_uri=_tolerant_spec(tmp_path, tenure_months=0.0005), reports_uri=str(tmp_path / "r2"), batch_rows=700,
+            task_id="validate", table_uri=bad, spec_uri=spec_with_tolerance(str(SPEC_PATH), tmp_path, tenure_months=0.0005), reports_uri=str(tmp_path / "r2"), batch_rows=700,
         ).execute(task_context())  # fmt: skip
