@@ -50,7 +50,8 @@ class ModelQualityCheckOperator(PeriodicCheckOperator):
     The predictions are the batch-inference output partition of the period, as the batch-scoring
     block publishes it (its ``_SUCCESS`` manifest is always required, whatever ``require_marker`` says:
     an unpublished period is refused); they are joined to the labels by the spec's id
-    columns. Label coverage (labelled predictions / predictions) below ``min_coverage`` fails the task
+    columns, out of core (:mod:`airflow_mlops.labels`: both sides streamed into DuckDB on local disk,
+    only the labelled rows' target, prediction, probabilities and segments held in memory). Label coverage (labelled predictions / predictions) below ``min_coverage`` fails the task
     (a retry later may find more labels). Duplicate label ids and labels of classes the model never
     learnt are errors; labels of ids never scored are counted in the summary.
 
