@@ -54,7 +54,7 @@ def window_section(res: dict[str, Any]) -> list[str]:
         "## Training window",
         "",
         "`TrainingWindowOperator` with `window_months` = 11 on twelve months of 1M rows each and their labels feed: each "
-        "month's features (14 columns) joined with its labels out of core (DuckDB, 256 MB of working memory), sorted back "
+        "month's features (15 columns) joined with its labels out of core (DuckDB, 256 MB of working memory), sorted back "
         "into the features' order and streamed to a local parquet file, one month at a time; then the train (11M rows) "
         "and holdout (1M) partitions published.",
         "",
