@@ -172,13 +172,14 @@ def _scored_period(month_uri: str, model: str, version: str) -> tuple[str, str]:
 
 def quality_ours(month_uri: str, model: str, version: str) -> None:
     """The operator's path: read predictions and labels, join, every metric overall and per segment,
-    Evidently report (on a 100k sample), JSON summary, MLflow history."""
+    Evidently report (on a 50k sample), JSON summary, MLflow history."""
     from airflow_mlops.operators.quality import ModelQualityCheckOperator
 
     predictions, labels = _scored_period(month_uri, model, version)
+    period = month_uri.rstrip("/").rsplit("=", 1)[-1]
     op = ModelQualityCheckOperator(
         task_id="quality", predictions_uri=predictions, labels_uri=labels, spec_uri=str(SPEC_PATH), model_name=model,
-        period="2025-01", reports_uri=f"{os.environ['BENCH_OUT']}/quality/reports",
+        period=period, reports_uri=f"{os.environ['BENCH_OUT']}/quality/reports",
     )  # fmt: skip
     start = time.perf_counter()
     result = op.execute(_context(f"quality-{time.time_ns()}"))
@@ -207,6 +208,22 @@ def quality_bare(month_uri: str, model: str, version: str) -> None:
     values = {EVIDENTLY_NAMES[m["config"]["type"].rsplit(":", 1)[-1]]: m["value"] for m in snapshot.dict()["metrics"]
               if m["config"]["type"].rsplit(":", 1)[-1] in EVIDENTLY_NAMES}  # fmt: skip
     emit(seconds=seconds, rows=len(frame), metrics=values)
+
+
+# -- training window -------------------------------------------------------------------------------
+
+def window_ours(root: str, end_month: str, window_months: str) -> None:
+    """TrainingWindowOperator on ``window_months`` + 1 labelled months of features and their labels
+    feed: each month joined by id, the training months and the holdout month written as partitions."""
+    from airflow_mlops.operators.window import TrainingWindowOperator
+
+    op = TrainingWindowOperator(
+        task_id="window", features_uri=f"{root}/monthly/month={{month}}", labels_uri=f"{root}/labels/month={{month}}",
+        spec_uri=str(SPEC_PATH), output_uri=f"{os.environ['BENCH_OUT']}/window", window_months=int(window_months), end_month=end_month,
+    )  # fmt: skip
+    start = time.perf_counter()
+    result = op.execute(_context(f"window-{time.time_ns()}"))
+    emit(seconds=time.perf_counter() - start, rows=result["rows"], months=len(result["train_months"]) + 1)
 
 
 # -- drift -----------------------------------------------------------------------------------------

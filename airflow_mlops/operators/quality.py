@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_mlops import reports, tables
 from airflow_mlops.exceptions import PartitionNotReadyError, TableError
-from airflow_mlops.labels import join_labels, read_labels
+from airflow_mlops.labels import LabelJoin
 from airflow_mlops.links.reports import QualityReportLink
 from airflow_mlops.operators.base import (
     READ_TEMPLATE_FIELDS,
@@ -30,6 +30,18 @@ PREDICTION = "prediction"
 VERSION = "model_version"
 
 
+def _plain_labels(column: pd.Series) -> pd.Series:
+    """``column.map(plain_label)``, without a Python call per row where it would change nothing: integer
+    and boolean columns and columns of text hold plain labels already (10M calls take seconds)."""
+    from pandas.api.types import infer_dtype
+
+    from airflow_mlops.metrics import plain_label
+
+    if column.dtype.kind in "ib" or (column.dtype.kind == "O" and infer_dtype(column, skipna=False) == "string"):
+        return column
+    return column.map(plain_label)
+
+
 class ModelQualityCheckOperator(PeriodicCheckOperator):
     """Join a period's labels (arriving weeks after scoring) to its published predictions, measure the
     model's quality with the metric definitions of training (:mod:`airflow_mlops.metrics`), per
@@ -38,7 +50,8 @@ class ModelQualityCheckOperator(PeriodicCheckOperator):
     The predictions are the batch-inference output partition of the period, as the batch-scoring
     block publishes it (its ``_SUCCESS`` manifest is always required, whatever ``require_marker`` says:
     an unpublished period is refused); they are joined to the labels by the spec's id
-    columns. Label coverage (labelled predictions / predictions) below ``min_coverage`` fails the task
+    columns, out of core (:mod:`airflow_mlops.labels`: both sides streamed into DuckDB on local disk,
+    only the labelled rows' target, prediction, probabilities and segments held in memory). Label coverage (labelled predictions / predictions) below ``min_coverage`` fails the task
     (a retry later may find more labels). Duplicate label ids and labels of classes the model never
     learnt are errors; labels of ids never scored are counted in the summary.
 
@@ -118,15 +131,24 @@ class ModelQualityCheckOperator(PeriodicCheckOperator):
 
     # -- inputs ------------------------------------------------------------------------------------
 
-    def _predictions(self, spec: FeatureSpec) -> pd.DataFrame:
-        """The published predictions of the period (our own output: its marker is always required,
-        whatever ``require_marker`` says; that option is the labels' readiness policy).
+    def _predictions(self, spec: FeatureSpec, join: LabelJoin) -> list[str]:
+        """Load the published predictions of the period into ``join`` (our own output: its marker is always
+        required, whatever ``require_marker`` says; that option is the labels' readiness policy): the ids,
+        the prediction, the scoring version, the probabilities and the segments, nothing else. Returns
+        the columns loaded besides the ids.
 
         :raises PartitionNotReadyError: the partition is not published, saying what publishes it.
+        :raises TableError: the partition lacks a column every batch-inference output has.
         """
         own = tables.TableReader(conn_id=self.data_conn_id, require_marker=True)
         try:
-            frame = own.read(self.predictions_uri)
+            names = own.partition_schema(self.predictions_uri).names
+            missing = [c for c in [*spec.id_columns, PREDICTION, VERSION] if c not in names]
+            if missing:
+                raise TableError(f"not a batch-inference output: column(s) {missing} missing", uri=self.predictions_uri)
+            probabilities = [c for c in names if c == "probability" or c.startswith("probability_")]
+            columns = list(dict.fromkeys([PREDICTION, VERSION, *probabilities, *(c for c in spec.segments if c in names)]))
+            join.load_rows(own, self.predictions_uri, columns)
         except PartitionNotReadyError as exc:
             reason = tables.MISSING_MARKER if exc.detail.startswith(tables.MISSING_MARKER) else exc.detail
             raise PartitionNotReadyError(
@@ -136,10 +158,7 @@ class ModelQualityCheckOperator(PeriodicCheckOperator):
                 f"is scored. require_marker governs the labels only",
                 uri=self.predictions_uri,
             ) from exc
-        missing = [c for c in [*spec.id_columns, PREDICTION, VERSION] if c not in frame.columns]
-        if missing:
-            raise TableError(f"not a batch-inference output: column(s) {missing} missing", uri=self.predictions_uri)
-        return frame
+        return columns
 
     # -- quality -----------------------------------------------------------------------------------
 
@@ -207,19 +226,24 @@ class ModelQualityCheckOperator(PeriodicCheckOperator):
             raise AirflowFailException("set max_absolute_drop or max_relative_drop: decay needs a limit")
         self._metric = chosen.name
 
-        predictions = self._predictions(spec)
-        versions = sorted({str(v) for v in predictions[VERSION].unique()})
-        if len(versions) != 1:
-            raise TableError(f"the period was scored by several versions {versions}; judge one scoring at a time", uri=self.predictions_uri)
-        version = versions[0]
-        labelled_feed = read_labels(self.reader, spec, self.labels_uri)
-        joined = join_labels(spec, predictions, labelled_feed, rows_uri=self.predictions_uri, labels_uri=self.labels_uri, what="predictions")
-        coverage = len(joined) / len(predictions) if len(predictions) else 0.0
-        rows = {"predictions": len(predictions), "labels": len(labelled_feed), "labelled": len(joined), "unscored_labels": len(labelled_feed) - len(joined)}
+        # Out of core (airflow_mlops.labels): both sides go through DuckDB on local disk, and only the
+        # labelled rows' target, prediction, probabilities and segments come back, in the predictions' order.
+        with LabelJoin(spec, what="predictions") as join:
+            columns = self._predictions(spec, join)
+            versions = sorted({str(v) for v in join.distinct(VERSION)})
+            if len(versions) != 1:
+                raise TableError(f"the period was scored by several versions {versions}; judge one scoring at a time", uri=self.predictions_uri)
+            version = versions[0]
+            join.load_labels(self.reader, self.labels_uri)
+            join.check()
+            joined = join.fetch(list(dict.fromkeys([spec.target, *(c for c in columns if c != VERSION)])))
+        scored, labelled = join.counts["rows"], len(joined)
+        coverage = labelled / scored if scored else 0.0
+        rows = {"predictions": scored, "labels": join.counts["labels"], "labelled": labelled, "unscored_labels": join.counts["labels"] - labelled}
         if coverage < coverage_floor or joined.empty:
             raise ValueError(
                 f"label coverage {coverage:.1%} of {self.predictions_uri} is below min_coverage {coverage_floor:.0%} "
-                f"({len(joined)} of {len(predictions)} predictions have a label in {self.labels_uri}); later, with more labels, it may pass"
+                f"({labelled} of {scored} predictions have a label in {self.labels_uri}); later, with more labels, it may pass"
             )
 
         with self.mlflow_hook.activated():
@@ -230,7 +254,7 @@ class ModelQualityCheckOperator(PeriodicCheckOperator):
                 unknown = sorted({str(v) for v in map(plain_label, joined[spec.target].unique()) if not any(same_label(v, c) for c in labels.classes)})
                 if unknown:
                     raise AirflowFailException(f"{self.labels_uri}: labels {unknown} are not classes v{version} learnt ({list(labels.classes)})")
-                joined[spec.target] = joined[spec.target].map(plain_label)
+                joined[spec.target] = _plain_labels(joined[spec.target])
             baseline_metrics = {k.removeprefix("mlops.metric."): float(v) for k, v in model_version.tags.items() if k.startswith("mlops.metric.")}
             if chosen.name not in baseline_metrics:
                 raise AirflowFailException(f"{self.model_name} v{version} records no holdout {chosen.name} (tag mlops.metric.{chosen.name})")

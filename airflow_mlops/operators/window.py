@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops import tables
 from airflow_mlops.exceptions import PartitionNotReadyError, TableError
-from airflow_mlops.labels import join_labels, read_labels
 from airflow_mlops.operators.base import READ_TEMPLATE_FIELDS, MlopsTableOperator, mlops_template_fields
 from airflow_mlops.periods import month_name, month_ordinal
 from airflow_mlops.values import optional_text
 
 if TYPE_CHECKING:
-    import pandas as pd
     from airflow.sdk import Context
 
     from airflow_mlops.spec import FeatureSpec
@@ -110,27 +109,54 @@ class TrainingWindowOperator(MlopsTableOperator):
                 return f"{kind}: {exc}"
         return None
 
-    def _labelled_month(self, spec: FeatureSpec, month: str) -> pd.DataFrame:
+    def _labelled_month(self, spec: FeatureSpec, month: str, path: str) -> int:
+        """Write ``month``'s labelled training rows (features joined with their labels, in the features'
+        order) to the local parquet file ``path``; return their number. Streamed, in bounded memory
+        (:mod:`airflow_mlops.labels`)."""
+        from airflow_mlops.labels import LabelJoin
+
         features_uri = self._month_uri(self.features_uri, month)
         labels_pattern = optional_text(self.labels_uri)
         if labels_pattern is None:
-            return self.reader.read(features_uri, columns=spec.training_columns())
+            return self._copy(features_uri, spec.training_columns(), path)
         labels_uri = self._month_uri(labels_pattern, month)
-        features = self.reader.read(features_uri, columns=spec.scoring_columns())
-        joined = join_labels(spec, features, read_labels(self.reader, spec, labels_uri), rows_uri=features_uri, labels_uri=labels_uri, what="features")
-        if joined.empty:
+        with LabelJoin(spec, what="features") as join:
+            join.load_rows(self.reader, features_uri, spec.scoring_columns())
+            join.load_labels(self.reader, labels_uri)
+            join.check()
+            rows = join.write(path, spec.training_columns())
+        if not rows:
             raise TableError(f"no row of {features_uri} has a label here: are the ids of the two feeds the same?", uri=labels_uri)
-        return joined[spec.training_columns()]
+        return rows
 
-    def _write(self, frames: dict[str, pd.DataFrame], uri: str, run_key: str) -> str:
-        """One part file per source (month or snapshot), published in one step (a rerun replaces it all)."""
+    def _copy(self, uri: str, columns: list[str], path: str) -> int:
+        """Stream ``columns`` of the table at ``uri`` to the local parquet file ``path``; return the rows."""
+        import pyarrow.parquet as pq
+
+        rows, writer = 0, None
+        try:
+            for batch in self.reader.batches(uri, columns=columns):
+                writer = writer or pq.ParquetWriter(path, batch.schema, compression="snappy")
+                writer.write_batch(batch, row_group_size=tables.DEFAULT_BATCH_ROWS)
+                rows += batch.num_rows
+        finally:
+            if writer is not None:
+                writer.close()
+        return rows
+
+    def _write(self, files: dict[str, str], uri: str, run_key: str, rows: int) -> str:
+        """One part file per source (month or snapshot), each a local file assembled before, published in
+        one step (a rerun replaces it all)."""
+        import shutil
+
         partition = tables.open_partition(uri, run_key=run_key, conn_id=self.data_conn_id)
         names = []
-        for index, (source, frame) in enumerate(frames.items()):
+        for index, (source, local) in enumerate(files.items()):
             name = f"part-{index:05d}-{source}.parquet"
-            tables.write_table(frame, f"{partition['staging']}/{name}", conn_id=self.data_conn_id)
+            with tables.staged_output(f"{partition['staging']}/{name}", conn_id=self.data_conn_id) as staged:
+                shutil.move(local, staged)
             names.append(name)
-        extra = {"sources": list(frames), "rows": sum(len(f) for f in frames.values())}
+        extra = {"sources": list(files), "rows": rows}
         tables.publish_partition(partition, files=names, extra=extra, conn_id=self.data_conn_id)
         return uri
 
@@ -177,19 +203,30 @@ class TrainingWindowOperator(MlopsTableOperator):
 
         base = str(self.output_uri).rstrip("/")
         run_key = f"{context['ti'].dag_id}/{context['ti'].run_id}/{context['ti'].task_id}"
-        try:
-            train: dict[str, pd.DataFrame] = {month: self._labelled_month(spec, month) for month in train_months}
-            if use_snapshot and train:
-                train["snapshot"] = self.reader.read(str(self.snapshot_uri), columns=spec.training_columns())
-            holdout = self._labelled_month(spec, holdout_month) if holdout_month is not None else None
-        except PartitionNotReadyError:
-            raise
-        except TableError as exc:  # a missing column or an id clash stays so on a retry
-            raise AirflowFailException(f"{exc} (no retry: the data must change)") from exc
-        rows = {"train": sum(len(f) for f in train.values()), "holdout": 0 if holdout is None else len(holdout)}
-        holdout_uri = None if holdout is None else self._write({str(holdout_month): holdout}, f"{base}/holdout", run_key)
-        # The snapshot alone is used where it is (no copy): validation reads it and names its own file.
-        train_uri = self._write(train, f"{base}/train", run_key) if train else str(self.snapshot_uri)
+        # Every month is joined (and checked) into a local file first, one month at a time in bounded
+        # memory; only then is anything written below output_uri, so a bad feed leaves nothing there.
+        with tempfile.TemporaryDirectory(prefix="mlops-window-") as local:
+            train: dict[str, str] = {}
+            holdout: dict[str, str] = {}
+            counts: dict[str, int] = {}
+            try:
+                for month in train_months:
+                    train[month] = f"{local}/{month}.parquet"
+                    counts[month] = self._labelled_month(spec, month, train[month])
+                if use_snapshot and train:
+                    train["snapshot"] = f"{local}/snapshot.parquet"
+                    counts["snapshot"] = self._copy(str(self.snapshot_uri), spec.training_columns(), train["snapshot"])
+                if holdout_month is not None:
+                    holdout[holdout_month] = f"{local}/holdout-{holdout_month}.parquet"
+                    counts["holdout"] = self._labelled_month(spec, holdout_month, holdout[holdout_month])
+            except PartitionNotReadyError:
+                raise
+            except TableError as exc:  # a missing column or an id clash stays so on a retry
+                raise AirflowFailException(f"{exc} (no retry: the data must change)") from exc
+            rows = {"train": sum(counts[s] for s in train), "holdout": counts.get("holdout", 0)}
+            holdout_uri = self._write(holdout, f"{base}/holdout", run_key, rows["holdout"]) if holdout else None
+            # The snapshot alone is used where it is (no copy): validation reads it and names its own file.
+            train_uri = self._write(train, f"{base}/train", run_key, rows["train"]) if train else str(self.snapshot_uri)
         tags = {
             TRAIN_MONTHS_TAG: ",".join(train_months) or "none",
             HOLDOUT_MONTH_TAG: holdout_month or "none (a split of the training data)",

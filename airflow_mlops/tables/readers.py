@@ -313,6 +313,11 @@ class TableReader(NamedTuple):
         """The arrow schema of one file."""
         return read_schema(uri, conn_id=self.conn_id, csv=self.csv)
 
+    def partition_schema(self, uri: str) -> pa.Schema:
+        """The arrow schema of a file or partition as :meth:`batches` reads it: its files' schemas unified
+        (footers and CSV heads only, no data read)."""
+        return _open_dataset(self.files(uri), where=str(uri), conn_id=self.conn_id, csv=self.csv).schema
+
     def file_batches(self, uri: str, **kwargs: Any) -> Iterator[pa.RecordBatch]:
         """Stream one file (see :func:`iter_file_batches`)."""
         return iter_file_batches(uri, conn_id=self.conn_id, csv=self.csv, **kwargs)

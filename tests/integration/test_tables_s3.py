@@ -107,3 +107,28 @@ def test_two_processes_racing_to_publish_one_partition_on_s3_leave_exactly_one_w
 
     print(summary(outcomes))
     assert not any(o["problems"] for o in outcomes), report(outcomes)
+
+
+def test_labels_join_out_of_core_on_s3_through_the_connection(aws_conn: str) -> None:
+    """The label join reads both feeds on S3 through the Airflow connection (the readers' Arrow batches,
+    no DuckDB S3 extension) and gives the rows of the pandas merge, in the features' order."""
+    from airflow_mlops.example_data import SPEC_PATH
+    from airflow_mlops.labels import LabelJoin
+    from airflow_mlops.spec import FeatureSpec
+    from tests.unit.operators import pandas_labels
+
+    summary = churn.generate_dataset(aws_conn + "/join", rows=3000, months=["2025-01"], training_rows=0, rows_per_file=1000, conn_id=CONN)
+    spec, reader = FeatureSpec.load(str(SPEC_PATH)), tables.TableReader(conn_id=CONN)
+    features_uri, labels_uri = summary["months"]["2025-01"], summary["labels"]["2025-01"]
+
+    with LabelJoin(spec, what="features", batch_rows=700) as join:
+        join.load_rows(reader, features_uri, spec.scoring_columns())
+        join.load_labels(reader, labels_uri)
+        join.check()
+        joined = join.fetch(spec.training_columns())
+
+    features = reader.read(features_uri, columns=spec.scoring_columns())
+    labelled = pandas_labels.read_labels(reader, spec, labels_uri)
+    expected = pandas_labels.join_labels(spec, features, labelled, rows_uri=features_uri, labels_uri=labels_uri, what="features")
+    pd.testing.assert_frame_equal(joined, expected[spec.training_columns()].reset_index(drop=True))
+    assert join.counts == {"rows": 3000, "labels": 3000, "labelled": 3000}

@@ -10,11 +10,11 @@ import pytest
 
 from tests.conftest import REPO
 
-HEAVY = ("sklearn", "mlflow", "great_expectations", "evidently", "pandas", "pyarrow", "numpy", "scipy", "openlineage")
+HEAVY = ("sklearn", "mlflow", "great_expectations", "evidently", "pandas", "pyarrow", "numpy", "scipy", "openlineage", "duckdb")
 
 PROBE = r"""
 import importlib, json, pathlib, runpy, sys
-HEAVY = ("sklearn", "mlflow", "great_expectations", "evidently", "pandas", "pyarrow", "numpy", "scipy", "openlineage")
+HEAVY = ("sklearn", "mlflow", "great_expectations", "evidently", "pandas", "pyarrow", "numpy", "scipy", "openlineage", "duckdb")
 loaded = []
 importlib.import_module("airflow_mlops")
 for f in sorted(pathlib.Path("airflow_mlops").rglob("*.py")):

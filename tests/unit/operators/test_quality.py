@@ -26,6 +26,7 @@ from airflow_mlops.operators.training import MlflowTrainModelOperator
 from airflow_mlops.periods import month_ordinal
 from airflow_mlops.utils import monitoring
 from tests.helpers import task_context
+from tests.unit.operators import pandas_labels
 
 SPEC = str(SPEC_PATH)
 MONTHS = ["2025-01", "2025-02"]
@@ -93,6 +94,84 @@ def test_a_stable_month_holds_and_a_concept_drifted_month_decays_while_its_input
     assert decayed["flagged_segments"], "the concept drift takes some segments below their holdout values"
     html = Path(stable["report_uri"].removeprefix("file://")).read_text()
     assert "<html" in html.lower() and len(html) > 50_000  # Evidently's classification report
+
+
+def before(world: dict, labels_uri: str) -> tuple[dict, pd.DataFrame]:
+    """The quality check's numbers as it computed them before its join ran out of core: both sides read
+    into pandas and merged (tests/unit/operators/pandas_labels.py), the metrics of airflow_mlops.metrics
+    overall and per segment (airflow_mlops.utils.segments) on the merged frame."""
+    from airflow_mlops.metrics import LabelSpace, plain_label
+    from airflow_mlops.spec import FeatureSpec
+    from airflow_mlops.utils import segments
+
+    spec = FeatureSpec.load(SPEC)
+    predictions_uri = f"{world['root']}/predictions/month=2025-01"
+    predictions = tables.read_table(predictions_uri)
+    labelled = pandas_labels.read_labels(tables.TableReader(), spec, labels_uri)
+    joined = pandas_labels.join_labels(spec, predictions, labelled, rows_uri=predictions_uri, labels_uri=labels_uri, what="predictions")
+    joined[spec.target] = joined[spec.target].map(plain_label)
+    labels = LabelSpace.from_tags(MlflowHook().client.get_model_version(world["model"], world["version"]).tags)
+    positive = joined["probability"].to_numpy(dtype="float64")
+    proba = np.column_stack([1 - positive, positive] if labels.positive_index == 1 else [positive, 1 - positive])
+    y_true, y_pred = joined[spec.target].to_numpy(), joined["prediction"].to_numpy()
+    numbers = {
+        "metrics": metrics.compute(spec.task, y_true, y_pred, proba, labels),
+        "segments": segments.measure(spec, joined, y_pred, proba, labels),
+        "rows": {"predictions": len(predictions), "labels": len(labelled), "labelled": len(joined), "unscored_labels": len(labelled) - len(joined)},
+    }  # fmt: skip
+    return numbers, joined
+
+
+def test_the_out_of_core_join_gives_the_metrics_of_the_pandas_merge(world, tmp_path, monkeypatch) -> None:
+    """Labels that arrive shuffled, over two files, some not yet (a sixth of the ids), some without an
+    outcome (a null: the label column then reads as float), some for ids never scored."""
+    frame = pd.read_parquet(world["labels"]["2025-01"]).sample(frac=1.0, random_state=3).iloc[700:]
+    frame = frame.assign(churned=frame["churned"].astype("float64"))
+    frame.loc[frame.index[:40], "churned"] = np.nan
+    frame = pd.concat([frame, pd.DataFrame({"customer_id": [-1, -2, -3], "churned": [1.0, 0.0, 1.0]})])
+    folder = tmp_path / "labels"
+    for part, rows in enumerate(np.array_split(np.arange(len(frame)), 2)):
+        tables.write_table(frame.iloc[rows], str(folder / f"part-{part}.parquet"))
+    tables.finish_partition(str(folder), keep=["part-0.parquet", "part-1.parquet"])
+    seen = []
+    real = monitoring.write_quality_report
+    monkeypatch.setattr(monitoring, "write_quality_report", lambda spec, rows, *a, **k: seen.append(rows.copy()) or real(spec, rows, *a, **k))
+
+    summary = check(world, "2025-01", tmp_path / "reports", labels_uri=str(folder))
+
+    expected, joined = before(world, str(folder))
+    assert summary["rows"] == expected["rows"] == {"predictions": 4000, "labels": 3300 - 40 + 3, "labelled": 3260, "unscored_labels": 3}
+    assert summary["coverage"] == 3260 / 4000
+    assert set(summary["metrics"]) == set(expected["metrics"]) == {"accuracy", "f1", "precision", "recall", "log_loss", "roc_auc"}
+    for name, value in expected["metrics"].items():
+        assert abs(summary["metrics"][name] - value) <= 1e-9, name
+    by_segment = {(s["segment"], s["value"]): s for s in summary["segments"]}
+    assert set(by_segment) == {(column, value) for column, values in expected["segments"].items() for value in values}
+    for (column, value), measured in by_segment.items():
+        assert measured["rows"] == expected["segments"][column][value]["rows"], (column, value)
+        assert abs(measured["roc_auc"] - expected["segments"][column][value]["roc_auc"]) <= 1e-9, (column, value)
+    # The report drew from the same rows in the same order (its seeded sample picks rows by position).
+    [report_rows] = seen
+    pd.testing.assert_frame_equal(report_rows, joined[list(report_rows.columns)].reset_index(drop=True))
+    assert list(report_rows.columns) == ["churned", "prediction", "probability", "contract", "internet_service"]
+
+
+def test_a_duplicate_label_id_is_refused_with_the_message_of_the_pandas_path(world, tmp_path) -> None:
+    from airflow_mlops.spec import FeatureSpec
+
+    labels = _bad_labels(world, tmp_path, lambda f: pd.concat([f.iloc[:50], f.iloc[[30, 9, 9]], f.iloc[50:]]))
+    with pytest.raises(TableError) as old:
+        pandas_labels.read_labels(tables.TableReader(), FeatureSpec.load(SPEC), labels)
+
+    with pytest.raises(TableError) as new:
+        check(world, "2025-01", tmp_path, labels_uri=labels)
+
+    assert str(new.value) == str(old.value)
+    first = pd.read_parquet(world["labels"]["2025-01"])["customer_id"].iloc[[9, 30]].tolist()  # in the order they first occur
+    assert str(new.value) == (
+        f"{labels}: 5 label rows share their id ['customer_id'], e.g. [{{'customer_id': {first[0]}}}, {{'customer_id': {first[1]}}}]; "
+        "keep one label per id"
+    )
 
 
 def test_history_in_mlflow_one_value_per_period_and_a_rerun_replaces_its_period(world, tmp_path) -> None:

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from unittest import mock
 
+import numpy as np
 import pandas as pd
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
@@ -16,6 +17,7 @@ from airflow_mlops import tables
 from airflow_mlops.example_data import SPEC_PATH, churn
 from airflow_mlops.operators.window import HOLDOUT_MONTH_TAG, TRAIN_MONTHS_TAG, TrainingWindowOperator
 from tests.helpers import task_context
+from tests.unit.operators import pandas_labels
 
 MONTHS = ["2025-01", "2025-02", "2025-03", "2025-04"]
 
@@ -55,6 +57,36 @@ def test_newest_labelled_month_judges_and_the_months_before_it_train(feeds: Path
     assert result["tags"] == {TRAIN_MONTHS_TAG: "2025-02,2025-03", HOLDOUT_MONTH_TAG: "2025-04", "mlops.window.snapshot": "false"}
     assert json.loads(Path(result["window_uri"]).read_text())["train_months"] == ["2025-02", "2025-03"]
     assert json.loads((tmp_path / "w" / "train" / "_SUCCESS").read_text())["sources"] == ["2025-02", "2025-03"]
+
+
+def test_the_window_writes_the_rows_the_pandas_merge_gave(feeds: Path, tmp_path: Path) -> None:
+    """Labels shuffled, some not arrived (a tenth of the ids), some without an outcome (a null), some for
+    ids never featured: the training and holdout rows are the old path's, same ids, values and order."""
+    from airflow_mlops.spec import FeatureSpec
+
+    root = copy_of(feeds, tmp_path)
+    for month in ("2025-02", "2025-03", "2025-04"):
+        part = next((root / "labels" / f"month={month}").glob("*.parquet"))
+        frame = pd.read_parquet(part).sample(frac=1.0, random_state=7).iloc[150:]
+        frame = frame.assign(churned=frame["churned"].astype("float64"))
+        frame.loc[frame.index[:10], "churned"] = np.nan
+        pd.concat([frame, pd.DataFrame({"customer_id": [-5, -6], "churned": [0.0, 1.0]})]).to_parquet(part, index=False)
+
+    result = window(root, tmp_path / "w", window_months=2).execute(task_context())
+
+    spec, reader = FeatureSpec.load(str(SPEC_PATH)), tables.TableReader()
+
+    def before(month: str) -> pd.DataFrame:
+        features_uri, labels_uri = f"{root}/monthly/month={month}", f"{root}/labels/month={month}"
+        features = reader.read(features_uri, columns=spec.scoring_columns())
+        labelled = pandas_labels.read_labels(reader, spec, labels_uri)
+        return pandas_labels.join_labels(spec, features, labelled, rows_uri=features_uri, labels_uri=labels_uri, what="features")[spec.training_columns()]
+
+    train = pd.concat([before("2025-02"), before("2025-03")], ignore_index=True)
+    pd.testing.assert_frame_equal(tables.read_table(result["train_uri"]), train)
+    pd.testing.assert_frame_equal(tables.read_table(result["holdout_uri"]), before("2025-04").reset_index(drop=True))
+    assert result["rows"] == {"train": len(train), "holdout": 1500 - 150 - 10} and len(train) == 2 * (1500 - 150 - 10)
+    assert json.loads((tmp_path / "w" / "train" / "_SUCCESS").read_text())["rows"] == len(train)
 
 
 def test_a_month_whose_labels_have_not_arrived_is_skipped_and_reported(feeds: Path, tmp_path: Path) -> None:
