@@ -17,6 +17,7 @@ pass that judges a whole table by them.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -135,6 +136,8 @@ class Raised:
 
     message: str
     metric: bool = True
+    #: the column is absent: GX fails the rule's metric and the column's null count alike
+    absent: bool = False
 
 
 @dataclass
@@ -164,7 +167,7 @@ class Rule:
 
 
 def _missing(column: str) -> Raised:
-    return Raised(f'Error: The column "{column}" in BatchData does not exist.')
+    return Raised(f'Error: The column "{column}" in BatchData does not exist.', absent=True)
 
 
 def _stats(col: pa.Array, mask: pa.Array, dtype: Any, nonnull: int | None) -> MapStats:
@@ -240,7 +243,11 @@ def _between_in_pandas(rule: Rule, col: pa.Array, dtype: Any, missing: pa.Array,
     lo, hi = rule.min_value, rule.max_value
     try:
         if series.dtype.kind in "iufbM":
-            ok = (series >= lo if lo is not None else True) & (series <= hi if hi is not None else True)
+            ok = series.map(lambda v: True)
+            if lo is not None:
+                ok = ok & (series >= lo)
+            if hi is not None:
+                ok = ok & (series <= hi)
         else:
             ok = series.map(lambda v: (lo is None or v >= lo) and (hi is None or v <= hi))
     except Exception as exc:  # what GX would raise
@@ -438,8 +445,6 @@ class UniqueKeys:
 
     def close(self) -> None:
         for writer in self._writers.values():
-            try:
+            with contextlib.suppress(Exception):  # already closed
                 writer.close()
-            except Exception:  # already closed
-                pass
         shutil.rmtree(self._dir, ignore_errors=True)

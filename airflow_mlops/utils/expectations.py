@@ -525,7 +525,9 @@ class _Reporter:
             trace = f"{outcome.message}\n(found by airflow_mlops.rules where GX raises it on this batch)"  # Data Docs shows a text
             info: dict[str, Any] = {"raised_exception": True, "exception_traceback": trace, "exception_message": outcome.message}
             if outcome.metric:
-                info = {f"MetricConfigurationID(metric_name='{_METRICS.get(ENGINE_KINDS[config.type], 'column_values')}')": info}
+                metric = "compound_columns.unique.condition" if config.type == "expect_compound_columns_to_be_unique" else _METRICS[ENGINE_KINDS[config.type]]
+                metrics = [metric] + (["column_values.nonnull.condition"] if outcome.absent and metric.startswith("column_values.") and metric != _METRICS["not_null"] else [])
+                info = {f"MetricConfigurationID(metric_name='{name}')": dict(info) for name in metrics}
             return ExpectationValidationResult(success=False, expectation_config=config, result={}, exception_info=info)
         if isinstance(outcome, rules.Exists):
             return ExpectationValidationResult(success=outcome.present, expectation_config=config, result={}, exception_info=ok)
@@ -552,7 +554,9 @@ class _Reporter:
         """GX's own verdict on a column's (non-object) pandas dtype."""
         key = (i, dtype)
         if key not in self._dtype_verdicts:
-            from great_expectations.expectations.core.expect_column_values_to_be_in_type_list import ExpectColumnValuesToBeInTypeList
+            from great_expectations.expectations.core.expect_column_values_to_be_in_type_list import (
+                ExpectColumnValuesToBeInTypeList,
+            )
 
             kwargs = self.configs[i]["kwargs"]
             expectation = ExpectColumnValuesToBeInTypeList(column=kwargs["column"], type_list=kwargs["type_list"])
@@ -591,7 +595,7 @@ def _config_of(evr: Any) -> dict[str, Any]:
 def _in_config_order(evrs: list[Any], configs: list[dict[str, Any]]) -> list[Any]:
     """GX's results of ``configs`` back in the configs' order (matched by type and kwargs)."""
     pending = list(evrs)
-    out = []
+    out: list[Any] = []
     for config in configs:
         want = {"type": config["type"], "kwargs": config["kwargs"]}
         match = next((e for e in pending if _config_of(e) == want), None)
@@ -767,4 +771,4 @@ def _gx_version() -> str:
 def _now() -> str:
     import datetime as dt
 
-    return dt.datetime.now(dt.timezone.utc).isoformat()
+    return dt.datetime.now(dt.UTC).isoformat()
