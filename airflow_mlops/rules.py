@@ -120,6 +120,8 @@ class MapStats:
     unexpected_count: int
     unexpected_list: list[Any] = field(default_factory=list)
     unexpected_index_list: list[int] = field(default_factory=list)
+    #: ``between`` on a numeric column: the batch's (min, max) of its non-null values
+    extremes: tuple[float, float] | None = None
 
 
 @dataclass
@@ -221,14 +223,16 @@ def _between(rule: Rule, col: pa.Array, dtype: Any, missing: pa.Array, nonnull: 
     if not nonnull:
         return MapStats(len(col), 0, 0)
     if t.is_integer(col.type) or t.is_floating(col.type) or t.is_boolean(col.type):
-        bad = None
-        if rule.min_value is not None:
-            bad = beyond(pc.less, col, rule.min_value)
-        if rule.max_value is not None:
-            above = beyond(pc.greater, col, rule.max_value)
-            bad = above if bad is None else pc.or_(bad, above)
-        assert bad is not None
-        return _stats(col, bad, dtype, nonnull)
+        found = pc.min_max(pc.cast(col, "int8") if t.is_boolean(col.type) else col)  # NaN and nulls skipped
+        low, high = float(found["min"].as_py()), float(found["max"].as_py())
+        below = rule.min_value is not None and low < rule.min_value
+        above = rule.max_value is not None and high > rule.max_value
+        if not (below or above):  # the extremes are within: no row is out
+            return MapStats(len(col), nonnull, 0, extremes=(low, high))
+        masks = ([beyond(pc.less, col, rule.min_value)] if below else []) + ([beyond(pc.greater, col, rule.max_value)] if above else [])
+        stats = _stats(col, masks[0] if len(masks) == 1 else pc.or_(masks[0], masks[1]), dtype, nonnull)
+        stats.extremes = (low, high)
+        return stats
     if is_text(col.type):  # GX compares each value to the bounds and refuses text against numbers
         return Raised("Column values, min_value, and max_value must either be None or of the same type.")
     return _between_in_pandas(rule, col, dtype, missing, nonnull)
@@ -388,7 +392,7 @@ class UniqueKeys:
         self.missing += batch.num_rows - len(keep)
         if not len(keep):
             return
-        order = keep[np.argsort(part[keep], kind="stable")]
+        order = keep[np.argsort(part[keep].astype(np.uint16), kind="stable")]  # a radix sort on small integers
         table = pa.record_batch(
             [pc.take(c, pa.array(order)) for c in keys] + [pa.array(order + offset, pa.int64())],
             names=[*(f"k{i}" for i in range(len(keys))), "row"],

@@ -692,8 +692,15 @@ def validate_batches(
         else:
             for i, evr in evrs.items():
                 _merge_into(state["merged"][i], evr)
-        _arrow_ranges(batch, bounded, ranges)
-        _arrow_strays(batch, allowed, strays)
+        for i, outcome in enumerate(outcomes):  # the numeric columns' extremes come with their bounds check
+            if isinstance(outcome, rules.MapStats) and outcome.extremes is not None:
+                seen = ranges.setdefault(configs[i]["kwargs"]["column"], list(outcome.extremes))
+                seen[0], seen[1] = min(seen[0], outcome.extremes[0]), max(seen[1], outcome.extremes[1])
+        numeric = {configs[i]["kwargs"]["column"] for i, o in enumerate(outcomes) if isinstance(o, rules.MapStats) and o.extremes is not None}
+        _arrow_ranges(batch, bounded - numeric, ranges)
+        broken = {configs[i]["kwargs"]["column"] for i, o in enumerate(outcomes) if configs[i]["type"] == "expect_column_values_to_be_in_set"
+                  and isinstance(o, rules.MapStats) and o.unexpected_count}  # fmt: skip
+        _arrow_strays(batch, {c: v for c, v in allowed.items() if c in broken}, strays)
 
     def frames() -> Iterator[Any]:
         for batch in batches:
