@@ -229,7 +229,11 @@ def _between(rule: Rule, col: pa.Array, dtype: Any, missing: pa.Array, nonnull: 
         above = rule.max_value is not None and high > rule.max_value
         if not (below or above):  # the extremes are within: no row is out
             return MapStats(len(col), nonnull, 0, extremes=(low, high))
-        masks = ([beyond(pc.less, col, rule.min_value)] if below else []) + ([beyond(pc.greater, col, rule.max_value)] if above else [])
+        masks = []
+        if below and rule.min_value is not None:
+            masks.append(beyond(pc.less, col, rule.min_value))
+        if above and rule.max_value is not None:
+            masks.append(beyond(pc.greater, col, rule.max_value))
         stats = _stats(col, masks[0] if len(masks) == 1 else pc.or_(masks[0], masks[1]), dtype, nonnull)
         stats.extremes = (low, high)
         return stats
