@@ -1,9 +1,10 @@
 """Check rows against a FeatureSpec in Arrow: bounds, allowed values, nullability.
 
-Validation (Great Expectations) judges a whole table before it is used; this module lets an operator
-protect itself on its own input, chunk by chunk, at a cost that does not show next to a model's
-``predict`` (vectorised Arrow kernels; Python only touches the few rows that break a rule).
-NaN counts as null, as in validation.
+Validation judges a whole table before it is used; this module lets an operator protect itself on its
+own input, chunk by chunk, at a cost that does not show next to a model's ``predict`` (vectorised Arrow
+kernels; Python only touches the few rows that break a rule). The kernels are those of validation's
+engine (:mod:`airflow_mlops.rules`), so both enforce the spec through the same code. NaN counts as null,
+as in validation.
 """
 
 from __future__ import annotations
@@ -60,9 +61,11 @@ def _rules(spec: FeatureSpec, batch: pa.RecordBatch) -> list[tuple[str, str, Cal
     import pyarrow.compute as pc
     import pyarrow.types as t
 
+    from airflow_mlops.rules import beyond, null_mask, outside
+
     def nulls(col: pa.Array) -> Callable[[], pa.Array] | None:
         has_nan = t.is_floating(col.type) and bool(pc.any(pc.is_nan(col)).as_py())
-        return (lambda: pc.is_null(col, nan_is_null=True)) if col.null_count or has_nan else None
+        return partial(null_mask, col) if col.null_count or has_nan else None
 
     out: list[tuple[str, str, Callable[[], pa.Array] | None]] = []
     for name in spec.passthrough_columns:
@@ -77,10 +80,10 @@ def _rules(spec: FeatureSpec, batch: pa.RecordBatch) -> list[tuple[str, str, Cal
         low, high = extremes["min"], extremes["max"]
         if num.min is not None:
             below = low.is_valid and low.as_py() < num.min
-            out.append((num.name, f">= {_bound(num.min)}", partial(_beyond, pc.less, col, num.min) if below else None))
+            out.append((num.name, f">= {_bound(num.min)}", partial(beyond, pc.less, col, num.min) if below else None))
         if num.max is not None:
             above = high.is_valid and high.as_py() > num.max
-            out.append((num.name, f"<= {_bound(num.max)}", partial(_beyond, pc.greater, col, num.max) if above else None))
+            out.append((num.name, f"<= {_bound(num.max)}", partial(beyond, pc.greater, col, num.max) if above else None))
     for cat in spec.categorical_features:
         col = batch.column(cat.name)
         if not cat.nullable:
@@ -89,30 +92,8 @@ def _rules(spec: FeatureSpec, batch: pa.RecordBatch) -> list[tuple[str, str, Cal
             allowed = pa.array(list(cat.values), pa.string())
             # a dictionary-encoded column can only hold its dictionary's values: check those few first
             known = t.is_dictionary(col.type) and bool(pc.all(pc.is_in(col.dictionary, value_set=allowed)).as_py())
-            out.append((cat.name, f"in {list(cat.values)}", None if known else partial(_outside, col, allowed)))
+            out.append((cat.name, f"in {list(cat.values)}", None if known else partial(outside, col, allowed)))
     return out
-
-
-def _beyond(compare: Callable[..., pa.Array], col: pa.Array, bound: float) -> pa.Array:
-    import pyarrow.compute as pc
-
-    return pc.fill_null(compare(col, bound), False)
-
-
-def _outside(col: pa.Array, allowed: pa.Array) -> pa.Array:
-    """Rows whose (non-null) value is not one of ``allowed``."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    text = col if _is_text(col.type) else pc.cast(col, pa.string())
-    present = pc.invert(pc.is_null(col, nan_is_null=True))
-    return pc.and_(pc.invert(pc.is_in(text, value_set=allowed)), present)
-
-
-def _is_text(dtype: pa.DataType) -> bool:
-    import pyarrow.types as t
-
-    return t.is_string(dtype) or t.is_large_string(dtype) or (t.is_dictionary(dtype) and t.is_string(dtype.value_type))
 
 
 @dataclass

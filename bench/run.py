@@ -174,14 +174,15 @@ def main() -> int:
     scale = 100 if args.quick else 1
     sizes = {"2025-01": 1_000_000 // scale, "2025-02": 5_000_000 // scale, "2025-03": 10_000_000 // scale,
              "2025-04": 1_000_000 // scale, "2024-12": 1_000_000 // scale, "2024-11": 100_000 // scale,
-             "2025-05": 100_000 // scale}  # fmt: skip
+             "2025-05": 100_000 // scale, "2025-06": 50_000_000 // scale}  # fmt: skip
     started = time.perf_counter()
     # Bytecode for the project, as a deployment has it (this machine kind sets PYTHONDONTWRITEBYTECODE;
     # `make install` compiles the installed packages): parse and import times must not include compiling.
     subprocess.run([sys.executable, "-m", "compileall", "-q", *(str(REPO / d) for d in ("airflow_mlops", "dags", "bench"))], check=True)
     needs = {"2025-01": ("inference", "quality", "validation", "drift_ours_1M_undrifted", "drift_bare_1M_undrifted"),
              "2025-02": ("inference", "validation"), "2025-03": ("inference_ours_10M", "inference_naive_10M", "quality_ours_10M"),
-             "2025-04": ("drift",), "2024-12": ("drift",), "2024-11": ("drift",), "2025-05": ("drift",)}  # fmt: skip
+             "2025-04": ("drift",), "2024-12": ("drift",), "2024-11": ("drift",), "2025-05": ("drift",),
+             "2025-06": ("validation_ours_50M", "validation_floor_50M")}  # fmt: skip
     sizes = {month: rows for month, rows in sizes.items() if needed(*needs[month])}
     data = prepare(sizes, 200_000 // scale, args.quick)
     model, version = train_model(data["training"]) if needed("inference", "quality", "training") else ("", "")
@@ -234,11 +235,15 @@ def main() -> int:
         print(f"window 12 x {1_000_000 // scale} rows: {fmt(r)} {r['rows']}", flush=True)
 
     for month, label in (("2025-01", "1M"), ("2025-02", "5M")):
-        for variant in ("ours", "bare"):
+        for variant in ("floor", "ours", "gx", "bare"):
             if not wanted(f"validation_{variant}_{label}"):
                 continue
             results[f"validation_{variant}_{label}"] = r = repeat(n, f"validation_{variant}", data[month], "500000")  # the operator default
-            print(f"validation {variant} {label}: {fmt(r)} failed={r['failed']}", flush=True)
+            print(f"validation {variant} {label}: {fmt(r)} failed={r.get('failed', r.get('broken'))}", flush=True)
+    for variant in ("floor", "ours"):  # 50M rows, one run each: the engine's bounded memory at scale
+        if "2025-06" in sizes and wanted(f"validation_{variant}_50M"):
+            results[f"validation_{variant}_50M"] = r = repeat(1, f"validation_{variant}", data["2025-06"], "500000")
+            print(f"validation {variant} 50M: {fmt(r)} failed={r.get('failed', r.get('broken'))}", flush=True)
 
     for baseline in ("trivial", "trivial_taskflow"):
         if not wanted(f"parse_{baseline}"):

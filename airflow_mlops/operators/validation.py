@@ -22,8 +22,12 @@ class GxValidateTableOperator(MlopsTableOperator):
     a FeatureSpec: columns present, dtypes, non-null where required, ranges, allowed categories, at
     least one row; plus an optional user GX expectation suite (JSON).
 
-    The table is streamed in batches of ``batch_rows`` rows and the results merged (see
-    :mod:`airflow_mlops.utils.expectations`), so memory is bounded by the batch, not the table.
+    The table is streamed in batches of ``batch_rows`` rows, so memory is bounded by the batch, not the
+    table. The spec's expectations are judged in one pass of Arrow kernels (:mod:`airflow_mlops.rules`,
+    the rule code batch inference enforces the spec with), including the uniqueness of the spec's
+    ``id_columns`` over the whole table, and reported as GX results (the same verdicts, counts and
+    examples GX gives on the same batches; see :func:`~airflow_mlops.utils.expectations.validate_batches`);
+    a suite of your own runs through GX on the same batches in the same pass and joins the result.
     The full result JSON and GX Data Docs HTML are written under ``reports_uri``.
 
     :param table_uri: file or partition folder to validate (templated).
@@ -36,6 +40,9 @@ class GxValidateTableOperator(MlopsTableOperator):
     :param reports_uri: folder for ``result.json`` and ``data_docs.html`` (templated); default
         ``<reports root>/validation/<dag>/<run>/<task>``.
     :param batch_rows: rows per validated batch.
+    :param engine: ``arrow`` (default: the spec's expectations in Arrow, as above) or ``gx`` (every
+        expectation through GX on pandas batches, the spec's uniqueness left out: the former path, kept to
+        compare with).
     :param bool|None require_marker: a partition folder must have its ``_SUCCESS`` marker (default ``[mlops] require_marker``).
     :param dict|str|None csv_options: CSV dialect (see :class:`~airflow_mlops.operators.base.MlopsTableOperator`).
     :return: (XCom) ``{"success", "table_uri", "rows", "batches", "evaluated", "successful",
@@ -59,6 +66,7 @@ class GxValidateTableOperator(MlopsTableOperator):
         on_failure: str = "fail",
         reports_uri: str | None = None,
         batch_rows: int = 500_000,
+        engine: str = "arrow",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -69,6 +77,9 @@ class GxValidateTableOperator(MlopsTableOperator):
         self.on_failure = on_failure
         self.reports_uri = reports_uri
         self.batch_rows = batch_rows
+        if engine not in ("arrow", "gx"):
+            raise ValueError(f"engine must be 'arrow' or 'gx', not {engine!r}")
+        self.engine = engine
 
     def _frames(self) -> Iterator[pd.DataFrame]:
         for batch in self.reader.batches(self.table_uri, batch_rows=self.batch_rows):
@@ -81,15 +92,21 @@ class GxValidateTableOperator(MlopsTableOperator):
 
         expectations.gx_analytics_off()
         spec = self.load_spec(self.spec_uri)
-        configs = expectations.spec_expectations(spec, labelled=self.labelled)
+        configs = expectations.spec_expectations(spec, labelled=self.labelled, unique=self.engine == "arrow")
+        theirs = []
         if self.suite_uri:
-            configs += expectations.load_suite_json(tables.read_text(self.suite_uri, conn_id=self.data_conn_id), source=self.suite_uri)
+            theirs = expectations.load_suite_json(tables.read_text(self.suite_uri, conn_id=self.data_conn_id), source=self.suite_uri)
         # Fail fast (and clearly) on an unreadable or incomplete table before GX starts.
         files = self.reader.files(self.table_uri)
-        self.log.info("Validating %s (%d file(s)) against %d expectations from %s", self.table_uri, len(files), len(configs), self.spec_uri)
+        self.log.info("Validating %s (%d file(s)) against %d expectations from %s", self.table_uri, len(files), len(configs) + len(theirs), self.spec_uri)
 
+        suite_name = f"{spec.name}_{'labelled' if self.labelled else 'scoring'}"
         try:
-            merged = expectations.validate_frames(self._frames(), configs, suite_name=f"{spec.name}_{'labelled' if self.labelled else 'scoring'}")
+            if self.engine == "gx":
+                merged = expectations.validate_frames(self._frames(), configs + theirs, suite_name=suite_name)
+            else:
+                batches = self.reader.batches(self.table_uri, batch_rows=self.batch_rows)
+                merged = expectations.validate_batches(batches, configs, suite_name=suite_name, user_configs=theirs)
         except expectations.WholeTableOnlyError as exc:  # a suite that batches cannot judge: a configuration error, no retry
             from airflow.sdk.exceptions import AirflowFailException
 

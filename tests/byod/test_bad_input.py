@@ -161,6 +161,7 @@ def test_csv_columns_are_typed_by_the_spec_not_by_their_first_block(scored, tmp_
     """A nullable numeric column empty in the first blocks of a CSV stays numeric (pyarrow alone would
     type it null from the first block and fail on the first value); a UTF-8 byte-order mark is read."""
     frame = pd.concat([scored["month"]] * 50, ignore_index=True)
+    frame["penguin_id"] = range(len(frame))  # one id per row, as the spec's id column demands
     frame.loc[: len(frame) // 2, "bill_length_mm"] = None  # empty in the first half of the file
     bad = tmp_path / "late_values.csv"
     frame.to_csv(bad, index=False, encoding="utf-8-sig")
