@@ -21,9 +21,8 @@ from airflow_mlops.operators.validation import GxValidateTableOperator
 from airflow_mlops.utils.expectations import describe_failure
 from tests.byod import test_bad_input as byod
 from tests.conftest import REPO
-from tests.helpers import task_context
+from tests.helpers import spec_with_tolerance, task_context
 from tests.reliability import test_bad_input as gallery
-from tests.unit.operators.test_validation import _tolerant_spec
 
 UNIQUENESS = ("expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique")
 
@@ -196,7 +195,7 @@ def test_tolerance_agrees(share: float, training: str, tmp_path: Path) -> None:
     df.loc[[1, 2, 3], "tenure_months"] = -7
     df.loc[[4, 2200], "contract"] = "weekly"
     bad = _write(df, tmp_path)
-    spec = _tolerant_spec(tmp_path, tenure_months=share, contract=0.001)
+    spec = spec_with_tolerance(str(SPEC_PATH), tmp_path, tenure_months=share, contract=0.001)
 
     summary, _ = assert_same(tmp_path, bad, spec_uri=spec, batch_rows=700)
 
