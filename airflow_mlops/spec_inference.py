@@ -42,6 +42,9 @@ Then it drafts from the whole table and adjusts, with ``q10``/``q50``/``q90`` th
 
 It prints each held-out column's would-be rejects, each adjustment with its figures, and the held-out rows
 rejected (beyond tolerance) before and after the adjustments.
+
+(This docstring states every drafting rule, so that each guess can be checked against it: it is why
+the module runs a little past 400 lines.)
 """
 
 from __future__ import annotations

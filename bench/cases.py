@@ -343,7 +343,7 @@ def validation_bare(table: str, batch_rows: str) -> None:
     frame = tables.read_table(table)
     context = gx.get_context(mode="ephemeral")
     batch = context.data_sources.add_pandas("bare").add_dataframe_asset("t").add_batch_definition_whole_dataframe("b")
-    suite = expectations._build_suite(context, expectations.spec_expectations(spec, labelled=False), "bare")
+    suite = expectations.build_suite(context, expectations.spec_expectations(spec, labelled=False), "bare")
     definition = context.validation_definitions.add(gx.ValidationDefinition(name="bare", data=batch, suite=suite))
     result = definition.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
     seconds = time.perf_counter() - start

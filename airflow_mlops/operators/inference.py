@@ -13,10 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from airflow_mlops import streaming, tables
-from airflow_mlops.exceptions import ModelResolutionError, TableError
+from airflow_mlops.exceptions import ModelResolutionError
 from airflow_mlops.hooks import registry
 from airflow_mlops.links.mlflow import MlflowModelVersionLink
 from airflow_mlops.operators.base import READ_TEMPLATE_FIELDS, MlopsTableOperator, check_choice, mlops_template_fields
+from airflow_mlops.utils.modeling import check_input_schema, check_signature
 from airflow_mlops.values import optional_text
 
 if TYPE_CHECKING:
@@ -34,60 +35,6 @@ PROGRESS_EVERY_SECONDS = 30.0
 ON_INVALID_ROWS = ("fail", "flag", "score")
 #: Column that ``on_invalid_rows="flag"`` adds: the spec rules a row breaks, null when it conforms.
 INVALID_REASON_COLUMN = "invalid_reason"
-_ARROW_KIND = {"double": "number", "float": "number", "long": "number", "integer": "number", "string": "string", "boolean": "bool"}
-
-
-def _arrow_kind(dtype: pa.DataType) -> str:
-    import pyarrow.types as t
-
-    if t.is_integer(dtype) or t.is_floating(dtype) or t.is_decimal(dtype):
-        return "number"
-    if t.is_string(dtype) or t.is_large_string(dtype) or t.is_dictionary(dtype):
-        return "string"
-    if t.is_boolean(dtype):
-        return "bool"
-    if t.is_null(dtype):
-        return "null"
-    return str(dtype)
-
-
-def check_input_schema(schema: pa.Schema, spec: FeatureSpec, signature: Any, uri: str) -> None:
-    """Refuse input that the model cannot score: a missing column, or a type the signature does not take.
-
-    :raises TableError: naming the file, the column, the expected and the found type.
-    """
-    missing = [c for c in spec.passthrough_columns + spec.feature_columns if c not in schema.names]
-    if missing:
-        raise TableError(f"missing column(s) {missing} needed to score", uri=uri)
-    expected = {}
-    if signature is not None and signature.inputs is not None:
-        # Any: a model trained before signatures came from the spec, on rows where the column was all null.
-        for col in (c for c in signature.inputs.inputs if str(c.type) != "Any"):
-            expected[col.name] = _ARROW_KIND.get(str(col.type).split(".")[-1].lower(), "other")
-    for name in spec.feature_columns:
-        want = expected.get(name) or ("number" if name in spec.numeric_columns else "string")
-        found = _arrow_kind(schema.field(name).type)
-        if found != "null" and found != want:
-            raise TableError(f"column {name!r} has type {schema.field(name).type}, the model expects {want}", uri=uri)
-
-
-def check_signature(signature: Any, spec: FeatureSpec, model: str) -> None:
-    """Refuse a model whose signature asks for columns the FeatureSpec does not feed it (a model
-    trained on another dataset): it would fail mid-file, or worse, score garbage.
-
-    :raises ModelResolutionError: naming the model and the columns.
-    """
-    if signature is None or signature.inputs is None or not signature.inputs.has_input_names():
-        return
-    unknown = [name for name in signature.inputs.input_names() if name not in spec.feature_columns]
-    if unknown:
-        raise ModelResolutionError(
-            f"the model's signature needs column(s) {unknown} that the FeatureSpec {spec.source or spec.name!r} does not "
-            f"provide (its features: {spec.feature_columns}); it was trained on other data",
-            model_name=model,
-        )
-
-
 def split_model_uri(ref: str) -> tuple[str, str] | None:
     """Return ``(scheme, rest)`` when ``ref`` is a model URI (``models:/...``, ``runs:/...``, ``s3://...``),
     ``None`` for a plain alias or version."""

@@ -25,6 +25,7 @@ from airflow_mlops.operators.base import (
     run_tags,
     ti_key,
 )
+from airflow_mlops.utils.modeling import check_class_counts, labelled
 from airflow_mlops.values import as_mapping, as_uri_list, optional_text
 
 if TYPE_CHECKING:
@@ -56,68 +57,6 @@ def lineage_dataset(frame: pd.DataFrame, source: str, target: str, name: str) ->
     dataset.__dict__["schema"] = infer_signature(frame.iloc[rows]).inputs
     return dataset
 
-
-
-def labelled(spec: FeatureSpec, frame: pd.DataFrame, uri: str) -> pd.DataFrame:
-    """``frame`` ready to learn from: no null target (refused, counted), and a classification target of
-    whole floats (pandas' type for an integer column that once held a null) as integers.
-
-    :raises ValueError: the target has nulls, naming the table and the count.
-    """
-    missing = int(frame[spec.target].isna().sum())
-    if missing:
-        raise ValueError(f"{uri}: target {spec.target!r} is null in {missing} of {len(frame)} rows; drop or label them")
-    target = frame[spec.target]
-    if spec.task == "classification" and target.dtype.kind == "f" and (target % 1 == 0).all():
-        frame = frame.assign(**{spec.target: target.astype("int64")})
-    return frame
-
-
-#: How many of the rarest classes a refused split names.
-RARE_CLASSES_SHOWN = 5
-
-
-def min_class_rows(test_size: float) -> int:
-    """The fewest rows a class needs for a stratified split by ``test_size`` to put at least one of them
-    in the holdout and one in training: ``ceil(1 / min(test_size, 1 - test_size))``, at least 2 (5 for
-    0.2, 4 for 0.3, 2 for 0.5). A class of ``n`` rows gets about ``n * test_size`` of them in the holdout."""
-    import math
-
-    return max(2, math.ceil(1 / min(test_size, 1 - test_size) - 1e-9))
-
-
-def check_class_counts(spec: FeatureSpec, data: pd.DataFrame, test_size: float, *, uri: str) -> None:
-    """Refuse, before anything is fitted, a classification table a stratified split by ``test_size``
-    cannot cut: a class with fewer than :func:`min_class_rows` rows (scikit-learn would fail deep in the
-    split, "The least populated classes in y have only 1 member", or leave a class out of the holdout).
-
-    :raises TableError: naming the target, the rule, how many classes there are and how many fall short,
-        the rarest ones with their counts, and what to change (``task: regression`` for a numeric target).
-    """
-    if spec.task != "classification":
-        return
-    need = min_class_rows(test_size)
-    counts = data[spec.target].value_counts()
-    short = counts[counts < need]
-    if short.empty:
-        return
-    from airflow_mlops.spec import plain_label
-
-    rarest = sorted(((int(n), plain_label(label)) for label, n in short.items()), key=lambda c: (c[0], type(c[1]).__name__, c[1]))
-    shown = ", ".join(f"{label!r} ({n} row{'s' if n != 1 else ''})" for n, label in rarest[:RARE_CLASSES_SHOWN])
-    more = f" and {len(rarest) - RARE_CLASSES_SHOWN} more" if len(rarest) > RARE_CLASSES_SHOWN else ""
-    fix = "merge or drop the rare classes, or give a holdout_uri (no split)"
-    if data[spec.target].dtype.kind in "iuf":
-        fix = (
-            f"the target is numeric: if {spec.target!r} is a quantity, set `task: regression` in the spec "
-            f"({spec.source or spec.name}); else {fix}"
-        )
-    raise TableError(
-        f"cannot split {len(data)} rows into training and holdout by class of {spec.target!r}: with test_size "
-        f"{test_size:g} each class needs at least {need} rows (one in the holdout, the rest in training), and "
-        f"{len(short)} of the {len(counts)} classes {'has' if len(short) == 1 else 'have'} fewer: {shown}{more}; {fix}",
-        uri=uri,
-    )
 
 
 class MlflowTrainModelOperator(MlopsTableOperator):

@@ -26,7 +26,7 @@ class GxValidateTableOperator(MlopsTableOperator):
     table. The spec's expectations are judged in one pass of Arrow kernels (:mod:`airflow_mlops.rules`,
     the rule code batch inference enforces the spec with), including the uniqueness of the spec's
     ``id_columns`` over the whole table, and reported as GX results (the same verdicts, counts and
-    examples GX gives on the same batches; see :func:`~airflow_mlops.utils.expectations.validate_batches`);
+    examples GX gives on the same batches; see :func:`~airflow_mlops.utils.gx_engine.validate_batches`);
     a suite of your own runs through GX on the same batches in the same pass and joins the result.
     The full result JSON and GX Data Docs HTML are written under ``reports_uri``.
 
@@ -88,7 +88,7 @@ class GxValidateTableOperator(MlopsTableOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         check_outcome("on_failure", self.on_failure)
         self.reset_links(context)
-        from airflow_mlops.utils import data_docs, expectations
+        from airflow_mlops.utils import data_docs, expectations, gx_batches, gx_engine
 
         expectations.gx_analytics_off()
         spec = self.load_spec(self.spec_uri)
@@ -103,10 +103,10 @@ class GxValidateTableOperator(MlopsTableOperator):
         suite_name = f"{spec.name}_{'labelled' if self.labelled else 'scoring'}"
         try:
             if self.engine == "gx":
-                merged = expectations.validate_frames(self._frames(), configs + theirs, suite_name=suite_name)
+                merged = gx_batches.validate_frames(self._frames(), configs + theirs, suite_name=suite_name)
             else:
                 batches = self.reader.batches(self.table_uri, batch_rows=self.batch_rows)
-                merged = expectations.validate_batches(batches, configs, suite_name=suite_name, user_configs=theirs)
+                merged = gx_engine.validate_batches(batches, configs, suite_name=suite_name, user_configs=theirs)
         except expectations.WholeTableOnlyError as exc:  # a suite that batches cannot judge: a configuration error, no retry
             from airflow.sdk.exceptions import AirflowFailException
 

@@ -57,7 +57,7 @@ def test_scoring_takes_the_specs_kind_for_a_column_an_older_signature_left_open(
     from mlflow.types.schema import AnyType
 
     from airflow_mlops.exceptions import TableError
-    from airflow_mlops.operators.inference import check_input_schema
+    from airflow_mlops.utils.modeling import check_input_schema
 
     spec = FeatureSpec.from_dict({"name": "h", "task": "regression", "target": "price", "numeric_features": {"area": {}}, "categorical_features": {"misc": {}}})
     older = ModelSignature(inputs=Schema([ColSpec(DataType.double, "area"), ColSpec(AnyType(), "misc", required=False)]))

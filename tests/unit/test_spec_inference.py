@@ -17,7 +17,7 @@ from airflow_mlops import cli
 from airflow_mlops.spec import FeatureSpec
 from airflow_mlops.spec_inference import widen
 from airflow_mlops.tables import CsvOptions, TableReader
-from airflow_mlops.utils import expectations
+from airflow_mlops.utils import expectations, gx_batches
 
 MEASURES = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
 
@@ -53,7 +53,7 @@ def failures(spec: FeatureSpec, uri: str, reader: TableReader, *, drop_null_targ
             yield frame.dropna(subset=[spec.target]) if drop_null_target else frame
 
     configs = expectations.spec_expectations(spec, labelled=True)
-    merged = expectations.validate_frames(frames(), configs, suite_name=f"{spec.name}_draft")
+    merged = gx_batches.validate_frames(frames(), configs, suite_name=f"{spec.name}_draft")
     assert merged.rows > 0
     return merged.failures
 

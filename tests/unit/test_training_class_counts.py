@@ -12,8 +12,8 @@ import pytest
 from sklearn.model_selection import train_test_split
 
 from airflow_mlops.exceptions import TableError
-from airflow_mlops.operators.training import check_class_counts, min_class_rows
 from airflow_mlops.spec import FeatureSpec
+from airflow_mlops.utils.modeling import check_class_counts, min_class_rows
 
 
 @pytest.fixture(scope="module")

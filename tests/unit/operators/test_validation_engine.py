@@ -227,7 +227,7 @@ def test_a_users_suite_joins_the_result_in_gx_order(training: str, tmp_path: Pat
 def test_uniqueness_matches_gx_on_one_batch(training: str, tmp_path: Path) -> None:
     """On a table of one batch GX can judge uniqueness: the engine's result is GX's (counts, values, NaN and null ids)."""
     from airflow_mlops.spec import FeatureSpec
-    from airflow_mlops.utils import expectations
+    from airflow_mlops.utils import expectations, gx_batches, gx_engine
 
     spec = FeatureSpec.load(str(SPEC_PATH))
     df = tables.read_table(training)
@@ -236,8 +236,8 @@ def test_uniqueness_matches_gx_on_one_batch(training: str, tmp_path: Path) -> No
         import pyarrow as pa
 
         configs = expectations.spec_expectations(spec, labelled=True)
-        theirs = expectations.validate_frames(iter([frame]), configs, suite_name="gx")
-        ours = expectations.validate_batches(iter(pa.Table.from_pandas(frame, preserve_index=False).to_batches()), configs, suite_name="arrow")
+        theirs = gx_batches.validate_frames(iter([frame]), configs, suite_name="gx")
+        ours = gx_engine.validate_batches(iter(pa.Table.from_pandas(frame, preserve_index=False).to_batches()), configs, suite_name="arrow")
         assert {_key(e): _seen(e) for e in ours.result.results} == {_key(e): _seen(e) for e in theirs.result.results}
         assert ours.failures == theirs.failures
         (found,) = [f for f in ours.failures if f["expectation"] == "expect_column_values_to_be_unique"]
@@ -267,9 +267,9 @@ def _ids_table(tmp: Path, rows: int, duplicate: tuple[int, int] | None) -> str:
 @pytest.mark.parametrize("duplicate", [(123_456, 1_876_543), None])
 def test_uniqueness_of_2m_ids_in_bounded_memory(duplicate: tuple[int, int] | None, tmp_path: Path) -> None:
     """2M ids in batches of 250k: exactly one duplicated id is found (its two rows, the value named), a clean table passes."""
-    from airflow_mlops import rules
+    from airflow_mlops import rules, table_check
 
-    check = rules.TableCheck([rules.Rule("unique", columns=("customer_id",))], spill_dir=str(tmp_path))
+    check = table_check.TableCheck([rules.Rule("unique", columns=("customer_id",))], spill_dir=str(tmp_path))
     for batch in tables.TableReader().batches(_ids_table(tmp_path, 2_000_000, duplicate), batch_rows=250_000):
         check.add(batch)
     (found,) = check.unique().values()
@@ -286,11 +286,11 @@ def test_uniqueness_of_2m_ids_in_bounded_memory(duplicate: tuple[int, int] | Non
 def test_compound_uniqueness_matches_gx(tmp_path: Path) -> None:
     import pyarrow as pa
 
-    from airflow_mlops.utils import expectations
+    from airflow_mlops.utils import gx_batches, gx_engine
 
     frame = pd.DataFrame({"a": ["x", "x", "y", None, None, "x"], "b": [1, 1, 1, None, None, 2]})
     configs = [{"type": "expect_compound_columns_to_be_unique", "kwargs": {"column_list": ["a", "b"]}}]
-    theirs = expectations.validate_frames(iter([frame]), configs, suite_name="gx")
-    ours = expectations.validate_batches(iter(pa.Table.from_pandas(frame, preserve_index=False).to_batches(max_chunksize=2)), configs, suite_name="arrow")
+    theirs = gx_batches.validate_frames(iter([frame]), configs, suite_name="gx")
+    ours = gx_engine.validate_batches(iter(pa.Table.from_pandas(frame, preserve_index=False).to_batches(max_chunksize=2)), configs, suite_name="arrow")
     assert [_seen(e) for e in ours.result.results] == [_seen(e) for e in theirs.result.results]
     assert ours.result.results[0].result["unexpected_count"] == 2
