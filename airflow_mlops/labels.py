@@ -187,7 +187,8 @@ class LabelJoin:
         """The SQL condition of a label row that holds a label (pandas' ``dropna``: a float NaN is none)."""
         import pyarrow as pa
 
-        assert self.labels_schema is not None
+        if self.labels_schema is None:
+            raise RuntimeError("load_rows() and load_labels() come first")
         target = f"{alias}.{_quoted(self.spec.target)}"
         if pa.types.is_floating(self.labels_schema.field(self.spec.target).type):
             return f"{target} IS NOT NULL AND NOT isnan({target})"
@@ -202,7 +203,8 @@ class LabelJoin:
 
         :raises TableError: the rows repeat an id, or an id column reads as another type on each side.
         """
-        assert self.rows_schema is not None and self.labels_schema is not None
+        if self.rows_schema is None or self.labels_schema is None:
+            raise RuntimeError("load_rows() and load_labels() come first")
         keys = ", ".join(_quoted(c) for c in self.ids)
         [(distinct,)] = self.con.execute(f"SELECT count(*) FROM (SELECT DISTINCT {keys} FROM rows)").fetchall()  # nosec B608
         repeated = self.counts["rows"] - int(distinct)
@@ -225,7 +227,8 @@ class LabelJoin:
         """The label's type as ``read_table`` gives it: an integer target that held a null reads as float."""
         import pyarrow as pa
 
-        assert self.labels_schema is not None
+        if self.labels_schema is None:
+            raise RuntimeError("load_rows() and load_labels() come first")
         kind = self.labels_schema.field(self.spec.target).type
         return pa.float64() if pa.types.is_integer(kind) and self._has_nulls("labels", self.spec.target) else kind
 
@@ -233,7 +236,8 @@ class LabelJoin:
         """``columns`` of the joined rows in their types as read (the target as ``read_table`` gives it)."""
         import pyarrow as pa
 
-        assert self.rows_schema is not None
+        if self.rows_schema is None:
+            raise RuntimeError("load_rows() and load_labels() come first")
         return [pa.field(c, self._target_type()) if c == self.spec.target else self.rows_schema.field(c) for c in columns]
 
     def _join(self, select: Sequence[str], *, ordered: bool) -> Iterator[pa.RecordBatch]:
