@@ -30,12 +30,16 @@ MLFLOW_WARNINGS = {
     "is ill-defined and being set to 0.0": Warning,
 }
 #: Warning texts muted around Evidently's quality report, and why: on a period that lacks classes (a
-#: month of one sub-population) its per-class tables divide by classes with no row. The verdict's
+#: month of one sub-population) its per-class tables divide by classes with no row; a regression
+#: report scores groups too small for R². The verdict's
 #: numbers come from :mod:`airflow_mlops.metrics`, which leaves an undefined metric out.
 REPORT_WARNINGS = {
     "is ill-defined and being set to 0.0": Warning,
     "A single label was found in 'y_true' and 'y_pred'": UserWarning,
     "invalid value encountered in scalar divide": RuntimeWarning,
+    # A regression report also scores small groups of the period's rows; a group of one row has no
+    # R² (Evidently leaves it empty). Seen on a month of house sales.
+    "R^2 score is not well-defined with less than two samples": Warning,
 }
 #: MLflow log records muted, by logger and the start of their text, and why.
 MLFLOW_RECORDS = {

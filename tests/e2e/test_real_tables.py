@@ -22,7 +22,8 @@ from tests.real_tables import MONTHS, TABLES, lay_out
 
 DAG_FILE = Path(__file__).with_name("dags") / "real_tables_dag.py"
 
-pytestmark = pytest.mark.e2e
+# A metric warning would reach the task log as noise a user cannot act on: it fails the run here.
+pytestmark = [pytest.mark.e2e, pytest.mark.filterwarnings("error::sklearn.exceptions.UndefinedMetricWarning")]
 
 
 def parsed(model: str) -> dict[str, Any]:
